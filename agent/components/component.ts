@@ -1,0 +1,70 @@
+import type { Readable } from 'node:stream';
+import type { Logger } from 'winston';
+import type { Artifact, ComponentName, Entry, Part } from '../../common/manifest.js';
+
+export interface Health {
+  status: 'ok' | 'degraded' | 'down' | 'unknown';
+  detail: string;
+}
+
+/** What a component's backup gets: where to write, and how to record what it wrote. */
+export interface BackupContext {
+  backupId: string;
+  node: string;
+  /** Set directory on the shared location: <target>/<id>. */
+  setDir: string;
+  /** This component's directory in the set, created owner-only: <target>/<id>/<node>/<component>. */
+  outDir: string;
+  log: Logger;
+  signal: AbortSignal;
+  /** Agent-private scratch space (never the shared location). */
+  stateDir: string;
+  compressionLevel: number;
+  /** Reports bytes written so far and, optionally, what is happening. */
+  progress(deltaBytes: number, message?: string): void;
+  /** Zips files/directories into <outDir>/<fileName>; the manifest gets every entry. */
+  addZip(fileName: string, sources: string[], opts?: { exclude?: (abs: string) => boolean; level?: number }): Promise<Artifact>;
+  /** Stores a stream as it is into <outDir>/<fileName>, hashed on the way. */
+  addStream(fileName: string, source: Readable): Promise<Artifact>;
+  /** Facts restore will need (snapshot names, node names); never secrets. */
+  meta: Record<string, string>;
+}
+
+export interface BackupOutcome {
+  status: 'ok' | 'skipped';
+  reason?: string;
+}
+
+export interface RestoreContext {
+  backupId: string;
+  node: string;
+  setDir: string;
+  part: Part;
+  dryRun: boolean;
+  force: boolean;
+  options: Record<string, string>;
+  log: Logger;
+  signal: AbortSignal;
+  stateDir: string;
+  progress(deltaBytes: number, message?: string): void;
+  /** Absolute path of one of this part's artifacts, by file name. */
+  artifactFile(fileName: string): string;
+  /**
+   * Puts the part's archived files back, confined to the component's restorePaths: verifies every
+   * file against the manifest first, keeps a rollback copy of what it replaces, restores modes,
+   * owners, mtimes and symlinks. `validate` sees the new files (by original path -> staged path)
+   * before anything is replaced and may refuse them.
+   */
+  restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>) => Promise<void> }): Promise<{ restored: number; rollbackDir: string }>;
+}
+
+/** Every component has this shape: what it backs up, where it restores to, how it checks health. */
+export interface Component {
+  readonly name: ComponentName;
+  /** The only paths restore may write to. */
+  readonly restorePaths: string[];
+  estimateBytes(): Promise<number>;
+  health(): Promise<Health>;
+  backup(ctx: BackupContext): Promise<BackupOutcome>;
+  restore(ctx: RestoreContext): Promise<void>;
+}

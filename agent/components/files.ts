@@ -1,0 +1,57 @@
+import path from 'node:path';
+import { z } from 'zod';
+import type { ComponentName } from '../../common/manifest.js';
+import { duBytes, exists } from '../../common/fsutil.js';
+import { command } from '../../common/config.js';
+import { run } from '../../common/exec.js';
+import type { Component, Health, RestoreContext } from './component.js';
+
+/** Config keys every file-based part shares: which paths, and what to run after a restore. */
+export const filesSchema = {
+  /** Commands run after files are back (e.g. reload the service); never run on a dry run. */
+  after_restore_command: command.optional(),
+};
+
+export const filesArtifact = 'files.zip';
+
+export interface FilesOptions {
+  exclude?: (abs: string) => boolean;
+  validate?: (staged: Map<string, string>, ctx: RestoreContext) => Promise<void>;
+  afterRestore?: string[];
+}
+
+/**
+ * A component that is nothing but files (HAProxy, the config part of the others). It is also
+ * the building block the data components call for their config files.
+ */
+export function filesComponent(name: ComponentName, paths: string[], opts: FilesOptions = {}): Component {
+  return {
+    name,
+    restorePaths: paths,
+    estimateBytes: () => duBytes(paths, opts.exclude),
+    health: () => filesHealth(paths),
+    async backup(ctx) {
+      await ctx.addZip(filesArtifact, paths, { exclude: opts.exclude });
+      return { status: 'ok' };
+    },
+    async restore(ctx) {
+      await restoreFilesThenRun(ctx, opts);
+    },
+  };
+}
+
+export async function restoreFilesThenRun(ctx: RestoreContext, opts: FilesOptions, archive = filesArtifact): Promise<void> {
+  const arch = `${ctx.part.node}/${ctx.part.component}/${archive}`;
+  if (!ctx.part.artifacts.some((a) => a.path === arch)) return;
+  await ctx.restoreFiles({ archive: arch, validate: opts.validate ? (staged) => opts.validate!(staged, ctx) : undefined });
+  if (opts.afterRestore && !ctx.dryRun) await run(opts.afterRestore, { signal: ctx.signal });
+}
+
+export async function filesHealth(paths: string[]): Promise<Health> {
+  const present: string[] = [];
+  for (const p of paths) if (await exists(p)) present.push(p);
+  if (present.length === 0) return { status: 'down', detail: `none of ${paths.join(', ')} exists` };
+  return { status: 'ok', detail: `${present.length}/${paths.length} paths present` };
+}
+
+export const pathList = z.array(z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path'));

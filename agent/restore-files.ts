@@ -1,0 +1,167 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Entry, Part } from '../common/manifest.js';
+import { extractVerified, entryNameOf } from '../common/archive.js';
+import { IntegrityError, PermissionError } from '../common/errors.js';
+import { isInside, mkdirPrivate } from '../common/fsutil.js';
+import { run } from '../common/exec.js';
+
+export interface RestoreFilesArgs {
+  setDir: string;
+  part: Part;
+  backupId: string;
+  restorePaths: string[];
+  stateDir: string;
+  dryRun: boolean;
+  archive?: string;
+  only?: (e: Entry) => boolean;
+  validate?: (staged: Map<string, string>) => Promise<void>;
+  onBytes?: (n: number) => void;
+  report?: (line: string) => void;
+}
+
+/** Refuses any entry that would write outside the component's declared paths (zip slip). */
+export function checkConfinement(entries: Entry[], roots: string[]): void {
+  const inRoots = (p: string) => roots.some((r) => isInside(path.resolve(r), p));
+  for (const e of entries) {
+    const p = e.path;
+    if (!path.isAbsolute(p) || path.normalize(p) !== p || p.split('/').includes('..')) {
+      throw new PermissionError(`refusing entry '${p}': not a plain absolute path`);
+    }
+    if (e.name !== entryNameOf(p) || e.name.split('/').includes('..')) {
+      throw new PermissionError(`refusing entry '${e.name}': its name does not match its path ${p}`);
+    }
+    if (!inRoots(p)) throw new PermissionError(`refusing entry '${p}': outside the component's paths ${roots.join(', ')}`);
+    if (e.type === 'symlink') {
+      const target = path.resolve(path.dirname(p), e.linkTarget);
+      if (!inRoots(target)) throw new PermissionError(`refusing symlink '${p}' -> '${e.linkTarget}': it points outside ${roots.join(', ')}`);
+    }
+  }
+}
+
+/** A directory about to be written into must not lead out of the roots through a symlink. */
+async function checkRealParent(dir: string, roots: string[]): Promise<void> {
+  const real = await fsp.realpath(dir);
+  const realRoots = await Promise.all(roots.map((r) => fsp.realpath(r).catch(() => path.resolve(r))));
+  if (!realRoots.some((r) => isInside(r, real))) {
+    throw new PermissionError(`refusing to write into ${dir}: it resolves to ${real}, outside ${roots.join(', ')}`);
+  }
+}
+
+const depth = (p: string) => p.split('/').length;
+
+function timesOf(e: Entry): number {
+  return Number(BigInt(e.mtimeNs) / 1000n) / 1e6;
+}
+
+async function applyMeta(e: Entry, dest: string): Promise<void> {
+  try {
+    await fsp.lchown(dest, e.uid, e.gid);
+  } catch (err) {
+    // Only root can give files away; as another user, keep our own ownership rather than fail.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM' || process.getuid?.() === 0) throw err;
+  }
+  if (e.type !== 'symlink') await fsp.chmod(dest, e.mode & 0o7777);
+  const t = timesOf(e);
+  await fsp.lutimes(dest, t, t);
+}
+
+/**
+ * Restores a part's archived files in place. Order matters for safety: check confinement,
+ * extract to temp names beside their destinations (verifying every SHA-256), let the component
+ * validate the new files, copy what will be replaced to a rollback directory, and only then
+ * rename the new files over the old ones.
+ */
+export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: number; rollbackDir: string }> {
+  const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
+  checkConfinement(entries, a.restorePaths);
+  const archives = [...new Set(entries.map((e) => e.archive))];
+  for (const arch of archives) {
+    if (!a.part.artifacts.some((x) => x.path === arch)) throw new IntegrityError(`entries refer to ${arch}, which is not an artifact of this part`);
+  }
+  if (a.dryRun) {
+    for (const e of entries) a.report?.(`would restore ${e.type} ${e.path}`);
+    return { restored: entries.length, rollbackDir: '' };
+  }
+
+  const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
+  for (const d of dirs) {
+    const st = await fsp.lstat(d.path).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new IntegrityError(`${d.path} exists and is not a directory; move it away first`);
+    if (!st) {
+      await checkRealParent(path.dirname(d.path), a.restorePaths).catch(async (err) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') await fsp.mkdir(path.dirname(d.path), { recursive: true, mode: 0o700 });
+        else throw err;
+      });
+      await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+    }
+  }
+
+  const tag = `.lsbackup-restore-${a.backupId}`;
+  const staged = new Map<string, string>();
+  const tempOf = (e: Entry) => path.join(path.dirname(e.path), `.${path.basename(e.path)}${tag}`);
+  const cleanup = async () => {
+    for (const t of staged.values()) await fsp.rm(t, { force: true });
+  };
+  try {
+    for (const e of entries) {
+      if (e.type === 'dir') continue;
+      await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
+      await checkRealParent(path.dirname(e.path), a.restorePaths);
+    }
+    for (const arch of archives) {
+      const mine = new Set(entries.filter((e) => e.archive === arch));
+      const allOfArchive = a.part.entries.filter((e) => e.archive === arch);
+      await extractVerified(
+        path.join(a.setDir, arch),
+        allOfArchive,
+        (e) => {
+          if (!mine.has(e)) return undefined;
+          const t = tempOf(e);
+          staged.set(e.path, t);
+          return t;
+        },
+        a.onBytes,
+      );
+    }
+    for (const e of entries) {
+      if (e.type !== 'symlink') continue;
+      const t = tempOf(e);
+      await fsp.rm(t, { force: true });
+      await fsp.symlink(e.linkTarget, t);
+      staged.set(e.path, t);
+    }
+    await a.validate?.(staged);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+
+  const rollbackDir = path.join(a.stateDir, 'rollback', `${a.backupId}-${a.part.component}-${Date.now()}`);
+  try {
+    await mkdirPrivate(rollbackDir);
+    const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
+    for (const r of touched) {
+      if (await fsp.lstat(r).catch(() => undefined)) await run(['cp', '-a', '--parents', r, rollbackDir]);
+    }
+    // cp copies our temp files too; they are not part of what was replaced.
+    await run(['find', rollbackDir, '-name', `*${tag}`, '-delete']);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  a.report?.(`rollback copy of the replaced files: ${rollbackDir}`);
+
+  for (const e of entries) {
+    if (e.type === 'dir') continue;
+    const t = staged.get(e.path)!;
+    await applyMeta(e, t);
+    const old = await fsp.lstat(e.path).catch(() => undefined);
+    if (old?.isDirectory()) await fsp.rm(e.path, { recursive: true });
+    await fsp.rename(t, e.path);
+    staged.delete(e.path);
+  }
+  // Directories last and deepest first: writing into a directory changes its mtime.
+  for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
+  return { restored: entries.length, rollbackDir };
+}

@@ -1,0 +1,246 @@
+import { createWriteStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'winston';
+import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
+import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import { writeZip } from '../common/archive.js';
+import { InputError, IntegrityError, NotFoundError, messageOf } from '../common/errors.js';
+import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
+import { HashingStream, sha256File } from '../common/hash.js';
+import { acquireLock } from '../common/lock.js';
+import { checkSetId, readManifest, readManifestIfAny, setDir as setDirOf, type Artifact, type ComponentName, type Entry, type Part } from '../common/manifest.js';
+import type { BackupContext, Component, RestoreContext } from './components/component.js';
+import { restoreFileSet } from './restore-files.js';
+
+export interface AgentRuntime {
+  node: string;
+  version: string;
+  stateDir: string;
+  compressionLevel: number;
+  components: Map<ComponentName, Component>;
+  log: Logger;
+}
+
+export type Emit = (ev: ProgressEvent) => void;
+
+const PROGRESS_EVERY_MS = 250;
+
+/** Emits at most one progress event per component every PROGRESS_EVERY_MS. */
+function progressReporter(emit: Emit, node: string, component: string, total: number) {
+  let done = 0;
+  let last = 0;
+  return (delta: number, message?: string) => {
+    done += delta;
+    const now = Date.now();
+    if (message || now - last >= PROGRESS_EVERY_MS) {
+      last = now;
+      emit({ node, component, phase: 'running', bytesDone: done, bytesTotal: Math.max(total, done), message: message ?? '' });
+    }
+  };
+}
+
+function pickComponents(rt: AgentRuntime, wanted: string[]): Component[] {
+  if (wanted.length === 0) return [...rt.components.values()];
+  return wanted.map((w) => {
+    const c = rt.components.get(w as ComponentName);
+    if (!c) throw new InputError(`component '${w}' is not configured on node ${rt.node} (it serves: ${[...rt.components.keys()].join(', ') || 'nothing'})`);
+    return c;
+  });
+}
+
+function relOf(setDir: string, abs: string): string {
+  return path.relative(setDir, abs).split(path.sep).join('/');
+}
+
+async function backupOne(rt: AgentRuntime, c: Component, backupId: string, setDir: string, node: string, emit: Emit, signal: AbortSignal): Promise<ComponentResult> {
+  const started = Date.now();
+  const outDir = path.join(setDir, node, c.name);
+  const log = rt.log.child({ backupId, node, component: c.name });
+  const artifacts: Artifact[] = [];
+  const entries: Entry[] = [];
+  const meta: Record<string, string> = {};
+  const total = await c.estimateBytes().catch(() => 0);
+  const progress = progressReporter(emit, node, c.name, total);
+  emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId });
+  const ctx: BackupContext = {
+    backupId,
+    node,
+    setDir,
+    outDir,
+    log,
+    signal,
+    stateDir: rt.stateDir,
+    compressionLevel: rt.compressionLevel,
+    progress,
+    meta,
+    async addZip(fileName, sources, opts) {
+      const file = path.join(outDir, fileName);
+      const r = await writeZip(file, relOf(setDir, file), sources, { level: opts?.level ?? rt.compressionLevel, exclude: opts?.exclude, onBytes: (n) => progress(n), signal });
+      artifacts.push(r.artifact);
+      entries.push(...r.entries);
+      return r.artifact;
+    },
+    async addStream(fileName: string, source: Readable) {
+      const file = path.join(outDir, fileName);
+      const hashing = new HashingStream((n) => progress(n));
+      try {
+        await pipeline(source, hashing, createWriteStream(file, { mode: FILE_MODE, highWaterMark: 1 << 20 }), { signal });
+        await fsyncPath(file);
+      } catch (err) {
+        await fsp.rm(file, { force: true });
+        throw err;
+      }
+      const artifact: Artifact = { path: relOf(setDir, file), kind: 'stream', size: hashing.bytes, sha256: hashing.digest(), mode: 0o100600 };
+      artifacts.push(artifact);
+      return artifact;
+    },
+  };
+  const result = (status: string, reason: string): ComponentResult => ({
+    node,
+    component: c.name,
+    status,
+    reason,
+    artifacts: artifacts.map((a) => ({ ...a })),
+    entries: entries.map((e) => ({ ...e, mtimeNs: e.mtimeNs })),
+    bytes: artifacts.reduce((s, a) => s + a.size, 0),
+    durationMs: Date.now() - started,
+    meta,
+  });
+  try {
+    await mkdirPrivate(outDir);
+    const outcome = await c.backup(ctx);
+    await fsyncPath(outDir);
+    log.info(`backup ${outcome.status}${outcome.reason ? `: ${outcome.reason}` : ''}`, { bytes: artifacts.reduce((s, a) => s + a.size, 0) });
+    return result(outcome.status, outcome.reason ?? '');
+  } catch (err) {
+    const reason = messageOf(err);
+    log.error(`backup failed: ${reason}`);
+    // A failed component leaves nothing behind that could pass for its backup.
+    await fsp.rm(outDir, { recursive: true, force: true }).catch(() => undefined);
+    artifacts.length = 0;
+    entries.length = 0;
+    return result('failed', reason);
+  }
+}
+
+/** Backs up this node's components in parallel, straight into the set directory on the shared location. */
+export async function backupNode(
+  rt: AgentRuntime,
+  req: { backupId: string; target: string; node: string; components: string[] },
+  emit: Emit,
+  signal: AbortSignal,
+): Promise<ComponentResult[]> {
+  const backupId = checkSetId(req.backupId);
+  const node = req.node || rt.node;
+  const chosen = pickComponents(rt, req.components);
+  const setDir = setDirOf(req.target, backupId);
+  const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `backup ${backupId} of node ${node}`);
+  try {
+    await mkdirPrivate(path.join(setDir, node));
+    const results = await Promise.all(chosen.map((c) => backupOne(rt, c, backupId, setDir, node, emit, signal)));
+    for (const r of results) {
+      emit({ node, component: r.component, phase: r.status === 'ok' ? 'done' : r.status, message: r.reason, bytesDone: r.bytes, bytesTotal: r.bytes, result: r, backupId });
+    }
+    return results;
+  } finally {
+    await release();
+  }
+}
+
+/** Checks size and SHA-256 of a part's artifacts; returns one line per bad file. */
+export async function checkArtifacts(setDir: string, parts: Part[], onBytes?: (n: number) => void): Promise<string[]> {
+  const bad: string[] = [];
+  for (const part of parts) {
+    for (const a of part.artifacts) {
+      const file = path.join(setDir, a.path);
+      try {
+        const { sha256, size } = await sha256File(file, onBytes);
+        if (size !== a.size) bad.push(`${a.path}: size ${size}, manifest says ${a.size}`);
+        else if (sha256 !== a.sha256) bad.push(`${a.path}: sha256 mismatch`);
+      } catch (err) {
+        bad.push(`${a.path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : messageOf(err)}`);
+      }
+    }
+  }
+  return bad;
+}
+
+/** Restores one node's parts of a set onto this node, one component after another. */
+export async function restoreNode(
+  rt: AgentRuntime,
+  req: { backupId: string; target: string; node: string; components: string[]; dryRun: boolean; force: boolean; options: Record<string, string> },
+  emit: Emit,
+  signal: AbortSignal,
+): Promise<ComponentResult[]> {
+  const backupId = checkSetId(req.backupId);
+  const node = req.node || rt.node;
+  const setDir = setDirOf(req.target, backupId);
+  const manifest = req.force ? await readManifestIfAny(req.target, backupId) : await readManifest(req.target, backupId);
+  if (!manifest) throw new IntegrityError(`backup '${backupId}' has no manifest; a forced restore still needs the manifest to know what to write`);
+  const nodeParts = manifest.parts.filter((p) => p.node === node);
+  if (nodeParts.length === 0) throw new NotFoundError(`node '${node}' has no parts in backup ${backupId} (nodes: ${[...new Set(manifest.parts.map((p) => p.node))].join(', ')})`);
+  for (const w of req.components) {
+    if (!nodeParts.some((p) => p.component === w)) throw new NotFoundError(`backup ${backupId} has no '${w}' part for node ${node} (it has: ${nodeParts.map((p) => p.component).join(', ')})`);
+  }
+  const parts = nodeParts.filter((p) => p.status === 'ok' && (req.components.length === 0 || req.components.includes(p.component)));
+  const components = parts.map((p) => {
+    const c = rt.components.get(p.component as ComponentName);
+    if (!c) throw new InputError(`component '${p.component}' is not configured on this agent (${rt.node}); configure it to restore here`);
+    return c;
+  });
+
+  const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `restore ${backupId} of node ${node}`);
+  try {
+    emit({ node, phase: 'running', message: `checking ${parts.reduce((s, p) => s + p.artifacts.length, 0)} artifacts against the manifest`, backupId });
+    const bad = await checkArtifacts(setDir, parts);
+    if (bad.length > 0) {
+      if (!req.force) throw new IntegrityError(`refusing to restore: ${bad.length} file(s) fail their checksum: ${bad.join('; ')}`);
+      emit({ node, phase: 'info', message: `--force: restoring despite ${bad.join('; ')}`, backupId });
+    }
+    const results: ComponentResult[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      const c = components[i]!;
+      const started = Date.now();
+      const log = rt.log.child({ backupId, node, component: c.name });
+      const total = part.artifacts.reduce((s, a) => s + a.size, 0);
+      const progress = progressReporter(emit, node, c.name, total);
+      const report = (line: string) => emit({ node, component: c.name, phase: 'info', message: line, backupId });
+      const ctx: RestoreContext = {
+        backupId,
+        node,
+        setDir,
+        part,
+        dryRun: req.dryRun,
+        force: req.force,
+        options: req.options,
+        log,
+        signal,
+        stateDir: rt.stateDir,
+        progress,
+        artifactFile: (fileName) => path.join(setDir, part.node, part.component, fileName),
+        restoreFiles: (o) =>
+          restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report }),
+      };
+      emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId, message: req.dryRun ? 'dry run' : '' });
+      let status = 'ok';
+      let reason = '';
+      try {
+        await c.restore(ctx);
+        log.info(req.dryRun ? 'restore dry run done' : 'restored');
+      } catch (err) {
+        status = 'failed';
+        reason = messageOf(err);
+        log.error(`restore failed: ${reason}`);
+      }
+      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: total, durationMs: Date.now() - started, meta: {} };
+      results.push(r);
+      emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });
+    }
+    return results;
+  } finally {
+    await release();
+  }
+}

@@ -1,0 +1,169 @@
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { ZipArchive } from 'archiver';
+import unzipper from 'unzipper';
+import type { Artifact, Entry } from './manifest.js';
+import { HashingStream } from './hash.js';
+import { FILE_MODE, fsyncPath } from './fsutil.js';
+import { IntegrityError, LsbackupError } from './errors.js';
+
+export interface ZipOptions {
+  /** 0 stores entries as they are (data that is already compressed); 1-9 deflate. */
+  level: number;
+  /** Paths (absolute) to leave out, e.g. Grafana's png/ renders. */
+  exclude?: (absPath: string) => boolean;
+  onBytes?: (n: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Entry name for an absolute source path: the path without its leading slash. */
+export function entryNameOf(absPath: string): string {
+  return absPath.replace(/^\/+/, '');
+}
+
+/**
+ * Zips the given absolute paths (files or directory trees) into `outFile`, recording every
+ * file's hash and metadata as it streams through, so nothing is read twice.
+ * `artifactPath` is the artifact's path relative to the set, as the manifest names it.
+ */
+export async function writeZip(
+  outFile: string,
+  artifactPath: string,
+  sources: string[],
+  opts: ZipOptions,
+): Promise<{ artifact: Artifact; entries: Entry[] }> {
+  const archive = new ZipArchive({ zlib: { level: opts.level === 0 ? 0 : opts.level }, store: opts.level === 0, highWaterMark: 1 << 20 } as never);
+  const out = createWriteStream(outFile, { mode: FILE_MODE, highWaterMark: 1 << 20 });
+  const outHash = new HashingStream();
+  const entries: Entry[] = [];
+  let failure: Error | undefined;
+  // archiver reports unreadable or vanished files as warnings; a backup missing a file is a failed backup.
+  archive.on('warning', (err: Error) => (failure ??= err));
+  archive.on('error', (err: Error) => (failure ??= err));
+  const written = pipeline(archive, outHash, out);
+  written.catch((err: Error) => (failure ??= err));
+  // Files are appended one at a time, each once archiver has taken in the one before,
+  // so a tree of thousands of files never holds thousands of open descriptors.
+  let appended = 0;
+  let processed = 0;
+  let wake: (() => void) | undefined;
+  archive.on('entry', () => {
+    processed++;
+    wake?.();
+  });
+  const settled = written.then(() => undefined, () => undefined);
+  const caughtUp = async (): Promise<void> => {
+    while (processed < appended && !failure) {
+      await Promise.race([new Promise<void>((r) => (wake = r)), settled]);
+    }
+  };
+
+  const add = async (abs: string): Promise<void> => {
+    if (opts.exclude?.(abs)) return;
+    if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
+    const st = await fsp.lstat(abs, { bigint: true });
+    const base = {
+      archive: artifactPath,
+      name: entryNameOf(abs),
+      path: abs,
+      mode: Number(st.mode),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeNs: st.mtimeNs.toString(),
+      linkTarget: '',
+      sha256: '',
+      size: 0,
+    };
+    const date = new Date(Number(st.mtimeMs));
+    if (st.isSymbolicLink()) {
+      const target = await fsp.readlink(abs);
+      entries.push({ ...base, type: 'symlink', linkTarget: target });
+      appended++;
+      archive.symlink(base.name, target, Number(st.mode) & 0o7777);
+      return;
+    }
+    if (st.isDirectory()) {
+      entries.push({ ...base, type: 'dir' });
+      appended++;
+      archive.append(Buffer.alloc(0), { name: base.name + '/', type: 'directory', date, mode: Number(st.mode) & 0o7777 });
+      const names = (await fsp.readdir(abs)).sort();
+      for (const name of names) await add(path.join(abs, name));
+      return;
+    }
+    if (!st.isFile()) return; // sockets, fifos and devices are not configuration
+    const hashing = new HashingStream(opts.onBytes);
+    const source = createReadStream(abs, { highWaterMark: 1 << 20 });
+    source.on('error', (err) => hashing.destroy(err));
+    appended++;
+    archive.append(source.pipe(hashing), { name: base.name, date, mode: Number(st.mode) & 0o7777 });
+    await caughtUp();
+    if (failure) throw failure;
+    entries.push({ ...base, type: 'file', size: hashing.bytes, sha256: hashing.digest() });
+  };
+
+  try {
+    for (const src of sources) {
+      try {
+        await fsp.lstat(src);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // optional paths (advanced.config, ...) may be absent
+        throw err;
+      }
+      await add(src);
+      if (failure) throw failure;
+    }
+    await archive.finalize();
+    // finalize() resolves when archiver is done, not when the bytes are on disk.
+    await written;
+    if (failure) throw failure;
+    await fsyncPath(outFile);
+    await fsyncPath(path.dirname(outFile));
+  } catch (err) {
+    archive.abort();
+    out.destroy();
+    await fsp.rm(outFile, { force: true });
+    throw err;
+  }
+  await fsp.chmod(outFile, FILE_MODE);
+  return {
+    artifact: { path: artifactPath, kind: 'zip', size: outHash.bytes, sha256: outHash.digest(), mode: 0o100600 },
+    entries,
+  };
+}
+
+/**
+ * Streams every file entry of `zipFile` that the manifest lists to `destFor(entry)` (skipped where
+ * that gives undefined), checking size
+ * and SHA-256 against the manifest entry. The zip's central directory is read (unzipper's Open),
+ * because archiver writes data descriptors that streaming parsers misread.
+ * Any zip entry the manifest does not list is refused before anything is written.
+ */
+export async function extractVerified(
+  zipFile: string,
+  entries: Entry[],
+  destFor: (e: Entry) => string | undefined,
+  onBytes?: (n: number) => void,
+): Promise<void> {
+  const dir = await unzipper.Open.file(zipFile);
+  const byName = new Map<string, Entry>();
+  for (const e of entries) byName.set(e.type === 'dir' ? e.name + '/' : e.name, e);
+  for (const f of dir.files) {
+    if (!byName.has(f.path)) throw new IntegrityError(`archive ${path.basename(zipFile)} holds '${f.path}', which its manifest does not list; refusing to restore`);
+  }
+  const zipByName = new Map(dir.files.map((f) => [f.path, f]));
+  for (const e of entries) {
+    if (e.type !== 'file') continue;
+    const f = zipByName.get(e.name);
+    if (!f) throw new IntegrityError(`archive ${path.basename(zipFile)} is missing ${e.path}`);
+    const dest = destFor(e);
+    if (!dest) continue;
+    const hashing = new HashingStream(onBytes);
+    await pipeline(f.stream(), hashing, createWriteStream(dest, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
+    const sha = hashing.digest();
+    if (hashing.bytes !== e.size || sha !== e.sha256) {
+      await fsp.rm(dest, { force: true });
+      throw new IntegrityError(`${e.path}: extracted ${hashing.bytes} bytes with sha256 ${sha.slice(0, 12)}…, manifest says ${e.size} bytes ${e.sha256.slice(0, 12)}…`);
+    }
+  }
+}

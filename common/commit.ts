@@ -1,0 +1,48 @@
+import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
+import { FORMAT, setStatusOf, writeManifest, type Manifest, type Part, type PartStatus } from './manifest.js';
+
+export const VERSION = '0.1.0';
+
+export function partOf(r: ComponentResult): Part {
+  return {
+    node: r.node,
+    component: r.component,
+    status: (['ok', 'failed', 'skipped'].includes(r.status) ? r.status : 'failed') as PartStatus,
+    reason: r.reason,
+    durationMs: Number(r.durationMs),
+    bytes: Number(r.bytes),
+    meta: { ...r.meta },
+    artifacts: r.artifacts.map((a) => ({ path: a.path, kind: a.kind === 'zip' ? 'zip' : 'stream', size: Number(a.size), sha256: a.sha256, mode: a.mode })),
+    entries: r.entries.map((e) => ({
+      archive: e.archive,
+      name: e.name,
+      path: e.path,
+      type: e.type === 'dir' || e.type === 'symlink' ? e.type : 'file',
+      size: Number(e.size),
+      sha256: e.sha256,
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      mtimeNs: e.mtimeNs,
+      linkTarget: e.linkTarget,
+    })),
+  };
+}
+
+/**
+ * Commits a set: the manifest goes in last, atomically, with the set's status derived from its
+ * parts. Until this returns the set is incomplete and nothing restores it by default.
+ */
+export async function commitSet(
+  dir: string,
+  base: Omit<Manifest, 'format' | 'status' | 'reasons' | 'finishedAt' | 'parts' | 'coordinatorVersion'>,
+  parts: Part[],
+  extraReasons: string[] = [],
+): Promise<Manifest> {
+  const reasons = [...parts.filter((p) => p.status === 'failed').map((p) => `${p.node}/${p.component}: ${p.reason}`), ...extraReasons];
+  let status = setStatusOf(parts);
+  if (extraReasons.length > 0 && status === 'complete') status = 'partial';
+  const manifest: Manifest = { format: FORMAT, ...base, coordinatorVersion: VERSION, status, reasons, finishedAt: new Date().toISOString(), parts };
+  await writeManifest(dir, manifest);
+  return manifest;
+}

@@ -1,0 +1,46 @@
+// Original file: proto/lsbackup.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AgentBackupRequest as _lsbackup_v1_AgentBackupRequest, AgentBackupRequest__Output as _lsbackup_v1_AgentBackupRequest__Output } from '../../lsbackup/v1/AgentBackupRequest';
+import type { AgentRestoreRequest as _lsbackup_v1_AgentRestoreRequest, AgentRestoreRequest__Output as _lsbackup_v1_AgentRestoreRequest__Output } from '../../lsbackup/v1/AgentRestoreRequest';
+import type { InfoReply as _lsbackup_v1_InfoReply, InfoReply__Output as _lsbackup_v1_InfoReply__Output } from '../../lsbackup/v1/InfoReply';
+import type { InfoRequest as _lsbackup_v1_InfoRequest, InfoRequest__Output as _lsbackup_v1_InfoRequest__Output } from '../../lsbackup/v1/InfoRequest';
+import type { ProgressEvent as _lsbackup_v1_ProgressEvent, ProgressEvent__Output as _lsbackup_v1_ProgressEvent__Output } from '../../lsbackup/v1/ProgressEvent';
+
+export interface AgentClient extends grpc.Client {
+  Backup(argument: _lsbackup_v1_AgentBackupRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  Backup(argument: _lsbackup_v1_AgentBackupRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  backup(argument: _lsbackup_v1_AgentBackupRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  backup(argument: _lsbackup_v1_AgentBackupRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  
+  Info(argument: _lsbackup_v1_InfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  Info(argument: _lsbackup_v1_InfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  Info(argument: _lsbackup_v1_InfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  Info(argument: _lsbackup_v1_InfoRequest, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  info(argument: _lsbackup_v1_InfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  info(argument: _lsbackup_v1_InfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  info(argument: _lsbackup_v1_InfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  info(argument: _lsbackup_v1_InfoRequest, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
+  
+  Restore(argument: _lsbackup_v1_AgentRestoreRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  Restore(argument: _lsbackup_v1_AgentRestoreRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  restore(argument: _lsbackup_v1_AgentRestoreRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  restore(argument: _lsbackup_v1_AgentRestoreRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
+  
+}
+
+export interface AgentHandlers extends grpc.UntypedServiceImplementation {
+  Backup: grpc.handleServerStreamingCall<_lsbackup_v1_AgentBackupRequest__Output, _lsbackup_v1_ProgressEvent>;
+  
+  Info: grpc.handleUnaryCall<_lsbackup_v1_InfoRequest__Output, _lsbackup_v1_InfoReply>;
+  
+  Restore: grpc.handleServerStreamingCall<_lsbackup_v1_AgentRestoreRequest__Output, _lsbackup_v1_ProgressEvent>;
+  
+}
+
+export interface AgentDefinition extends grpc.ServiceDefinition {
+  Backup: MethodDefinition<_lsbackup_v1_AgentBackupRequest, _lsbackup_v1_ProgressEvent, _lsbackup_v1_AgentBackupRequest__Output, _lsbackup_v1_ProgressEvent__Output>
+  Info: MethodDefinition<_lsbackup_v1_InfoRequest, _lsbackup_v1_InfoReply, _lsbackup_v1_InfoRequest__Output, _lsbackup_v1_InfoReply__Output>
+  Restore: MethodDefinition<_lsbackup_v1_AgentRestoreRequest, _lsbackup_v1_ProgressEvent, _lsbackup_v1_AgentRestoreRequest__Output, _lsbackup_v1_ProgressEvent__Output>
+}

@@ -1,0 +1,12 @@
+// Original file: proto/lsbackup.proto
+
+
+export interface AgentsRequest {
+  'buildDir'?: (string);
+  'target'?: (string);
+}
+
+export interface AgentsRequest__Output {
+  'buildDir': (string);
+  'target': (string);
+}

@@ -1,0 +1,18 @@
+// Original file: proto/lsbackup.proto
+
+
+export interface BackupRequest {
+  'buildDir'?: (string);
+  'target'?: (string);
+  'components'?: (string)[];
+  'nodes'?: (string)[];
+  'force'?: (boolean);
+}
+
+export interface BackupRequest__Output {
+  'buildDir': (string);
+  'target': (string);
+  'components': (string)[];
+  'nodes': (string)[];
+  'force': (boolean);
+}

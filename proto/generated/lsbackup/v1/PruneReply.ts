@@ -1,0 +1,14 @@
+// Original file: proto/lsbackup.proto
+
+
+export interface PruneReply {
+  'removed'?: (string)[];
+  'kept'?: (string)[];
+  'reasons'?: (string)[];
+}
+
+export interface PruneReply__Output {
+  'removed': (string)[];
+  'kept': (string)[];
+  'reasons': (string)[];
+}

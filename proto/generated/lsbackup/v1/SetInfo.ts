@@ -1,0 +1,27 @@
+// Original file: proto/lsbackup.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface SetInfo {
+  'backupId'?: (string);
+  'status'?: (string);
+  'bytes'?: (number | string | Long);
+  'files'?: (number);
+  'nodes'?: (string)[];
+  'components'?: (string)[];
+  'startedAt'?: (string);
+  'finishedAt'?: (string);
+  'reasons'?: (string)[];
+}
+
+export interface SetInfo__Output {
+  'backupId': (string);
+  'status': (string);
+  'bytes': (number);
+  'files': (number);
+  'nodes': (string)[];
+  'components': (string)[];
+  'startedAt': (string);
+  'finishedAt': (string);
+  'reasons': (string)[];
+}
