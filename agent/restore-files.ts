@@ -142,7 +142,10 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     await mkdirPrivate(rollbackDir);
     const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
     for (const r of touched) {
-      if (await fsp.lstat(r).catch(() => undefined)) await run(['cp', '-a', '--parents', r, rollbackDir]);
+      if (!(await fsp.lstat(r).catch(() => undefined))) continue;
+      const copy = path.join(rollbackDir, path.resolve(r));
+      await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
+      await run(['cp', '-a', '--', r, copy]);
     }
     // cp copies our temp files too; they are not part of what was replaced.
     await run(['find', rollbackDir, '-name', `*${tag}`, '-delete']);

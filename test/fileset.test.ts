@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { haproxy, haproxySchema } from '../agent/components/haproxy.js';
+import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
+
+async function tree(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (p: string) => {
+    const st = await fsp.lstat(p, { bigint: true });
+    const rel = path.relative(root, p) || '.';
+    if (st.isSymbolicLink()) out[rel] = `link ${await fsp.readlink(p)} ${st.uid}:${st.gid}`;
+    else if (st.isDirectory()) {
+      out[rel] = `dir ${(Number(st.mode) & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.mtimeMs}`;
+      for (const n of await fsp.readdir(p)) await walk(path.join(p, n));
+    } else out[rel] = `file ${(Number(st.mode) & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.mtimeMs} ${(await fsp.readFile(p)).toString('base64')}`;
+  };
+  await walk(root);
+  return out;
+}
+
+test('haproxy files round-trip with modes, owners, mtimes and symlinks; invalid config refused', async () => {
+  const root = tempDir('haproxy');
+  const etc = path.join(root, 'etc/haproxy');
+  const ssl = path.join(root, 'etc/ssl/haproxy');
+  await fsp.mkdir(etc, { recursive: true });
+  await fsp.mkdir(ssl, { recursive: true });
+  await fsp.writeFile(path.join(etc, 'haproxy.cfg'), 'global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 5s\n  timeout server 5s\nfrontend fe\n  bind 127.0.0.1:18080\n  default_backend be\nbackend be\n  server s1 127.0.0.1:18081\n');
+  await fsp.writeFile(path.join(ssl, 'site.pem'), 'PRIVATE KEY DATA\n', { mode: 0o600 });
+  await fsp.chown(path.join(ssl, 'site.pem'), 1234, 4321);
+  await fsp.symlink('site.pem', path.join(ssl, 'current.pem'));
+  await fsp.utimes(path.join(etc, 'haproxy.cfg'), 1_600_000_000.123, 1_600_000_000.123);
+  const before = await tree(path.join(root, 'etc'));
+
+  const comp = haproxy(haproxySchema.parse({ paths: [etc, ssl], config_file: path.join(etc, 'haproxy.cfg') }));
+  const rt = runtimeOf([comp]);
+  const target = tempDir('target');
+  const { id, manifest } = await backupLocal(rt, target);
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  const st = await fsp.stat(path.join(target, id, 'node1/haproxy/files.zip'));
+  assert.equal(st.mode & 0o777, 0o600);
+
+  await fsp.rm(path.join(ssl, 'site.pem'));
+  await fsp.writeFile(path.join(etc, 'haproxy.cfg'), 'broken');
+  const r = await restoreLocal(rt, target, id);
+  assert.deepEqual(r.results.map((x) => x.status), ['ok'], JSON.stringify(r.results));
+  assert.deepEqual(await tree(path.join(root, 'etc')), before);
+});
