@@ -8,7 +8,8 @@ import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent
 import { writeZip } from '../common/archive.js';
 import { InputError, IntegrityError, NotFoundError, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
-import { HashingStream, sha256File } from '../common/hash.js';
+import { HashingStream } from '../common/hash.js';
+import { checkArtifacts } from '../common/verify.js';
 import { acquireLock } from '../common/lock.js';
 import { checkSetId, readManifest, readManifestIfAny, setDir as setDirOf, type Artifact, type ComponentName, type Entry, type Part } from '../common/manifest.js';
 import type { BackupContext, Component, RestoreContext } from './components/component.js';
@@ -147,24 +148,6 @@ export async function backupNode(
   } finally {
     await release();
   }
-}
-
-/** Checks size and SHA-256 of a part's artifacts; returns one line per bad file. */
-export async function checkArtifacts(setDir: string, parts: Part[], onBytes?: (n: number) => void): Promise<string[]> {
-  const bad: string[] = [];
-  for (const part of parts) {
-    for (const a of part.artifacts) {
-      const file = path.join(setDir, a.path);
-      try {
-        const { sha256, size } = await sha256File(file, onBytes);
-        if (size !== a.size) bad.push(`${a.path}: size ${size}, manifest says ${a.size}`);
-        else if (sha256 !== a.sha256) bad.push(`${a.path}: sha256 mismatch`);
-      } catch (err) {
-        bad.push(`${a.path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : messageOf(err)}`);
-      }
-    }
-  }
-  return bad;
 }
 
 /** Restores one node's parts of a set onto this node, one component after another. */

@@ -1,0 +1,85 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { AgentHandlers } from '../common/proto.js';
+import { proto, serverOptions } from '../common/proto.js';
+import { messageOf, toServiceError } from '../common/errors.js';
+import { freeBytes } from '../common/fsutil.js';
+import { authorize } from '../common/tls.js';
+import type { AgentBackupRequest__Output as AgentBackupRequest } from '../proto/generated/lsbackup/v1/AgentBackupRequest.js';
+import type { AgentRestoreRequest__Output as AgentRestoreRequest } from '../proto/generated/lsbackup/v1/AgentRestoreRequest.js';
+import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import { backupNode, restoreNode, type AgentRuntime, type Emit } from './runner.js';
+
+/** The nearest existing directory at or above `p`: the target may not exist yet. */
+async function existingAncestor(p: string): Promise<string> {
+  let dir = path.resolve(p);
+  for (;;) {
+    try {
+      if ((await fsp.stat(dir)).isDirectory()) return dir;
+    } catch {
+      /* go up */
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return dir;
+    dir = up;
+  }
+}
+
+/** Runs a streaming handler: cancels work when the caller goes away, and ends with a status. */
+function streaming<Req>(rt: AgentRuntime, insecure: boolean, work: (req: Req, emit: Emit, signal: AbortSignal) => Promise<unknown>): grpc.handleServerStreamingCall<Req, ProgressEvent> {
+  return (call) => {
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    (async () => {
+      authorize(call, ['coordinator'], insecure);
+      await work(call.request, (ev) => call.write(ev), abort.signal);
+    })().then(
+      () => call.end(),
+      (err) => {
+        rt.log.warn(`call failed: ${messageOf(err)}`);
+        call.emit('error', toServiceError(err));
+      },
+    );
+  };
+}
+
+export function agentHandlers(rt: AgentRuntime, insecure: boolean): AgentHandlers {
+  return {
+    Info(call, callback) {
+      (async () => {
+        authorize(call, ['coordinator'], insecure);
+        const wanted = call.request.components.length ? call.request.components : [...rt.components.keys()];
+        const estimates = await Promise.all(
+          wanted.filter((w) => rt.components.has(w as never)).map(async (name) => {
+            const c = rt.components.get(name as never)!;
+            const [bytes, health] = await Promise.all([c.estimateBytes().catch(() => 0), c.health().catch((err) => ({ status: 'unknown' as const, detail: messageOf(err) }))]);
+            return { component: name, bytes, health: health.status, detail: health.detail };
+          }),
+        );
+        let free = 0;
+        let targetError = '';
+        if (call.request.target) {
+          try {
+            free = await freeBytes(await existingAncestor(call.request.target));
+          } catch (err) {
+            targetError = messageOf(err);
+          }
+        }
+        return { node: rt.node, version: rt.version, components: [...rt.components.keys()], freeBytes: free, estimates, targetError };
+      })().then(
+        (reply) => callback(null, reply),
+        (err) => callback(toServiceError(err)),
+      );
+    },
+    Backup: streaming(rt, insecure, (req: AgentBackupRequest, emit, signal) => backupNode(rt, req, emit, signal)),
+    Restore: streaming(rt, insecure, (req: AgentRestoreRequest, emit, signal) => restoreNode(rt, req, emit, signal)),
+  };
+}
+
+export async function startAgentServer(rt: AgentRuntime, listen: string, creds: grpc.ServerCredentials, insecure: boolean): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server(serverOptions);
+  server.addService(proto.Agent.service, agentHandlers(rt, insecure));
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return { server, port };
+}

@@ -1,0 +1,60 @@
+import * as grpc from '@grpc/grpc-js';
+import type { AgentClient } from '../common/proto.js';
+import { channelOptions, proto } from '../common/proto.js';
+import type { InfoReply__Output as InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
+import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import { messageOf } from '../common/errors.js';
+
+/** One client per agent address, reused across calls. */
+export class AgentPool {
+  private readonly clients = new Map<string, AgentClient>();
+  constructor(private readonly creds: grpc.ChannelCredentials, private readonly timeoutMs: number) {}
+
+  client(address: string): AgentClient {
+    let c = this.clients.get(address);
+    if (!c) {
+      c = new proto.Agent(address, this.creds, channelOptions);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  info(address: string, target: string, components: string[] = []): Promise<InfoReply> {
+    return new Promise((resolve, reject) => {
+      this.client(address).Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, (err, reply) => (err ? reject(err) : resolve(reply!)));
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
+
+/**
+ * Drains a server stream, handing each event on; resolves when the stream ends with OK and
+ * rejects with the stream's error otherwise (a killed agent, a cut link after keepalive fails).
+ */
+export function drain(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cancel = () => stream.cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    stream.on('data', (ev: ProgressEvent) => onEvent(ev));
+    stream.on('error', (err) => {
+      signal?.removeEventListener('abort', cancel);
+      reject(err);
+    });
+    stream.on('end', () => {
+      signal?.removeEventListener('abort', cancel);
+      resolve();
+    });
+  });
+}
+
+export function describeRpcError(err: unknown): string {
+  const code = (err as grpc.ServiceError)?.code;
+  const msg = messageOf(err);
+  if (code === grpc.status.UNAVAILABLE) return `unreachable (${msg})`;
+  if (code === grpc.status.DEADLINE_EXCEEDED) return 'no answer before the deadline';
+  return msg;
+}

@@ -1,0 +1,192 @@
+import { promises as fsp, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'winston';
+import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
+import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
+import { commitSet, partOf } from '../common/commit.js';
+import { InputError, PreconditionError, messageOf } from '../common/errors.js';
+import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
+import { acquireLock } from '../common/lock.js';
+import { COMPONENTS, newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
+import { AgentPool, describeRpcError, drain } from './agents.js';
+import { readInventory, type InventoryHost } from './inventory.js';
+
+export interface BackupDeps {
+  pool: AgentPool;
+  log: Logger;
+  agentPort: number;
+  spaceMargin: number;
+}
+
+export interface BackupArgs {
+  buildDir: string;
+  target: string;
+  components: string[];
+  nodes: string[];
+  force: boolean;
+}
+
+export const TARGET_LOCK = '.lsbackup.lock';
+
+export function addressOf(h: InventoryHost): string {
+  return `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
+}
+
+export function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+/** The target must be a directory we can write, created owner-only when it does not exist yet. */
+export async function prepareTarget(target: string): Promise<void> {
+  if (!target || !path.isAbsolute(target)) throw new InputError(`target '${target}' must be an absolute path`);
+  try {
+    await mkdirPrivate(target);
+    await fsp.access(target, fsc.W_OK);
+    const probe = path.join(target, `.lsbackup-probe-${process.pid}`);
+    await fsp.writeFile(probe, '');
+    await fsp.rm(probe);
+  } catch (err) {
+    throw new InputError(`target '${target}' is not writable: ${messageOf(err)}`);
+  }
+}
+
+/** Chooses hosts and their components from the inventory and the --node/--component filters. */
+export function plan(hosts: Map<string, InventoryHost>, nodes: string[], components: string[]): Map<InventoryHost, string[]> {
+  for (const c of components) {
+    if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${c}' (known: ${COMPONENTS.join(', ')})`);
+  }
+  for (const n of nodes) {
+    if (!hosts.has(n)) throw new InputError(`unknown node '${n}' (inventory has: ${[...hosts.keys()].join(', ')})`);
+  }
+  const out = new Map<InventoryHost, string[]>();
+  for (const h of hosts.values()) {
+    if (nodes.length && !nodes.includes(h.name)) continue;
+    const chosen = [...h.components].filter((c) => !components.length || components.includes(c));
+    if (chosen.length) out.set(h, chosen);
+  }
+  if (out.size === 0) throw new InputError(`nothing to back up: no ${nodes.length ? `node ${nodes.join(', ')} ` : 'host '}runs ${components.length ? components.join(', ') : 'a component lsbackup covers'}`);
+  return out;
+}
+
+/** A new set directory whose id no other set has: ids have one-second resolution. */
+async function createSetDir(target: string): Promise<{ id: string; dir: string }> {
+  for (;;) {
+    const id = newSetId();
+    const dir = setDirOf(target, id);
+    try {
+      await fsp.mkdir(dir, { mode: 0o700 });
+      await fsp.chmod(dir, 0o700);
+      return { id, dir };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+    }
+  }
+}
+
+function failedParts(host: InventoryHost, components: string[], reason: string): Part[] {
+  return components.map((component) => ({ node: host.name, component, status: 'failed', reason, durationMs: 0, bytes: 0, meta: {}, artifacts: [], entries: [] }));
+}
+
+/**
+ * The coordinator's backup: check the plan, the agents and the space, fan out to every node at
+ * once, and commit the set only after every part has answered (or is known to have failed).
+ */
+export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
+  const inv = await readInventory(args.buildDir, deps.agentPort);
+  const chosen = plan(inv.hosts, args.nodes, args.components);
+  await prepareTarget(args.target);
+  const release = await acquireLock(path.join(args.target, TARGET_LOCK), `backup of ${args.buildDir}`);
+  try {
+    emit({ phase: 'info', message: `inventory ${inv.file}: ${chosen.size} node(s) to back up` });
+    for (const nc of inv.notCovered) emit({ phase: 'info', message: `not covered by lsbackup: ${nc}` });
+
+    const reachable = new Map<InventoryHost, string[]>();
+    const parts: Part[] = [];
+    let estimate = 0;
+    await Promise.all(
+      [...chosen].map(async ([host, comps]) => {
+        try {
+          const info = await deps.pool.info(addressOf(host), args.target, comps);
+          const missing = comps.filter((c) => !info.components.includes(c));
+          for (const c of missing) parts.push(...failedParts(host, [c], `agent on ${host.name} does not serve ${c} (it serves: ${info.components.join(', ') || 'nothing'})`));
+          const served = comps.filter((c) => info.components.includes(c));
+          if (served.length) reachable.set(host, served);
+          estimate += info.estimates.reduce((s, e) => s + Number(e.bytes), 0);
+        } catch (err) {
+          const reason = `${host.name} (${addressOf(host)}): ${describeRpcError(err)}`;
+          emit({ node: host.name, phase: 'failed', message: reason });
+          parts.push(...failedParts(host, comps, reason));
+        }
+      }),
+    );
+
+    const free = await freeBytes(args.target);
+    const needed = Math.ceil(estimate * (1 + deps.spaceMargin));
+    if (needed > free) {
+      const msg = `backup needs about ${humanBytes(needed)} but ${args.target} has ${humanBytes(free)} free`;
+      if (!args.force) throw new PreconditionError(`${msg}; free space or pass --force to try anyway`);
+      emit({ phase: 'info', message: `${msg}; going on because of --force` });
+    }
+
+    const { id, dir } = await createSetDir(args.target);
+    const startedAt = new Date().toISOString();
+    const log = deps.log.child({ backupId: id });
+    log.info(`backup started: ${reachable.size} reachable node(s), estimate ${humanBytes(estimate)}`);
+    emit({ phase: 'started', backupId: id, message: `backup ${id} started`, bytesTotal: estimate });
+
+    await Promise.all(
+      [...reachable].map(async ([host, comps]) => {
+        const results = new Map<string, ComponentResult>();
+        try {
+          const stream = deps.pool.client(addressOf(host)).Backup({ backupId: id, target: args.target, node: host.name, components: comps });
+          await drain(
+            stream,
+            (ev) => {
+              if (ev.result) results.set(ev.result.component, ev.result);
+              emit({ ...ev, node: host.name, backupId: id });
+            },
+            signal,
+          );
+        } catch (err) {
+          const reason = `${host.name}: lost during backup: ${describeRpcError(err)}`;
+          log.error(reason);
+          emit({ node: host.name, phase: 'failed', message: reason, backupId: id });
+          parts.push(...failedParts(host, comps.filter((c) => !results.has(c)), reason));
+        }
+        for (const r of results.values()) parts.push(await checkedPart(dir, partOf(r)));
+      }),
+    );
+
+    const nodes: Manifest['nodes'] = {};
+    for (const h of chosen.keys()) nodes[h.name] = { address: addressOf(h) };
+    parts.sort((a, b) => a.node.localeCompare(b.node) || a.component.localeCompare(b.component));
+    const manifest = await commitSet(dir, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts);
+    log.info(`backup ${manifest.status}`, { reasons: manifest.reasons });
+    return { backupId: id, status: manifest.status, reasons: manifest.reasons, parts: manifest.parts.map(summaryPart), notCovered: inv.notCovered, setDir: dir };
+  } finally {
+    await release();
+  }
+}
+
+/** An agent's report is only believed when its files are where it says: the target must be shared. */
+async function checkedPart(dir: string, part: Part): Promise<Part> {
+  for (const a of part.artifacts) {
+    const st = await fsp.stat(path.join(dir, a.path)).catch(() => undefined);
+    if (!st || st.size !== a.size) {
+      return { ...part, status: 'failed', reason: `${a.path} is ${st ? `${st.size} bytes, agent reported ${a.size}` : 'not visible to the coordinator'}: is the target the same shared location on every node?` };
+    }
+  }
+  return part;
+}
+
+export function summaryPart(p: Part): ComponentResult {
+  return { node: p.node, component: p.component, status: p.status, reason: p.reason, artifacts: [], entries: [], bytes: p.bytes, durationMs: p.durationMs, meta: {} };
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { VERSION } from '../common/commit.js';
+import { exitOnStartError, stopOnSignals } from '../common/daemon.js';
+import { createLogger } from '../common/log.js';
+import { clientCredentials, serverCredentials } from '../common/tls.js';
+import { AgentPool } from './agents.js';
+import { loadCoordinatorConfig } from './config.js';
+import { Metrics } from './metrics.js';
+import { startCoordinatorServer } from './server.js';
+
+const program = new Command('lsbackup-coordinator')
+  .description('lsbackup coordinator: reads the inventory, fans work out to the agents, commits backup sets')
+  .requiredOption('-c, --config <file>', 'coordinator config (YAML)')
+  .option('--insecure', 'no TLS (testing only; logs a warning at every start)')
+  .version(VERSION)
+  .parse();
+
+const opts = program.opts<{ config: string; insecure?: boolean }>();
+
+try {
+  const cfg = loadCoordinatorConfig(opts.config);
+  const insecure = Boolean(opts.insecure || cfg.insecure);
+  const log = createLogger('lsbackup-coordinator', cfg.log_level);
+  const creds = serverCredentials(cfg.tls, insecure);
+  // The coordinator's own certificate (role coordinator) is also what agents accept.
+  const pool = new AgentPool(clientCredentials(cfg.tls, insecure), cfg.agent_timeout_s * 1000);
+  const metrics = cfg.metrics_listen ? new Metrics() : undefined;
+  const { server, port } = await startCoordinatorServer({ pool, log, agentPort: cfg.agent_port, spaceMargin: cfg.space_margin, insecure, metrics }, cfg.listen, creds);
+  if (metrics && cfg.metrics_listen) {
+    await metrics.serve(cfg.metrics_listen);
+    log.info(`metrics on http://${cfg.metrics_listen}/metrics`);
+  }
+  if (insecure) log.warn('running WITHOUT TLS (--insecure): anyone who reaches this port can start backups and restores');
+  log.info(`listening on ${cfg.listen.replace(/:\d+$/, '')}:${port}`);
+  stopOnSignals(server, log);
+} catch (err) {
+  exitOnStartError('lsbackup-coordinator', err);
+}

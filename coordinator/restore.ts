@@ -1,0 +1,80 @@
+import type { Logger } from 'winston';
+import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
+import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
+import { InputError, IntegrityError, NotFoundError } from '../common/errors.js';
+import { COMPONENTS, readManifestIfAny, setDir } from '../common/manifest.js';
+import { AgentPool, drain } from './agents.js';
+import { addressOf } from './backup.js';
+import { readInventory } from './inventory.js';
+
+export interface RestoreArgs {
+  target: string;
+  backupId: string;
+  node: string;
+  components: string[];
+  dryRun: boolean;
+  force: boolean;
+  buildDir: string;
+  options: Record<string, string>;
+}
+
+/**
+ * Restores one node: checks the request against the set, then asks that node's agent, which
+ * verifies the files itself before it writes anything.
+ */
+export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort: number }, args: RestoreArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
+  if (!args.node) throw new InputError('restore needs --node <host>: restore runs one node at a time');
+  for (const c of args.components) {
+    if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${c}' (known: ${COMPONENTS.join(', ')})`);
+  }
+  const m = await readManifestIfAny(args.target, args.backupId);
+  if (!m) {
+    throw new IntegrityError(`backup '${args.backupId}' is incomplete (never committed); ${args.force ? 'even --force cannot restore a set without a manifest' : 'refusing to restore it'}`);
+  }
+  if (m.status !== 'complete' && !args.force) {
+    const mine = m.parts.filter((p) => p.node === args.node && p.status === 'failed');
+    if (mine.length) emit({ node: args.node, phase: 'info', message: `backup ${m.id} is ${m.status}; the failed parts of ${args.node} (${mine.map((p) => p.component).join(', ')}) are not restored` });
+  }
+  if (!m.parts.some((p) => p.node === args.node)) {
+    throw new NotFoundError(`unknown node '${args.node}' in backup ${m.id} (it has: ${[...new Set(m.parts.map((p) => p.node))].join(', ')})`);
+  }
+  let address = m.nodes[args.node]?.address;
+  if (args.buildDir) {
+    const inv = await readInventory(args.buildDir, deps.agentPort);
+    const h = inv.hosts.get(args.node);
+    if (!h) throw new InputError(`node '${args.node}' is not in the inventory of ${args.buildDir}`);
+    address = addressOf(h);
+  }
+  if (!address) throw new InputError(`backup ${m.id} does not record where ${args.node}'s agent is; pass -b <build_dir>`);
+
+  const results: ComponentResult[] = [];
+  emit({ node: args.node, phase: 'started', backupId: m.id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node} from ${setDir(args.target, m.id)}` });
+  deps.log.info(`restore of ${args.node} from ${m.id} started`, { backupId: m.id, node: args.node });
+  const stream = deps.pool.client(address).Restore({
+    backupId: m.id,
+    target: args.target,
+    node: args.node,
+    components: args.components,
+    dryRun: args.dryRun,
+    force: args.force,
+    options: args.options,
+  });
+  await drain(
+    stream,
+    (ev) => {
+      if (ev.result) results.push(ev.result);
+      emit({ ...ev, backupId: m.id });
+    },
+    signal,
+  );
+  const failed = results.filter((r) => r.status === 'failed');
+  return {
+    backupId: m.id,
+    status: failed.length ? 'failed' : 'ok',
+    reasons: failed.map((r) => `${r.node}/${r.component}: ${r.reason}`),
+    parts: results,
+    notCovered: [],
+    setDir: setDir(args.target, m.id),
+  };
+}

@@ -1,0 +1,101 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import type { CoordinatorHandlers } from '../common/proto.js';
+import { proto, serverOptions } from '../common/proto.js';
+import { messageOf, toServiceError } from '../common/errors.js';
+import { authorize } from '../common/tls.js';
+import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
+import type { AgentStatus } from '../proto/generated/lsbackup/v1/AgentStatus.js';
+import { AgentPool, describeRpcError } from './agents.js';
+import { addressOf, runBackup } from './backup.js';
+import { readInventory } from './inventory.js';
+import { runRestore } from './restore.js';
+import { listSets, showSet, verifySet } from './sets.js';
+import { prune } from './prune.js';
+import type { Metrics } from './metrics.js';
+
+export interface CoordinatorDeps {
+  pool: AgentPool;
+  log: Logger;
+  agentPort: number;
+  spaceMargin: number;
+  insecure: boolean;
+  metrics?: Metrics;
+}
+
+type Emit = (ev: ProgressEvent) => void;
+
+/** A streaming call: progress events, then one final event carrying the summary. */
+function streaming<Req>(deps: CoordinatorDeps, name: string, work: (req: Req, emit: Emit, signal: AbortSignal) => Promise<RunSummary>): grpc.handleServerStreamingCall<Req, ProgressEvent> {
+  return (call) => {
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    (async () => {
+      authorize(call, ['operator'], deps.insecure);
+      const summary = await work(call.request, (ev) => call.write(ev), abort.signal);
+      call.write({ phase: 'summary', backupId: summary.backupId, summary });
+    })().then(
+      () => call.end(),
+      (err) => {
+        deps.log.warn(`${name} failed: ${messageOf(err)}`);
+        call.emit('error', toServiceError(err));
+      },
+    );
+  };
+}
+
+function unary<Req, Res>(deps: CoordinatorDeps, work: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    (async () => {
+      authorize(call, ['operator'], deps.insecure);
+      return work(call.request);
+    })().then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err)),
+    );
+  };
+}
+
+export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers {
+  return {
+    Backup: streaming(deps, 'backup', async (req, emit, signal) => {
+      const started = Date.now();
+      const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force }, emit, signal);
+      deps.metrics?.recordBackup(summary, Date.now() - started);
+      return summary;
+    }),
+    Restore: streaming(deps, 'restore', (req, emit, signal) =>
+      runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options }, emit, signal),
+    ),
+    Verify: streaming(deps, 'verify', async (req, emit) => {
+      const summary = await verifySet(req.target, req.backupId, emit);
+      deps.metrics?.recordVerify(summary);
+      return summary;
+    }),
+    List: unary(deps, async (req) => ({ sets: await listSets(req.target) })),
+    Show: unary(deps, (req) => showSet(req.target, req.backupId)),
+    Agents: unary(deps, async (req) => {
+      const inv = await readInventory(req.buildDir, deps.agentPort);
+      const agents: AgentStatus[] = await Promise.all(
+        [...inv.hosts.values()].map(async (h) => {
+          const base = { node: h.name, address: addressOf(h), expectedComponents: [...h.components] };
+          try {
+            return { ...base, reachable: true, info: await deps.pool.info(addressOf(h), req.target) };
+          } catch (err) {
+            return { ...base, reachable: false, error: describeRpcError(err) };
+          }
+        }),
+      );
+      return { agents, notCovered: inv.notCovered };
+    }),
+    Prune: unary(deps, (req) => prune(req)),
+  };
+}
+
+export async function startCoordinatorServer(deps: CoordinatorDeps, listen: string, creds: grpc.ServerCredentials): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server(serverOptions);
+  server.addService(proto.Coordinator.service, coordinatorHandlers(deps));
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return { server, port };
+}
