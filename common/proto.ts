@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -35,3 +36,13 @@ export const serverOptions: grpc.ServerOptions = {
   'grpc.http2.min_ping_interval_without_data_ms': 1_000,
   'grpc.http2.max_ping_strikes': 0,
 };
+
+/**
+ * Channel options for reaching `address` whose certificate is issued to `certName`. Peers are
+ * usually reached by IP, and an IP is not a valid TLS server name (RFC 6066), so the name the
+ * certificate carries is checked instead; the chain is still checked against the cluster CA.
+ */
+export function channelOptionsFor(address: string, certName: string): grpc.ChannelOptions {
+  const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return isIP(host) ? { ...channelOptions, 'grpc.ssl_target_name_override': certName, 'grpc.default_authority': certName } : channelOptions;
+}

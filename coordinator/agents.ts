@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../common/proto.js';
-import { channelOptions, proto } from '../common/proto.js';
+import { channelOptionsFor, proto } from '../common/proto.js';
 import type { InfoReply__Output as InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
 import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { messageOf } from '../common/errors.js';
@@ -10,18 +10,19 @@ export class AgentPool {
   private readonly clients = new Map<string, AgentClient>();
   constructor(private readonly creds: grpc.ChannelCredentials, private readonly timeoutMs: number) {}
 
-  client(address: string): AgentClient {
+  /** `node` is the inventory name, which is also the agent certificate's name. */
+  client(address: string, node: string): AgentClient {
     let c = this.clients.get(address);
     if (!c) {
-      c = new proto.Agent(address, this.creds, channelOptions);
+      c = new proto.Agent(address, this.creds, channelOptionsFor(address, node));
       this.clients.set(address, c);
     }
     return c;
   }
 
-  info(address: string, target: string, components: string[] = []): Promise<InfoReply> {
+  info(address: string, node: string, target: string, components: string[] = []): Promise<InfoReply> {
     return new Promise((resolve, reject) => {
-      this.client(address).Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, (err, reply) => (err ? reject(err) : resolve(reply!)));
+      this.client(address, node).Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, (err, reply) => (err ? reject(err) : resolve(reply!)));
     });
   }
 

@@ -8,6 +8,7 @@ import { commitSet, partOf } from '../common/commit.js';
 import { InputError, PreconditionError, messageOf } from '../common/errors.js';
 import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
 import { acquireLock } from '../common/lock.js';
+import { humanBytes } from '../common/units.js';
 import { COMPONENTS, newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
 import { AgentPool, describeRpcError, drain } from './agents.js';
 import { readInventory, type InventoryHost } from './inventory.js';
@@ -31,16 +32,6 @@ export const TARGET_LOCK = '.lsbackup.lock';
 
 export function addressOf(h: InventoryHost): string {
   return `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
-}
-
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
 /** The target must be a directory we can write, created owner-only when it does not exist yet. */
@@ -114,7 +105,7 @@ export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: P
     await Promise.all(
       [...chosen].map(async ([host, comps]) => {
         try {
-          const info = await deps.pool.info(addressOf(host), args.target, comps);
+          const info = await deps.pool.info(addressOf(host), host.name, args.target, comps);
           const missing = comps.filter((c) => !info.components.includes(c));
           for (const c of missing) parts.push(...failedParts(host, [c], `agent on ${host.name} does not serve ${c} (it serves: ${info.components.join(', ') || 'nothing'})`));
           const served = comps.filter((c) => info.components.includes(c));
@@ -146,7 +137,7 @@ export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: P
       [...reachable].map(async ([host, comps]) => {
         const results = new Map<string, ComponentResult>();
         try {
-          const stream = deps.pool.client(addressOf(host)).Backup({ backupId: id, target: args.target, node: host.name, components: comps });
+          const stream = deps.pool.client(addressOf(host), host.name).Backup({ backupId: id, target: args.target, node: host.name, components: comps });
           await drain(
             stream,
             (ev) => {

@@ -51,7 +51,7 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
   const results: ComponentResult[] = [];
   emit({ node: args.node, phase: 'started', backupId: m.id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node} from ${setDir(args.target, m.id)}` });
   deps.log.info(`restore of ${args.node} from ${m.id} started`, { backupId: m.id, node: args.node });
-  const stream = deps.pool.client(address).Restore({
+  const stream = deps.pool.client(address, args.node).Restore({
     backupId: m.id,
     target: args.target,
     node: args.node,

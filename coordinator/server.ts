@@ -78,10 +78,10 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
     Agents: unary(deps, async (req) => {
       const inv = await readInventory(req.buildDir, deps.agentPort);
       const agents: AgentStatus[] = await Promise.all(
-        [...inv.hosts.values()].map(async (h) => {
+        [...inv.hosts.values()].sort((a, b) => a.name.localeCompare(b.name)).map(async (h) => {
           const base = { node: h.name, address: addressOf(h), expectedComponents: [...h.components] };
           try {
-            return { ...base, reachable: true, info: await deps.pool.info(addressOf(h), req.target) };
+            return { ...base, reachable: true, info: await deps.pool.info(addressOf(h), h.name, req.target) };
           } catch (err) {
             return { ...base, reachable: false, error: describeRpcError(err) };
           }

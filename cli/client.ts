@@ -1,0 +1,65 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { z } from 'zod';
+import { loadConfig } from '../common/config.js';
+import { InputError } from '../common/errors.js';
+import { channelOptionsFor, proto, DEFAULT_COORDINATOR_PORT, type CoordinatorClient } from '../common/proto.js';
+import { clientCredentials, tlsSchema } from '../common/tls.js';
+import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import type { RunSummary__Output as RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
+
+export const cliConfigSchema = z
+  .object({
+    coordinator: z.string().default(`127.0.0.1:${DEFAULT_COORDINATOR_PORT}`),
+    /** The name on the coordinator's certificate, checked when it is reached by IP. */
+    coordinator_name: z.string().default('coordinator'),
+    tls: tlsSchema.optional(),
+    insecure: z.boolean().default(false),
+  })
+  .strict();
+
+export interface GlobalOptions {
+  config?: string;
+  coordinator?: string;
+  insecure?: boolean;
+  json?: boolean;
+}
+
+/** The CLI's own config: --config, then $LSBACKUP_CONFIG, then ~/.config/lsbackup/cli.yaml, then /etc/lsbackup/cli.yaml. */
+function configFile(opts: GlobalOptions): string | undefined {
+  if (opts.config) return opts.config;
+  if (process.env.LSBACKUP_CONFIG) return process.env.LSBACKUP_CONFIG;
+  return [path.join(os.homedir(), '.config/lsbackup/cli.yaml'), '/etc/lsbackup/cli.yaml'].find((f) => existsSync(f));
+}
+
+export function connect(opts: GlobalOptions): CoordinatorClient {
+  const file = configFile(opts);
+  const cfg = file ? loadConfig(file, cliConfigSchema) : cliConfigSchema.parse({});
+  const insecure = Boolean(opts.insecure || cfg.insecure);
+  if (!insecure && !cfg.tls) {
+    throw new InputError(`no operator certificate configured: write ${file ?? '/etc/lsbackup/cli.yaml'} with coordinator and tls (ca, cert, key), see 'lsbackup certs --help'`);
+  }
+  const address = opts.coordinator ?? process.env.LSBACKUP_COORDINATOR ?? cfg.coordinator;
+  return new proto.Coordinator(address, clientCredentials(cfg.tls, insecure), channelOptionsFor(address, cfg.coordinator_name));
+}
+
+export function unaryCall<Res>(fn: (cb: (err: grpc.ServiceError | null, res?: Res) => void) => void): Promise<Res> {
+  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
+}
+
+/** Follows a streaming call to its end; the summary comes in the last event. */
+export function streamCall(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void): Promise<RunSummary> {
+  return new Promise((resolve, reject) => {
+    let summary: RunSummary | undefined;
+    stream.on('data', (ev: ProgressEvent) => {
+      if (ev.summary) summary = ev.summary;
+      else onEvent(ev);
+    });
+    stream.on('error', reject);
+    stream.on('end', () => (summary ? resolve(summary) : reject(new Error('the coordinator ended the call without a result'))));
+    const cancel = () => stream.cancel();
+    process.once('SIGINT', cancel);
+  });
+}

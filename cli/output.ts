@@ -1,0 +1,72 @@
+import cliProgress from 'cli-progress';
+import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
+import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
+import { humanBytes } from '../common/units.js';
+
+export function table(rows: string[][], header: string[]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function partsTable(parts: ComponentResult[]): string {
+  return table(
+    parts.map((p) => [p.node, p.component, p.status + (p.reason ? `: ${p.reason}` : ''), humanBytes(Number(p.bytes)), `${(Number(p.durationMs) / 1000).toFixed(1)}s`]),
+    ['NODE', 'COMPONENT', 'STATUS', 'SIZE', 'DURATION'],
+  );
+}
+
+/**
+ * Shows a stream's progress: live bars per node and component on a terminal, JSON lines
+ * otherwise (stdout with --json, stderr without, so stdout keeps only the result).
+ */
+export class ProgressView {
+  private readonly bars = new Map<string, cliProgress.SingleBar>();
+  private readonly multi?: cliProgress.MultiBar;
+  constructor(private readonly json: boolean) {
+    if (!json && process.stderr.isTTY) {
+      this.multi = new cliProgress.MultiBar(
+        {
+          stream: process.stderr,
+          format: '{key} |{bar}| {percentage}% {done}/{total} {speed} ETA {eta_formatted} {msg}',
+          hideCursor: true,
+          clearOnComplete: false,
+          etaBuffer: 20,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+    }
+  }
+
+  event(ev: ProgressEvent): void {
+    if (this.json) {
+      process.stdout.write(JSON.stringify({ event: ev }) + '\n');
+      return;
+    }
+    if (!this.multi) {
+      process.stderr.write(JSON.stringify({ event: ev }) + '\n');
+      return;
+    }
+    if (!ev.component) {
+      if (ev.message) this.multi.log(`${ev.node ? `${ev.node}: ` : ''}${ev.message}\n`);
+      return;
+    }
+    const key = `${ev.node}/${ev.component}`;
+    let bar = this.bars.get(key);
+    const total = Math.max(Number(ev.bytesTotal), Number(ev.bytesDone), 1);
+    if (!bar) {
+      bar = this.multi.create(total, 0, { key: key.padEnd(24), done: '', total: '', speed: '', msg: '' });
+      (bar as unknown as { started: number }).started = Date.now();
+      this.bars.set(key, bar);
+    }
+    const started = (bar as unknown as { started: number }).started;
+    const rate = Number(ev.bytesDone) / Math.max((Date.now() - started) / 1000, 0.001);
+    bar.setTotal(total);
+    bar.update(Number(ev.bytesDone), { done: humanBytes(Number(ev.bytesDone)), total: humanBytes(total), speed: `${humanBytes(rate)}/s`, msg: ev.phase === 'running' ? ev.message : `${ev.phase}${ev.message ? `: ${ev.message}` : ''}` });
+    if (ev.phase === 'info' && ev.message) this.multi.log(`${key}: ${ev.message}\n`);
+  }
+
+  stop(): void {
+    this.multi?.stop();
+  }
+}

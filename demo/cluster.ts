@@ -1,0 +1,240 @@
+/**
+ * A local LambdaStack-shaped cluster on one machine: a coordinator on 127.0.0.1 and agents on
+ * 127.0.0.2, 127.0.0.3, ..., each with sandboxed component files, mTLS certificates from a fresh
+ * CA, and a build directory with an Ansible inventory. The demo and the end-to-end tests use it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, promises as fsp } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { certsInit, certsIssue } from '../cli/certs.js';
+
+const distRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const bin = {
+  agent: path.join(distRoot, 'agent/main.js'),
+  coordinator: path.join(distRoot, 'coordinator/main.js'),
+  cli: path.join(distRoot, 'cli/main.js'),
+};
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface DemoNode {
+  name: string;
+  ip: string;
+  port: number;
+  /** Sandbox root standing in for this node's `/`. */
+  root: string;
+  groups: string[];
+  configFile: string;
+  process?: ChildProcess;
+}
+
+export interface ClusterOptions {
+  nodes?: number;
+  /** Inventory groups per node; default spreads haproxy, logging, kibana, prometheus, grafana. */
+  groups?: string[][];
+  extraInventory?: string;
+  log?: (line: string) => void;
+}
+
+const DEFAULT_GROUPS = [['haproxy', 'kibana'], ['logging', 'prometheus'], ['haproxy', 'grafana']];
+
+/** Writes a node's sandboxed component files: small, but with the modes, owners and links real ones have. */
+async function seedNodeFiles(root: string): Promise<void> {
+  const w = async (rel: string, body: string | Buffer, mode = 0o644) => {
+    const p = path.join(root, rel);
+    await fsp.mkdir(path.dirname(p), { recursive: true });
+    await fsp.writeFile(p, body, { mode });
+    await fsp.chmod(p, mode);
+  };
+  await w(
+    'etc/haproxy/haproxy.cfg',
+    ['global', '  maxconn 256', 'defaults', '  mode http', '  timeout connect 5s', '  timeout client 30s', '  timeout server 30s', 'frontend www', '  bind 127.0.0.1:0', '  default_backend app', 'backend app', '  server a1 127.0.0.1:8080', ''].join('\n'),
+  );
+  await w('etc/haproxy/errors/503.http', 'HTTP/1.0 503 Service Unavailable\r\n\r\nbusy\n');
+  await w('etc/ssl/haproxy/cluster.pem', '-----BEGIN PRIVATE KEY-----\nnot a real key, demo only\n-----END PRIVATE KEY-----\n', 0o600);
+  await fsp.symlink('cluster.pem', path.join(root, 'etc/ssl/haproxy/current.pem')).catch(() => undefined);
+  await w('etc/elasticsearch/elasticsearch.yml', 'cluster.name: lambdastack\nnode.name: ${HOSTNAME}\npath.data: /var/lib/elasticsearch\n', 0o660);
+  await w('etc/kibana/kibana.yml', 'server.port: 5601\nelasticsearch.hosts: ["https://localhost:9200"]\n', 0o660);
+  await w('etc/prometheus/prometheus.yml', 'global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ["localhost:9100"]\n');
+  await w('etc/prometheus/rules/node.rules.yml', 'groups: []\n');
+  await w('etc/prometheus/alertmanager.yml', 'route:\n  receiver: ops\nreceivers:\n  - name: ops\n');
+  await w('var/lib/grafana/grafana.db', Buffer.alloc(64 * 1024, 7), 0o640);
+  await w('var/lib/grafana/dashboards/cluster.json', JSON.stringify({ title: 'Cluster', panels: [{ id: 1, type: 'graph' }] }, null, 2));
+  await w('var/lib/grafana/png/render-1.png', Buffer.alloc(1024, 1));
+}
+
+function agentConfig(n: DemoNode, pki: string, stateDir: string) {
+  const r = (p: string) => path.join(n.root, p);
+  const components: Record<string, unknown> = {};
+  const has = (...g: string[]) => n.groups.some((x) => g.includes(x));
+  if (has('haproxy', 'load_balancer')) components.haproxy = { paths: [r('etc/haproxy'), r('etc/ssl/haproxy')], config_file: r('etc/haproxy/haproxy.cfg') };
+  if (has('logging', 'elasticsearch', 'opensearch', 'opendistro_for_elasticsearch')) components.elasticsearch = { config_paths: [r('etc/elasticsearch/elasticsearch.yml')] };
+  if (has('kibana', 'opensearch_dashboards')) components.kibana = { config_paths: [r('etc/kibana/kibana.yml')] };
+  if (has('prometheus')) {
+    components.prometheus = { config_paths: [r('etc/prometheus')] };
+    components.alertmanager = { config_paths: [r('etc/prometheus/alertmanager.yml')] };
+  }
+  if (has('grafana')) components.grafana = { data_dir: r('var/lib/grafana') };
+  return {
+    node: n.name,
+    listen: `${n.ip}:${n.port}`,
+    state_dir: stateDir,
+    log_level: 'info',
+    tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, `${n.name}.crt`), key: path.join(pki, `${n.name}.key`) },
+    components,
+  };
+}
+
+export class DemoCluster {
+  readonly root: string;
+  readonly buildDir: string;
+  readonly target: string;
+  readonly pki: string;
+  readonly nodes: DemoNode[] = [];
+  cliConfig = '';
+  coordinatorPort = 0;
+  coordinatorConfigFile = '';
+  private coordinator?: ChildProcess;
+  private readonly log: (line: string) => void;
+
+  private constructor(private readonly opts: ClusterOptions) {
+    this.root = mkdtempSync(path.join(os.tmpdir(), 'lsbackup-demo-'));
+    this.buildDir = path.join(this.root, 'build/demo');
+    this.target = path.join(this.root, 'shared/backups');
+    this.pki = path.join(this.root, 'pki');
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  static async create(opts: ClusterOptions = {}): Promise<DemoCluster> {
+    const c = new DemoCluster(opts);
+    await c.setUp();
+    return c;
+  }
+
+  private async setUp(): Promise<void> {
+    const count = this.opts.nodes ?? 3;
+    await certsInit(this.pki);
+    await certsIssue(this.pki, 'coordinator', 'coordinator', ['127.0.0.1']);
+    await certsIssue(this.pki, 'operator', 'operator', ['operator']);
+    for (let i = 0; i < count; i++) {
+      const ip = `127.0.0.${i + 2}`;
+      const name = `node${i + 1}`;
+      const root = path.join(this.root, 'nodes', name);
+      const n: DemoNode = { name, ip, port: await freePort(ip), root, groups: (this.opts.groups ?? DEFAULT_GROUPS)[i % (this.opts.groups ?? DEFAULT_GROUPS).length]!, configFile: path.join(this.root, `agent-${name}.yaml`) };
+      await seedNodeFiles(root);
+      await certsIssue(this.pki, name, 'agent', [ip]);
+      await fsp.writeFile(n.configFile, YAML.stringify(agentConfig(n, this.pki, path.join(this.root, 'state', name))));
+      this.nodes.push(n);
+    }
+    await fsp.mkdir(this.buildDir, { recursive: true });
+    await fsp.writeFile(path.join(this.buildDir, 'inventory'), this.inventoryText());
+    this.coordinatorPort = await freePort();
+    this.coordinatorConfigFile = path.join(this.root, 'coordinator.yaml');
+    await fsp.writeFile(
+      this.coordinatorConfigFile,
+      YAML.stringify({
+        listen: `127.0.0.1:${this.coordinatorPort}`,
+        log_level: 'info',
+        tls: { ca: path.join(this.pki, 'ca.crt'), cert: path.join(this.pki, 'coordinator.crt'), key: path.join(this.pki, 'coordinator.key') },
+      }),
+    );
+    this.cliConfig = path.join(this.root, 'cli.yaml');
+    await fsp.writeFile(
+      this.cliConfig,
+      YAML.stringify({ coordinator: `127.0.0.1:${this.coordinatorPort}`, tls: { ca: path.join(this.pki, 'ca.crt'), cert: path.join(this.pki, 'operator.crt'), key: path.join(this.pki, 'operator.key') } }),
+    );
+  }
+
+  /** The inventory as LambdaStack writes it: one [group] per role, `name ansible_host=IP`. */
+  inventoryText(): string {
+    const groups = new Map<string, DemoNode[]>();
+    for (const n of this.nodes) for (const g of n.groups) groups.set(g, [...(groups.get(g) ?? []), n]);
+    const out: string[] = [];
+    for (const [g, ns] of groups) {
+      out.push(`[${g}]`, ...ns.map((n) => `${n.name} ansible_host=${n.ip} lsbackup_agent_port=${n.port}`), '');
+    }
+    out.push('[all:vars]', 'ansible_user=operations', '');
+    if (this.opts.extraInventory) out.push(this.opts.extraInventory);
+    return out.join('\n');
+  }
+
+  private startDaemon(file: string, config: string, label: string): Promise<ChildProcess> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [file, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LSBACKUP_LOG_LEVEL: 'info' } });
+      let out = '';
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('listening on')) {
+          child.stdout!.off('data', onData);
+          child.stdout!.resume();
+          resolve(child);
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      child.once('exit', (code) => reject(new Error(`${label} exited with ${code} before listening: ${out.trim()}`)));
+      setTimeout(() => reject(new Error(`${label} did not start within 15 s: ${out.trim()}`)), 15_000).unref();
+    });
+  }
+
+  async startAgent(n: DemoNode): Promise<void> {
+    n.process = await this.startDaemon(bin.agent, n.configFile, `agent ${n.name}`);
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.startAgent(n)));
+    this.coordinator = await this.startDaemon(bin.coordinator, this.coordinatorConfigFile, 'coordinator');
+    this.log(`coordinator on 127.0.0.1:${this.coordinatorPort}, agents on ${this.nodes.map((n) => `${n.ip}:${n.port}`).join(', ')}`);
+  }
+
+  /** Runs the CLI as an operator would; never throws on a non-zero exit. */
+  cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [bin.cli, ...args], { env: { ...process.env, LSBACKUP_CONFIG: this.cliConfig, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
+  }
+
+  /** The final `{result}` object of a --json run. */
+  static result<T = Record<string, unknown>>(stdout: string): T {
+    const last = stdout.trim().split('\n').filter(Boolean).at(-1) ?? '{}';
+    const parsed = JSON.parse(last) as { result?: T; error?: string };
+    if (!parsed.result) throw new Error(`no result in CLI output: ${last}`);
+    return parsed.result;
+  }
+
+  async stop(): Promise<void> {
+    const all = [this.coordinator, ...this.nodes.map((n) => n.process)].filter((p): p is ChildProcess => Boolean(p && p.exitCode === null && p.signalCode === null));
+    await Promise.all(
+      all.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            p.once('exit', () => resolve());
+            p.kill('SIGTERM');
+            setTimeout(() => p.kill('SIGKILL'), 3_000).unref();
+          }),
+      ),
+    );
+  }
+
+  async remove(): Promise<void> {
+    await fsp.rm(this.root, { recursive: true, force: true });
+  }
+}
