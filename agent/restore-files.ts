@@ -39,12 +39,18 @@ export function checkConfinement(entries: Entry[], roots: string[]): void {
   }
 }
 
-/** A directory about to be written into must not lead out of the roots through a symlink. */
-async function checkRealParent(dir: string, roots: string[]): Promise<void> {
-  const real = await fsp.realpath(dir);
-  const realRoots = await Promise.all(roots.map((r) => fsp.realpath(r).catch(() => path.resolve(r))));
+/** Resolves symlinks in everything but the last component: where a write to `p` really lands. */
+async function realTarget(p: string): Promise<string> {
+  const dir = await fsp.realpath(path.dirname(p)).catch(() => path.dirname(p));
+  return path.join(dir, path.basename(p));
+}
+
+/** A file about to be written must not land outside the roots through a symlinked directory. */
+async function checkRealTarget(p: string, roots: string[]): Promise<void> {
+  const real = await realTarget(p);
+  const realRoots = await Promise.all(roots.map((r) => realTarget(path.resolve(r))));
   if (!realRoots.some((r) => isInside(r, real))) {
-    throw new PermissionError(`refusing to write into ${dir}: it resolves to ${real}, outside ${roots.join(', ')}`);
+    throw new PermissionError(`refusing to write ${p}: it resolves to ${real}, outside ${roots.join(', ')}`);
   }
 }
 
@@ -89,10 +95,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     const st = await fsp.lstat(d.path).catch(() => undefined);
     if (st && !st.isDirectory()) throw new IntegrityError(`${d.path} exists and is not a directory; move it away first`);
     if (!st) {
-      await checkRealParent(path.dirname(d.path), a.restorePaths).catch(async (err) => {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') await fsp.mkdir(path.dirname(d.path), { recursive: true, mode: 0o700 });
-        else throw err;
-      });
+      await checkRealTarget(d.path, a.restorePaths);
       await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
     }
   }
@@ -106,8 +109,9 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
   try {
     for (const e of entries) {
       if (e.type === 'dir') continue;
+      await checkRealTarget(e.path, a.restorePaths);
       await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
-      await checkRealParent(path.dirname(e.path), a.restorePaths);
+      await checkRealTarget(e.path, a.restorePaths);
     }
     for (const arch of archives) {
       const mine = new Set(entries.filter((e) => e.archive === arch));

@@ -22,7 +22,10 @@ function redact(text: string, secrets: string[] = []): string {
 
 /** The first lines of a command's stderr, for a one-line error. */
 export function firstLines(text: string, n = 3): string {
-  return text.trim().split('\n').filter(Boolean).slice(0, n).join(' | ');
+  const lines = text.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  // Tools print banners first (haproxy's NOTICE lines); the error is what the operator needs.
+  const errors = lines.filter((l) => /error|alert|fatal|failed|denied|invalid/i.test(l));
+  return (errors.length ? errors : lines).slice(0, n).join(' | ');
 }
 
 /**

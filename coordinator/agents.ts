@@ -55,7 +55,11 @@ export function drain(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent:
 export function describeRpcError(err: unknown): string {
   const code = (err as grpc.ServiceError)?.code;
   const msg = messageOf(err);
-  if (code === grpc.status.UNAVAILABLE) return `unreachable (${msg})`;
+  if (code === grpc.status.UNAVAILABLE) {
+    // grpc-js wraps the socket error in a long sentence; the socket error is the useful part.
+    const inner = /Last error: (?:Error: )?(.*?)(?:\. Resolution note.*)?$/.exec(msg)?.[1];
+    return `unreachable (${inner ?? msg})`;
+  }
   if (code === grpc.status.DEADLINE_EXCEEDED) return 'no answer before the deadline';
   return msg;
 }

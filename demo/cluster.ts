@@ -61,7 +61,7 @@ async function seedNodeFiles(root: string): Promise<void> {
   };
   await w(
     'etc/haproxy/haproxy.cfg',
-    ['global', '  maxconn 256', 'defaults', '  mode http', '  timeout connect 5s', '  timeout client 30s', '  timeout server 30s', 'frontend www', '  bind 127.0.0.1:0', '  default_backend app', 'backend app', '  server a1 127.0.0.1:8080', ''].join('\n'),
+    ['global', '  maxconn 256', 'defaults', '  mode http', '  timeout connect 5s', '  timeout client 30s', '  timeout server 30s', 'frontend www', '  bind 127.0.0.1:18080', '  default_backend app', 'backend app', '  server a1 127.0.0.1:8080', ''].join('\n'),
   );
   await w('etc/haproxy/errors/503.http', 'HTTP/1.0 503 Service Unavailable\r\n\r\nbusy\n');
   await w('etc/ssl/haproxy/cluster.pem', '-----BEGIN PRIVATE KEY-----\nnot a real key, demo only\n-----END PRIVATE KEY-----\n', 0o600);
