@@ -38,6 +38,8 @@ export interface DemoNode {
   root: string;
   groups: string[];
   configFile: string;
+  /** Command prefix to start the agent with, e.g. `ip netns exec <ns>` for a node on its own network. */
+  wrap: string[];
   process?: ChildProcess;
 }
 
@@ -46,6 +48,12 @@ export interface ClusterOptions {
   /** Inventory groups per node; default spreads haproxy, logging, kibana, prometheus, grafana. */
   groups?: string[][];
   extraInventory?: string;
+  /** Per node (by index): another address or a command prefix to start its agent with. */
+  nodeOverrides?: ({ ip?: string; wrap?: string[] } | undefined)[];
+  /** Where backups go; default a directory in the sandbox. */
+  target?: string;
+  /** Extra agent config per component, merged into every node's agent config. */
+  agentConfig?: Record<string, unknown>;
   log?: (line: string) => void;
 }
 
@@ -107,13 +115,13 @@ export class DemoCluster {
   cliConfig = '';
   coordinatorPort = 0;
   coordinatorConfigFile = '';
-  private coordinator?: ChildProcess;
+  coordinator?: ChildProcess;
   private readonly log: (line: string) => void;
 
   private constructor(private readonly opts: ClusterOptions) {
     this.root = mkdtempSync(path.join(os.tmpdir(), 'lsbackup-demo-'));
     this.buildDir = path.join(this.root, 'build/demo');
-    this.target = path.join(this.root, 'shared/backups');
+    this.target = opts.target ?? path.join(this.root, 'shared/backups');
     this.pki = path.join(this.root, 'pki');
     this.log = opts.log ?? (() => undefined);
   }
@@ -130,13 +138,17 @@ export class DemoCluster {
     await certsIssue(this.pki, 'coordinator', 'coordinator', ['127.0.0.1']);
     await certsIssue(this.pki, 'operator', 'operator', ['operator']);
     for (let i = 0; i < count; i++) {
-      const ip = `127.0.0.${i + 2}`;
+      const override = this.opts.nodeOverrides?.[i];
+      const ip = override?.ip ?? `127.0.0.${i + 2}`;
       const name = `node${i + 1}`;
       const root = path.join(this.root, 'nodes', name);
-      const n: DemoNode = { name, ip, port: await freePort(ip), root, groups: (this.opts.groups ?? DEFAULT_GROUPS)[i % (this.opts.groups ?? DEFAULT_GROUPS).length]!, configFile: path.join(this.root, `agent-${name}.yaml`) };
+      const groups = (this.opts.groups ?? DEFAULT_GROUPS)[i % (this.opts.groups ?? DEFAULT_GROUPS).length]!;
+      // A node in its own network namespace cannot be probed from here; any high port is free there.
+      const port = override?.wrap ? 40000 + i : await freePort(ip);
+      const n: DemoNode = { name, ip, port, root, groups, configFile: path.join(this.root, `agent-${name}.yaml`), wrap: override?.wrap ?? [] };
       await seedNodeFiles(root);
       await certsIssue(this.pki, name, 'agent', [ip]);
-      await fsp.writeFile(n.configFile, YAML.stringify(agentConfig(n, this.pki, path.join(this.root, 'state', name))));
+      await fsp.writeFile(n.configFile, YAML.stringify({ ...agentConfig(n, this.pki, path.join(this.root, 'state', name)), ...(this.opts.agentConfig ?? {}) }));
       this.nodes.push(n);
     }
     await fsp.mkdir(this.buildDir, { recursive: true });
@@ -171,9 +183,10 @@ export class DemoCluster {
     return out.join('\n');
   }
 
-  private startDaemon(file: string, config: string, label: string): Promise<ChildProcess> {
+  private startDaemon(file: string, config: string, label: string, wrap: string[] = []): Promise<ChildProcess> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [file, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LSBACKUP_LOG_LEVEL: 'info' } });
+      const cmd = [...wrap, process.execPath, file, '--config', config];
+      const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LSBACKUP_LOG_LEVEL: 'info' } });
       let out = '';
       const onData = (d: Buffer) => {
         out += d.toString();
@@ -191,13 +204,17 @@ export class DemoCluster {
   }
 
   async startAgent(n: DemoNode): Promise<void> {
-    n.process = await this.startDaemon(bin.agent, n.configFile, `agent ${n.name}`);
+    n.process = await this.startDaemon(bin.agent, n.configFile, `agent ${n.name}`, n.wrap);
   }
 
   async start(): Promise<void> {
     await Promise.all(this.nodes.map((n) => this.startAgent(n)));
-    this.coordinator = await this.startDaemon(bin.coordinator, this.coordinatorConfigFile, 'coordinator');
+    await this.startCoordinator();
     this.log(`coordinator on 127.0.0.1:${this.coordinatorPort}, agents on ${this.nodes.map((n) => `${n.ip}:${n.port}`).join(', ')}`);
+  }
+
+  async startCoordinator(): Promise<void> {
+    this.coordinator = await this.startDaemon(bin.coordinator, this.coordinatorConfigFile, 'coordinator');
   }
 
   /** Runs the CLI as an operator would; never throws on a non-zero exit. */

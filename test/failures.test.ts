@@ -1,0 +1,218 @@
+/**
+ * Faults that really happen: an agent killed with SIGKILL, a coordinator killed, a full disk, a
+ * node cut off from the network, a second operator starting a backup. None of them may leave a
+ * set that looks complete, and the next backup must work.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { DemoCluster, bin } from '../demo/cluster.js';
+
+interface Summary {
+  backupId: string;
+  status: string;
+  reasons: string[];
+  parts: { node: string; component: string; status: string; reason: string }[];
+}
+
+/** Starts `lsbackup --json backup ...` and calls `onEvent` for every progress event as it arrives. */
+function backupWatching(c: DemoCluster, extra: string[], onEvent: (ev: { node: string; phase: string; bytesDone: number; backupId: string }) => void) {
+  const child = spawn(process.execPath, [bin.cli, '--json', 'backup', '-b', c.buildDir, '-t', c.target, ...extra], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
+  let out = '';
+  let err = '';
+  let pending = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    pending += d.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const l of lines) {
+      const parsed = JSON.parse(l) as { event?: Parameters<typeof onEvent>[0] };
+      if (parsed.event) onEvent(parsed.event);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout: out, stderr: err })));
+}
+
+/** A big but cheap file (sparse) that keeps a backup busy for a few seconds. */
+async function makeSlow(root: string, gib = 2): Promise<void> {
+  const fh = await fsp.open(path.join(root, 'etc/haproxy/big.map'), 'w');
+  await fh.truncate(gib * 1024 ** 3);
+  await fh.close();
+}
+
+describe('failure safety', () => {
+  let c: DemoCluster;
+  before(async () => {
+    c = await DemoCluster.create({ groups: [['haproxy'], ['haproxy'], ['kibana']], agentConfig: { compression_level: 1 } });
+    await c.start();
+  });
+  after(async () => {
+    await c?.stop();
+    await c?.remove();
+  });
+
+  test('an agent killed with SIGKILL mid-backup: partial set naming the node, within a bounded time; the next backup works', async () => {
+    const victim = c.nodes[0]!;
+    await makeSlow(victim.root);
+    let killedAt = 0;
+    const r = await backupWatching(c, [], (ev) => {
+      if (!killedAt && ev.node === victim.name && ev.phase === 'running' && ev.bytesDone > 0) {
+        killedAt = Date.now();
+        victim.process!.kill('SIGKILL');
+      }
+    });
+    assert.ok(killedAt > 0, 'the agent was killed while it was writing');
+    const noticedIn = Date.now() - killedAt;
+    assert.ok(noticedIn < 20_000, `noticed after ${noticedIn} ms`);
+    assert.equal(r.code, 1, r.stderr);
+    const s = DemoCluster.result<Summary>(r.stdout);
+    assert.equal(s.status, 'partial');
+    assert.ok(s.reasons.some((x) => x.startsWith('node1/haproxy:') && /lost during backup/.test(x)), s.reasons.join('\n'));
+    assert.deepEqual(s.parts.filter((p) => p.status === 'ok').map((p) => p.node), ['node2', 'node3']);
+
+    await fsp.rm(path.join(victim.root, 'etc/haproxy/big.map'));
+    await c.startAgent(victim); // its lock file names a dead pid: it must be cleared, not block
+    const again = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+    assert.equal(again.code, 0, again.stderr + again.stdout.slice(-500));
+    assert.equal(DemoCluster.result<Summary>(again.stdout).status, 'complete');
+  });
+
+  test('a second backup of the same target is refused naming the running one; a stale lock is cleared', async () => {
+    await makeSlow(c.nodes[1]!.root, 1);
+    let second: Promise<{ code: number; stderr: string }> | undefined;
+    const first = backupWatching(c, [], (ev) => {
+      if (!second && ev.phase === 'running') second = c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
+    });
+    const r1 = await first;
+    assert.equal(r1.code, 0, r1.stderr);
+    const r2 = await second!;
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /busy: backup of .* is running \(pid \d+ on .* since .*\)/);
+    await fsp.rm(path.join(c.nodes[1]!.root, 'etc/haproxy/big.map'));
+
+    // A lock left by a process that no longer exists.
+    const dead = spawn('true');
+    await new Promise((r) => dead.on('exit', r));
+    await fsp.writeFile(path.join(c.target, '.lsbackup.lock'), JSON.stringify({ pid: dead.pid, host: (await import('node:os')).hostname(), what: 'backup of somewhere', since: new Date().toISOString() }));
+    const r3 = await c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
+    assert.equal(r3.code, 0, r3.stderr);
+  });
+
+  test('a coordinator killed mid-backup leaves a set that list shows as incomplete and delete removes', async () => {
+    await makeSlow(c.nodes[0]!.root);
+    let id = '';
+    const r = await backupWatching(c, [], (ev) => {
+      if (!id && ev.phase === 'running' && ev.backupId) {
+        id = ev.backupId;
+        c.coordinator!.kill('SIGKILL');
+      }
+    });
+    assert.ok(id);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /coordinator unreachable|Connection dropped|lost|UNAVAILABLE|Received RST/i);
+    await fsp.rm(path.join(c.nodes[0]!.root, 'etc/haproxy/big.map'));
+    await c.startCoordinator();
+    const list = DemoCluster.result<{ backupId: string; status: string }[]>((await c.cli(['--json', 'list', '-t', c.target])).stdout);
+    assert.equal(list.find((s) => s.backupId === id)?.status, 'incomplete');
+    const restore = await c.cli(['restore', id, '-t', c.target, '--node', 'node2']);
+    assert.equal(restore.code, 1);
+    assert.match(restore.stderr, /incomplete/);
+    const del = await c.cli(['delete', id, '-t', c.target]);
+    assert.equal(del.code, 0, del.stderr);
+    assert.equal(await fsp.stat(path.join(c.target, id)).catch(() => 'gone'), 'gone');
+    // The agents were cancelled with the coordinator's calls; the next backup is clean.
+    const again = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+});
+
+describe('a full disk', () => {
+  let c: DemoCluster;
+  let mnt = '';
+  before(async () => {
+    mnt = await fsp.mkdtemp('/tmp/lsb-tmpfs-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt]);
+    c = await DemoCluster.create({ nodes: 2, groups: [['haproxy'], ['kibana']], target: path.join(mnt, 'backups') });
+    // Random bytes do not compress: 8 MiB cannot fit into 4 MiB.
+    await fsp.writeFile(path.join(c.nodes[0]!.root, 'etc/haproxy/random.bin'), (await import('node:crypto')).randomBytes(8 * 1024 * 1024));
+    await c.start();
+  });
+  after(async () => {
+    await c?.stop();
+    await c?.remove();
+    if (mnt) execFileSync('umount', [mnt]);
+    await fsp.rm(mnt, { recursive: true, force: true });
+  });
+
+  test('a backup that does not fit is refused with both numbers', async () => {
+    const r = await c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /backup needs about [\d.]+ MiB but .* has [\d.]+ (KiB|MiB) free; free space or pass --force/);
+  });
+
+  test('ENOSPC mid-write fails the component cleanly, removes its partial files, and the set is not complete', async () => {
+    const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target, '--force']);
+    assert.equal(r.code, 1, r.stderr);
+    const s = DemoCluster.result<Summary>(r.stdout);
+    assert.notEqual(s.status, 'complete');
+    const hap = s.parts.find((p) => p.node === 'node1' && p.component === 'haproxy')!;
+    assert.equal(hap.status, 'failed');
+    assert.match(hap.reason, /ENOSPC|no space/i);
+    assert.equal(await fsp.stat(path.join(c.target, s.backupId, 'node1/haproxy')).catch(() => 'gone'), 'gone', 'partial files are removed');
+  });
+});
+
+describe('a node cut off from the network', () => {
+  const ns = `lsb${process.pid % 10000}`;
+  const hostIf = `lsbh${process.pid % 10000}`;
+  const nsIf = `lsbn${process.pid % 10000}`;
+  let c: DemoCluster;
+  const ip = (args: string[]) => execFileSync('ip', args);
+  before(async () => {
+    ip(['netns', 'add', ns]);
+    ip(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
+    ip(['link', 'set', nsIf, 'netns', ns]);
+    ip(['addr', 'add', '10.213.7.1/24', 'dev', hostIf]);
+    ip(['link', 'set', hostIf, 'up']);
+    ip(['netns', 'exec', ns, 'ip', 'addr', 'add', '10.213.7.2/24', 'dev', nsIf]);
+    ip(['netns', 'exec', ns, 'ip', 'link', 'set', nsIf, 'up']);
+    ip(['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+    c = await DemoCluster.create({ nodes: 2, groups: [['haproxy'], ['kibana']], nodeOverrides: [{ ip: '10.213.7.2', wrap: ['ip', 'netns', 'exec', ns] }], agentConfig: { compression_level: 1 } });
+    await c.start();
+  });
+  after(async () => {
+    await c?.stop();
+    await c?.remove();
+    try {
+      ip(['link', 'del', hostIf]);
+    } catch {
+      /* gone with the namespace */
+    }
+    ip(['netns', 'del', ns]);
+  });
+
+  test('link down mid-backup: the coordinator notices within a bounded time, the set is partial naming the node', async () => {
+    await makeSlow(c.nodes[0]!.root, 4);
+    let cutAt = 0;
+    const r = await backupWatching(c, [], (ev) => {
+      if (!cutAt && ev.node === 'node1' && ev.phase === 'running' && ev.bytesDone > 0) {
+        cutAt = Date.now();
+        ip(['link', 'set', hostIf, 'down']);
+      }
+    });
+    assert.ok(cutAt > 0, 'the link went down while node1 was writing');
+    const noticedIn = Date.now() - cutAt;
+    assert.ok(noticedIn < 30_000, `noticed after ${noticedIn} ms`);
+    assert.equal(r.code, 1, r.stderr);
+    const s = DemoCluster.result<Summary>(r.stdout);
+    assert.equal(s.status, 'partial');
+    assert.ok(s.reasons.some((x) => x.startsWith('node1/haproxy:')), s.reasons.join('\n'));
+    assert.equal(s.parts.find((p) => p.node === 'node2')?.status, 'ok');
+    ip(['link', 'set', hostIf, 'up']);
+    await fsp.rm(path.join(c.nodes[0]!.root, 'etc/haproxy/big.map'));
+  });
+});
