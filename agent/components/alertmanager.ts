@@ -1,14 +1,208 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { Component } from './component.js';
-import { filesComponent, filesSchema, pathList } from './files.js';
+import { command } from '../../common/config.js';
+import { CommandError, IntegrityError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
+import { firstLines, run, spawnChild } from '../../common/exec.js';
+import { duBytes } from '../../common/fsutil.js';
+import type { Component, RestoreContext } from './component.js';
+import { pathList } from './files.js';
+import { readyHealth, waitDown, waitReady } from './prometheus.js';
 
 export const alertmanagerSchema = z
   .object({
-    config_paths: pathList.default(['/etc/prometheus/alertmanager.yml']),
-    ...filesSchema,
+    url: z
+      .string()
+      .regex(/^https?:\/\/[^/]+/, 'expected an http(s):// URL')
+      .transform((u) => u.replace(/\/+$/, ''))
+      .default('http://localhost:9093'),
+    /** Debian's layout: the config sits beside Prometheus's, templates in their own directory. */
+    config_paths: pathList.default(['/etc/prometheus/alertmanager.yml', '/etc/prometheus/alertmanager_templates']),
+    /** The file amtool checks before a restore puts it in place. */
+    config_file: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/etc/prometheus/alertmanager.yml'),
+    /** --storage.path: the silences and nflog snapshots. */
+    data_dir: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/var/lib/prometheus/alertmanager'),
+    /** The staged config file is appended. */
+    check_command: command.default(['amtool', 'check-config']),
+    stop_command: command.default(['systemctl', 'stop', 'prometheus-alertmanager']),
+    start_command: command.default(['systemctl', 'start', 'prometheus-alertmanager']),
+    ready_timeout_s: z.number().positive().default(60),
   })
   .strict();
 
-export function alertmanager(cfg: z.output<typeof alertmanagerSchema>): Component {
-  return filesComponent('alertmanager', cfg.config_paths, { afterRestore: cfg.after_restore_command });
+export type AlertmanagerConfig = z.output<typeof alertmanagerSchema>;
+
+export const CONFIG_ARTIFACT = 'config.zip';
+export const DATA_ARTIFACT = 'data.zip';
+export const SILENCES_ARTIFACT = 'silences.json';
+
+interface Matcher {
+  name: string;
+  value: string;
+  isRegex: boolean;
+  isEqual?: boolean;
+}
+
+/** A silence as GET /api/v2/silences returns it. */
+export interface Silence {
+  id: string;
+  status: { state: 'active' | 'pending' | 'expired' };
+  matchers: Matcher[];
+  startsAt: string;
+  endsAt: string;
+  createdBy: string;
+  comment: string;
+}
+
+/** Runs a check command to its end and keeps stdout and stderr together, in order. */
+function checkOutput(cmd: string[], signal?: AbortSignal): Promise<{ code: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawnChild(cmd, { stdio: ['ignore', 'pipe', 'pipe'] }, signal);
+    let output = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child.on('error', (err) => reject(new CommandError(`${cmd[0]}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : err.message}`)));
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+const fetchCause = (err: unknown) => (err as { cause?: { code?: string } }).cause?.code ?? messageOf(err);
+
+/**
+ * The seed's 2.3, plus the data directory so silences survive a restore. Alertmanager writes its
+ * silences file only every --data.maintenance-interval (15 min) and at shutdown, so the directory
+ * of a running server lags; the silences are also exported through the API at backup time and
+ * the restore brings the server back to that list.
+ */
+export function alertmanager(cfg: AlertmanagerConfig): Component {
+  const api = `${cfg.url}/api/v2`;
+
+  async function call(method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const timeout = AbortSignal.timeout(30_000);
+    try {
+      return await fetch(url, {
+        method,
+        headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+    } catch (err) {
+      throw new UnavailableError(`Alertmanager at ${cfg.url}: ${fetchCause(err)}`);
+    }
+  }
+
+  async function listSilences(signal?: AbortSignal): Promise<Silence[]> {
+    const r = await call('GET', `${api}/silences`, undefined, signal);
+    const text = await r.text();
+    if (!r.ok) throw new UnavailableError(`GET ${api}/silences: HTTP ${r.status}: ${text.trim().slice(0, 300)}`);
+    return JSON.parse(text) as Silence[];
+  }
+
+  /**
+   * Makes the running server's silences match the exported list: live ones that the data
+   * directory lacked are created again (Alertmanager gives them new ids; it refuses to create a
+   * silence under a given id), and ones that had been expired by then are expired again.
+   */
+  async function reconcile(ctx: RestoreContext, wanted: Silence[]): Promise<void> {
+    const live = new Map((await listSilences(ctx.signal)).map((s) => [s.id, s]));
+    const now = Date.now();
+    let created = 0;
+    let expired = 0;
+    for (const s of wanted) {
+      const current = live.get(s.id);
+      if (s.status.state === 'expired' || Date.parse(s.endsAt) <= now) {
+        if (current && current.status.state !== 'expired') {
+          const r = await call('DELETE', `${api}/silence/${encodeURIComponent(s.id)}`, undefined, ctx.signal);
+          if (!r.ok) throw new UnavailableError(`expiring silence ${s.id}: HTTP ${r.status}: ${(await r.text()).trim()}`);
+          expired++;
+        }
+        continue;
+      }
+      if (current && current.status.state !== 'expired') continue;
+      const { matchers, startsAt, endsAt, createdBy, comment } = s;
+      const r = await call('POST', `${api}/silences`, { matchers, startsAt, endsAt, createdBy, comment }, ctx.signal);
+      const text = await r.text();
+      if (!r.ok) throw new UnavailableError(`re-creating silence ${s.id} (${comment}): HTTP ${r.status}: ${text.trim().slice(0, 300)}`);
+      created++;
+    }
+    if (created || expired) ctx.progress(0, `silences newer than the data directory: ${created} created again, ${expired} expired again`);
+  }
+
+  async function validate(staged: Map<string, string>, ctx: RestoreContext): Promise<void> {
+    const file = staged.get(cfg.config_file);
+    if (!file) return;
+    const r = await checkOutput([...cfg.check_command, file], ctx.signal);
+    if (r.code !== 0) {
+      // amtool names the problem on stdout ("FAILED: undefined receiver ...") and only sums up on stderr.
+      const why = firstLines(r.output.split(file).join(cfg.config_file), 4);
+      throw new PreconditionError(`restored ${cfg.config_file} does not pass '${cfg.check_command.join(' ')}': ${why}; nothing was replaced`);
+    }
+  }
+
+  return {
+    name: 'alertmanager',
+    restorePaths: [...cfg.config_paths, cfg.data_dir],
+    estimateBytes: () => duBytes([...cfg.config_paths, cfg.data_dir]),
+    health: () => readyHealth(cfg.url, 'Alertmanager'),
+
+    async backup(ctx) {
+      await ctx.addZip(CONFIG_ARTIFACT, cfg.config_paths);
+      await ctx.addZip(DATA_ARTIFACT, [cfg.data_dir]);
+      // Exported after the data directory was read, so the list is the newer of the two.
+      let silences: Silence[];
+      try {
+        silences = await listSilences(ctx.signal);
+      } catch (err) {
+        if (!(err instanceof UnavailableError) || !/ECONNREFUSED/.test(err.message)) throw err;
+        // A stopped Alertmanager wrote its silences at shutdown: the data directory is current.
+        ctx.log.warn(`Alertmanager is not running (${err.message}); its data directory alone holds the silences`);
+        ctx.meta.silences = 'not exported: Alertmanager was not running';
+        return { status: 'ok' };
+      }
+      await ctx.addStream(SILENCES_ARTIFACT, Readable.from([Buffer.from(JSON.stringify(silences, null, 2) + '\n')]));
+      ctx.meta.silences = String(silences.filter((s) => s.status.state !== 'expired').length);
+      return { status: 'ok' };
+    },
+
+    async restore(ctx) {
+      const arch = (f: string) => `${ctx.part.node}/${ctx.part.component}/${f}`;
+      const has = (f: string) => ctx.part.artifacts.some((a) => a.path === arch(f));
+      let wanted: Silence[] | undefined;
+      if (has(SILENCES_ARTIFACT)) {
+        try {
+          wanted = JSON.parse(await fsp.readFile(ctx.artifactFile(SILENCES_ARTIFACT), 'utf8')) as Silence[];
+        } catch (err) {
+          throw new IntegrityError(`${arch(SILENCES_ARTIFACT)} is not a silence list: ${messageOf(err)}`);
+        }
+      }
+      // The config is checked and replaced while Alertmanager runs (it reads it only at start), so
+      // a config amtool refuses leaves the server, its config and its data untouched.
+      if (has(CONFIG_ARTIFACT)) await ctx.restoreFiles({ archive: arch(CONFIG_ARTIFACT), validate: (staged) => validate(staged, ctx) });
+      if (!has(DATA_ARTIFACT)) return;
+      if (ctx.dryRun) {
+        ctx.progress(0, `would stop Alertmanager, restore ${cfg.data_dir}, start it${wanted ? ` and bring back ${wanted.filter((s) => s.status.state !== 'expired').length} silence(s)` : ''}`);
+        await ctx.restoreFiles({ archive: arch(DATA_ARTIFACT) });
+        return;
+      }
+
+      // Stopped first: Alertmanager writes its silences file at shutdown and would overwrite ours.
+      await run(cfg.stop_command, { signal: ctx.signal });
+      await waitDown(cfg.url, 30, 'Alertmanager');
+      let failure: unknown;
+      try {
+        await ctx.restoreFiles({ archive: arch(DATA_ARTIFACT) });
+      } catch (err) {
+        failure = err;
+      }
+      try {
+        await run(cfg.start_command);
+        await waitReady(cfg.url, cfg.ready_timeout_s, 'Alertmanager', ctx.signal);
+      } catch (err) {
+        throw new CommandError(`${failure ? `${messageOf(failure)}; ` : ''}Alertmanager did not come back: ${messageOf(err)}`);
+      }
+      if (failure) throw failure;
+      if (wanted) await reconcile(ctx, wanted);
+    },
+  };
 }

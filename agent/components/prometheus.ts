@@ -1,14 +1,471 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
-import type { Component } from './component.js';
-import { filesComponent, filesSchema, pathList } from './files.js';
+import { entryNameOf, extractVerified } from '../../common/archive.js';
+import { command } from '../../common/config.js';
+import { IntegrityError, LsbackupError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
+import { run } from '../../common/exec.js';
+import { duBytes, exists, freeBytes, isInside, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
+import type { Entry } from '../../common/manifest.js';
+import type { BackupContext, Component, Health, RestoreContext } from './component.js';
+import { pathList } from './files.js';
+
+const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
+const httpUrl = z
+  .string()
+  .regex(/^https?:\/\/[^/]+/, 'expected an http(s):// URL')
+  .transform((u) => u.replace(/\/+$/, ''));
 
 export const prometheusSchema = z
   .object({
+    url: httpUrl.default('http://localhost:9090'),
+    /** Debian's default --storage.tsdb.path; LambdaStack's unit may point elsewhere. */
+    tsdb_path: absolutePath.default('/var/lib/prometheus/metrics2'),
+    /** Where the ExecStart line that gets --web.enable-admin-api for the snapshot lives. */
+    unit_file: absolutePath.default('/etc/systemd/system/prometheus.service'),
+    daemon_reload_command: command.default(['systemctl', 'daemon-reload']),
+    restart_command: command.default(['systemctl', 'restart', 'prometheus']),
+    stop_command: command.default(['systemctl', 'stop', 'prometheus']),
+    start_command: command.default(['systemctl', 'start', 'prometheus']),
     config_paths: pathList.default(['/etc/prometheus']),
-    ...filesSchema,
+    /** When false, a Prometheus without the admin API fails its backup instead of being restarted twice. */
+    allow_enable_admin_api: z.boolean().default(true),
+    /** A large TSDB replays its WAL for minutes before /-/ready answers. */
+    ready_timeout_s: z.number().positive().default(300),
   })
   .strict();
 
-export function prometheus(cfg: z.output<typeof prometheusSchema>): Component {
-  return filesComponent('prometheus', cfg.config_paths, { afterRestore: cfg.after_restore_command });
+export type PrometheusConfig = z.output<typeof prometheusSchema>;
+
+export const TSDB_ARTIFACT = 'tsdb.zip';
+export const CONFIG_ARTIFACT = 'config.zip';
+const ADMIN_FLAG = '--web.enable-admin-api';
+/** Names we leave in the TSDB directory; Prometheus only opens ULID-named block directories. */
+const OURS = '.lsbackup-';
+const UNIT_JOURNAL = 'prometheus-unit-original.json';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function fetchError(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? messageOf(err);
+}
+
+async function getOk(url: string, signal?: AbortSignal, timeoutMs = 5000): Promise<Response> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+}
+
+/** Polls <url>/-/ready (Prometheus and Alertmanager both serve it) until it answers 200. */
+export async function waitReady(url: string, timeoutS: number, what: string, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutS * 1000;
+  let last = 'no answer';
+  for (;;) {
+    if (signal?.aborted) throw new LsbackupError(`cancelled while waiting for ${what} to become ready`);
+    try {
+      const r = await getOk(`${url}/-/ready`, signal);
+      await r.body?.cancel();
+      if (r.ok) return;
+      last = `HTTP ${r.status}`;
+    } catch (err) {
+      last = fetchError(err);
+    }
+    if (Date.now() >= deadline) throw new UnavailableError(`${what} at ${url} is not ready after ${timeoutS}s (last answer: ${last})`);
+    await sleep(250);
+  }
+}
+
+/**
+ * Waits until nothing answers at `url`: a stop command that "succeeded" while the server keeps
+ * running (wrong unit name, a second instance) must not lead to data being swapped under it.
+ */
+export async function waitDown(url: string, timeoutS: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutS * 1000;
+  for (;;) {
+    try {
+      const r = await getOk(`${url}/-/ready`, undefined, 2000);
+      await r.body?.cancel();
+    } catch {
+      return;
+    }
+    if (Date.now() >= deadline) throw new PreconditionError(`${what} still answers at ${url} after its stop command; nothing was replaced`);
+    await sleep(250);
+  }
+}
+
+export async function readyHealth(url: string, what: string): Promise<Health> {
+  try {
+    const r = await getOk(`${url}/-/ready`);
+    const body = (await r.text()).trim();
+    if (r.ok) return { status: 'ok', detail: `${what} at ${url} is ready` };
+    return { status: 'degraded', detail: `${what} at ${url} answers HTTP ${r.status}: ${body.slice(0, 200)}` };
+  } catch (err) {
+    return { status: 'down', detail: `${what} at ${url}: ${fetchError(err)}` };
+  }
+}
+
+/**
+ * Adds the admin flag to the last ExecStart= of a unit file (the one systemd runs), at the end
+ * of its last continuation line. Decoded as latin1 so every other byte round-trips unchanged.
+ */
+export function withAdminFlag(unit: Buffer, file: string): Buffer {
+  const lines = unit.toString('latin1').split('\n');
+  let start = -1;
+  for (let i = 0; i < lines.length; i++) {
+    if (/^\s*ExecStart\s*=\s*\S/.test(lines[i]!)) start = i;
+  }
+  if (start < 0) throw new PreconditionError(`${file} has no ExecStart= line to add ${ADMIN_FLAG} to`);
+  let end = start;
+  while (end < lines.length - 1 && /\\\s*\r?$/.test(lines[end]!)) end++;
+  const logical = lines.slice(start, end + 1).join('\n');
+  if (/--web\.enable-admin-api\b/.test(logical)) {
+    throw new PreconditionError(
+      `${file} already has ${ADMIN_FLAG} in ExecStart, yet the running Prometheus has its admin API off; the unit was not reloaded and restarted, or Prometheus is started from elsewhere`,
+    );
+  }
+  const last = lines[end]!;
+  const m = /^(.*?)(\s*)(\r?)$/.exec(last)!;
+  lines[end] = `${m[1]} ${ADMIN_FLAG}${m[2]}${m[3]}`;
+  return Buffer.from(lines.join('\n'), 'latin1');
+}
+
+interface UnitJournal {
+  unitFile: string;
+  content: string;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+interface SnapshotAnswer {
+  kind: 'ok' | 'disabled' | 'error';
+  name?: string;
+  detail: string;
+}
+
+/** The seed's 2.1: a TSDB snapshot through the admin API plus /etc/prometheus. */
+export function prometheus(cfg: PrometheusConfig): Component {
+  const journalOf = (stateDir: string) => path.join(stateDir, UNIT_JOURNAL);
+
+  const exec = async (cmd: string[], signal?: AbortSignal) => void (await run(cmd, { signal }));
+
+  async function requestSnapshot(signal: AbortSignal): Promise<SnapshotAnswer> {
+    let r: Response;
+    try {
+      r = await fetch(`${cfg.url}/api/v1/admin/tsdb/snapshot`, { method: 'POST', signal });
+    } catch (err) {
+      throw new UnavailableError(`Prometheus at ${cfg.url}: ${fetchError(err)}`);
+    }
+    const text = await r.text();
+    let body: { status?: string; error?: string; data?: { name?: string } } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      // not JSON: a proxy's error page or an old Prometheus; judged by status below
+    }
+    if (r.ok && body.status === 'success' && body.data?.name) return { kind: 'ok', name: body.data.name, detail: '' };
+    const detail = `HTTP ${r.status}: ${(body.error ?? text).trim().slice(0, 300)}`;
+    if (r.status === 404 || r.status === 405 || /admin APIs disabled/i.test(body.error ?? text)) return { kind: 'disabled', detail };
+    return { kind: 'error', detail };
+  }
+
+  async function flags(signal?: AbortSignal): Promise<Record<string, string> | undefined> {
+    try {
+      const r = await getOk(`${cfg.url}/api/v1/status/flags`, signal);
+      if (!r.ok) return undefined;
+      return ((await r.json()) as { data?: Record<string, string> }).data;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The snapshot lands under the TSDB path Prometheus runs with; a tsdb_path that differs would break restore too. */
+  async function liveTsdbPath(signal: AbortSignal): Promise<string> {
+    const live = (await flags(signal))?.['storage.tsdb.path'];
+    if (!live || !path.isAbsolute(live)) return cfg.tsdb_path;
+    const real = async (p: string) => fsp.realpath(p).catch(() => path.resolve(p));
+    if ((await real(live)) !== (await real(cfg.tsdb_path))) {
+      throw new PreconditionError(`Prometheus at ${cfg.url} runs with --storage.tsdb.path=${live}, but tsdb_path is ${cfg.tsdb_path}; set tsdb_path to ${live}`);
+    }
+    return cfg.tsdb_path;
+  }
+
+  async function writeUnit(file: string, content: Buffer, j: Pick<UnitJournal, 'mode' | 'uid' | 'gid'>): Promise<void> {
+    await writeFileAtomic(file, content, j.mode & 0o7777);
+    await fsp.chown(file, j.uid, j.gid);
+  }
+
+  async function revertUnit(j: UnitJournal, stateDir: string, signal: AbortSignal): Promise<void> {
+    await writeUnit(j.unitFile, Buffer.from(j.content, 'base64'), j);
+    await exec(cfg.daemon_reload_command, signal);
+    await exec(cfg.restart_command, signal);
+    await waitReady(cfg.url, cfg.ready_timeout_s, 'Prometheus', signal);
+    const on = (await flags(signal))?.['web.enable-admin-api'];
+    if (on === 'true') throw new PreconditionError(`${j.unitFile} was restored, yet Prometheus still runs with ${ADMIN_FLAG}`);
+    await fsp.rm(journalOf(stateDir), { force: true });
+  }
+
+  /** An agent that died between enabling and reverting left the original unit in its state dir. */
+  async function revertLeftover(ctx: BackupContext): Promise<void> {
+    const file = journalOf(ctx.stateDir);
+    if (!(await exists(file))) return;
+    const j = JSON.parse(await fsp.readFile(file, 'utf8')) as UnitJournal;
+    ctx.log.warn(`an earlier backup left ${j.unitFile} with ${ADMIN_FLAG}; putting the original back first`);
+    await revertUnit(j, ctx.stateDir, ctx.signal);
+  }
+
+  /**
+   * Turns the admin API on the way the seed does (flag in the unit, daemon-reload, restart), runs
+   * `fn`, and always puts the unit's original bytes back and restarts, whatever `fn` did.
+   */
+  async function withAdminApi<T>(ctx: BackupContext, fn: () => Promise<T>): Promise<T> {
+    let original: Buffer;
+    try {
+      original = await fsp.readFile(cfg.unit_file);
+    } catch (err) {
+      throw new PreconditionError(`the admin API is off and unit_file ${cfg.unit_file} cannot be read to turn it on: ${messageOf(err)}`);
+    }
+    const st = await fsp.stat(cfg.unit_file);
+    const edited = withAdminFlag(original, cfg.unit_file);
+    const journal: UnitJournal = { unitFile: cfg.unit_file, content: original.toString('base64'), mode: st.mode, uid: st.uid, gid: st.gid };
+    await mkdirPrivate(ctx.stateDir);
+    await writeFileAtomic(journalOf(ctx.stateDir), JSON.stringify(journal));
+    ctx.progress(0, `admin API is off: restarting Prometheus with ${ADMIN_FLAG} for the snapshot`);
+
+    let result: T | undefined;
+    let failure: unknown;
+    try {
+      await writeUnit(cfg.unit_file, edited, st);
+      await exec(cfg.daemon_reload_command, ctx.signal);
+      await exec(cfg.restart_command, ctx.signal);
+      await waitReady(cfg.url, cfg.ready_timeout_s, 'Prometheus', ctx.signal);
+      result = await fn();
+    } catch (err) {
+      failure = err;
+    }
+    // Reverting must run even after a cancel, so it does not use ctx.signal.
+    try {
+      await revertUnit(journal, ctx.stateDir, new AbortController().signal);
+    } catch (err) {
+      const before = failure ? `${messageOf(failure)}; then ` : 'snapshot taken, but ';
+      throw new PreconditionError(
+        `${before}reverting ${cfg.unit_file} failed: ${messageOf(err)}. Prometheus may still run with ${ADMIN_FLAG}; the original unit is in ${journalOf(ctx.stateDir)} and the next backup puts it back`,
+      );
+    }
+    ctx.progress(0, 'admin API turned off again');
+    if (failure) throw failure;
+    return result as T;
+  }
+
+  async function takeSnapshot(ctx: BackupContext, tsdb: string, taken: { dir?: string; name?: string }): Promise<void> {
+    const snapshots = path.join(tsdb, 'snapshots');
+    const before = new Set(await fsp.readdir(snapshots).catch(() => [] as string[]));
+    const once = async (): Promise<SnapshotAnswer> => {
+      const a = await requestSnapshot(ctx.signal);
+      if (a.kind === 'ok') {
+        taken.name = a.name;
+        taken.dir = path.join(snapshots, a.name!);
+      }
+      return a;
+    };
+    let answer = await once();
+    if (answer.kind === 'disabled') {
+      if (!cfg.allow_enable_admin_api) {
+        throw new PreconditionError(`Prometheus at ${cfg.url} has its admin API off (${answer.detail}) and allow_enable_admin_api is false; start it with ${ADMIN_FLAG}`);
+      }
+      answer = await withAdminApi(ctx, once);
+      ctx.meta.admin_api = 'enabled for the snapshot, then reverted';
+    } else {
+      ctx.meta.admin_api = 'already on';
+    }
+    if (answer.kind !== 'ok') {
+      // Prometheus does not clean up a snapshot that failed half way; say what it left rather than guess.
+      const left = (await fsp.readdir(snapshots).catch(() => [] as string[])).filter((n) => !before.has(n));
+      const leftover = left.length ? `; it left ${left.map((n) => path.join(snapshots, n)).join(', ')}` : '';
+      throw new UnavailableError(`Prometheus at ${cfg.url} refused the snapshot (${answer.detail})${leftover}`);
+    }
+    if (!(await exists(taken.dir!))) {
+      throw new PreconditionError(`Prometheus reported snapshot ${taken.name}, but ${taken.dir} does not exist; is tsdb_path (${tsdb}) the directory it writes to?`);
+    }
+  }
+
+  return {
+    name: 'prometheus',
+    restorePaths: [cfg.tsdb_path, ...cfg.config_paths],
+    async estimateBytes() {
+      const skip = (p: string) => p === path.join(cfg.tsdb_path, 'snapshots') || p === path.join(cfg.tsdb_path, 'wal') || path.basename(p).startsWith(OURS);
+      return (await duBytes([cfg.tsdb_path], skip)) + (await duBytes(cfg.config_paths));
+    },
+    health: () => readyHealth(cfg.url, 'Prometheus'),
+
+    async backup(ctx) {
+      await revertLeftover(ctx);
+      const tsdb = await liveTsdbPath(ctx.signal);
+      const taken: { dir?: string; name?: string } = {};
+      try {
+        await takeSnapshot(ctx, tsdb, taken);
+        ctx.meta.snapshot = taken.name!;
+        ctx.meta.snapshot_dir = taken.dir!;
+        ctx.progress(0, `copying snapshot ${taken.name}`);
+        // TSDB chunks are compressed already; deflating them again costs CPU for nothing.
+        await ctx.addZip(TSDB_ARTIFACT, [taken.dir!], { level: 0 });
+      } finally {
+        // The snapshot is hard links into live blocks: left behind, it pins their disk space forever.
+        if (taken.dir) await fsp.rm(taken.dir, { recursive: true, force: true }).catch((err) => ctx.log.warn(`could not remove ${taken.dir}: ${messageOf(err)}`));
+      }
+      await ctx.addZip(CONFIG_ARTIFACT, cfg.config_paths);
+      return { status: 'ok' };
+    },
+
+    async restore(ctx) {
+      const arch = (f: string) => `${ctx.part.node}/${ctx.part.component}/${f}`;
+      const has = (f: string) => ctx.part.artifacts.some((a) => a.path === arch(f));
+      const restoreConfig = async () => {
+        if (has(CONFIG_ARTIFACT)) await ctx.restoreFiles({ archive: arch(CONFIG_ARTIFACT) });
+      };
+      if (!has(TSDB_ARTIFACT)) {
+        await restoreConfig();
+        return;
+      }
+      const snapDir = ctx.part.meta.snapshot_dir;
+      if (!snapDir) throw new IntegrityError(`the prometheus part of ${ctx.backupId} does not record its snapshot directory (meta.snapshot_dir)`);
+      const entries = ctx.part.entries.filter((e) => e.archive === arch(TSDB_ARTIFACT));
+      const tsdb = cfg.tsdb_path;
+      const staging = path.join(tsdb, `${OURS}restore-${ctx.backupId}`);
+      const rel = snapshotMapping(entries, snapDir);
+
+      if (ctx.dryRun) {
+        ctx.progress(0, `would stop Prometheus, move the contents of ${tsdb} aside and put snapshot ${ctx.part.meta.snapshot ?? ''} (${entries.length} entries) there`);
+        for (const e of entries) ctx.progress(0, `would restore ${e.type} ${path.join(tsdb, rel.get(e)!)}`);
+        await restoreConfig();
+        return;
+      }
+
+      const need = entries.reduce((s, e) => s + e.size, 0);
+      if (!(await exists(tsdb))) {
+        await fsp.mkdir(tsdb, { recursive: true, mode: 0o755 });
+        const root = entries.find((e) => rel.get(e) === '');
+        if (root) await applyMeta(root, tsdb);
+      }
+      const free = await freeBytes(tsdb);
+      if (free < need) throw new PreconditionError(`${tsdb} has ${free} bytes free, the snapshot needs ${need}; nothing was changed`);
+
+      // Extracted and verified while Prometheus still runs: its downtime is only the swap.
+      await fsp.rm(staging, { recursive: true, force: true });
+      try {
+        await extractSnapshot(ctx, arch(TSDB_ARTIFACT), entries, rel, staging);
+        await restoreConfig();
+      } catch (err) {
+        await fsp.rm(staging, { recursive: true, force: true });
+        throw err;
+      }
+
+      try {
+        await exec(cfg.stop_command, ctx.signal);
+        await waitDown(cfg.url, 30, 'Prometheus');
+      } catch (err) {
+        await fsp.rm(staging, { recursive: true, force: true });
+        throw err;
+      }
+      let swapError: unknown;
+      let rollbackDir = '';
+      try {
+        rollbackDir = await swapIn(tsdb, staging, `${OURS}rollback-${ctx.backupId}-${Date.now()}`);
+      } catch (err) {
+        swapError = err;
+      }
+      try {
+        await exec(cfg.start_command);
+        await waitReady(cfg.url, cfg.ready_timeout_s, 'Prometheus', ctx.signal);
+      } catch (err) {
+        const kept = rollbackDir ? `; the data it replaced is in ${rollbackDir}` : '';
+        throw new UnavailableError(`${swapError ? `${messageOf(swapError)}; ` : ''}Prometheus did not come back after the restore: ${messageOf(err)}${kept}`);
+      }
+      if (swapError) throw swapError;
+      if (rollbackDir) {
+        ctx.progress(0, `the TSDB data it replaced is kept in ${rollbackDir}; remove it once the restore is checked`);
+        ctx.log.info(`old TSDB data kept in ${rollbackDir}`);
+      }
+    },
+  };
+
+  async function extractSnapshot(ctx: RestoreContext, archive: string, entries: Entry[], rel: Map<Entry, string>, staging: string): Promise<void> {
+    const dest = (e: Entry) => path.join(staging, rel.get(e)!);
+    await mkdirPrivate(staging);
+    const dirs = entries.filter((e) => e.type === 'dir' && rel.get(e) !== '').sort((a, b) => depth(a.path) - depth(b.path));
+    for (const d of dirs) await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
+    await extractVerified(path.join(ctx.setDir, archive), entries, dest, (n) => ctx.progress(n));
+    for (const e of entries) if (e.type === 'file') await applyMeta(e, dest(e));
+    for (const d of [...dirs].reverse()) await applyMeta(d, dest(d));
+  }
+}
+
+const depth = (p: string) => p.split('/').length;
+
+/**
+ * Maps each snapshot entry to its place relative to the TSDB root. The archive names entries after
+ * where the snapshot lay at backup time, so restoreFiles' "put it back where it was" does not fit;
+ * the same confinement rules apply here.
+ */
+export function snapshotMapping(entries: Entry[], snapDir: string): Map<Entry, string> {
+  const out = new Map<Entry, string>();
+  for (const e of entries) {
+    const p = e.path;
+    if (!path.isAbsolute(p) || path.normalize(p) !== p || p.split('/').includes('..') || e.name !== entryNameOf(p)) {
+      throw new PermissionError(`refusing entry '${e.name}' (${p}): not a plain absolute path matching its name`);
+    }
+    if (!isInside(snapDir, p)) throw new PermissionError(`refusing entry '${p}': outside the snapshot directory ${snapDir}`);
+    if (e.type !== 'file' && e.type !== 'dir') throw new PermissionError(`refusing ${e.type} '${p}': a TSDB snapshot holds only files and directories`);
+    out.set(e, path.relative(snapDir, p));
+  }
+  return out;
+}
+
+async function applyMeta(e: Entry, dest: string): Promise<void> {
+  try {
+    await fsp.chown(dest, e.uid, e.gid);
+  } catch (err) {
+    // Only root can give files away; as another user, keep our own ownership rather than fail.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM' || process.getuid?.() === 0) throw err;
+  }
+  await fsp.chmod(dest, e.mode & 0o7777);
+  const t = Number(BigInt(e.mtimeNs) / 1000n) / 1e6;
+  await fsp.utimes(dest, t, t);
+}
+
+/**
+ * Moves everything in the TSDB root (blocks, wal, chunks_head, lock) into a rollback directory
+ * inside it, then the staged snapshot up into the root. Renames within one directory: instant and
+ * no copy of a TSDB that may be hundreds of GiB. On failure, what was moved goes back.
+ */
+async function swapIn(tsdb: string, staging: string, rollbackName: string): Promise<string> {
+  const rollback = path.join(tsdb, rollbackName);
+  const old = (await fsp.readdir(tsdb)).filter((n) => !n.startsWith(OURS));
+  await mkdirPrivate(rollback);
+  const moved: string[] = [];
+  const placed: string[] = [];
+  try {
+    for (const n of old) {
+      await fsp.rename(path.join(tsdb, n), path.join(rollback, n));
+      moved.push(n);
+    }
+    for (const n of await fsp.readdir(staging)) {
+      await fsp.rename(path.join(staging, n), path.join(tsdb, n));
+      placed.push(n);
+    }
+    await fsp.rmdir(staging);
+  } catch (err) {
+    const undo: string[] = [];
+    for (const n of placed) await fsp.rename(path.join(tsdb, n), path.join(staging, n)).catch(() => undo.push(path.join(tsdb, n)));
+    for (const n of moved) await fsp.rename(path.join(rollback, n), path.join(tsdb, n)).catch(() => undo.push(path.join(rollback, n)));
+    await fsp.rm(staging, { recursive: true, force: true });
+    if (undo.length === 0) await fsp.rmdir(rollback).catch(() => undefined);
+    const state = undo.length ? `could not move back ${undo.join(', ')}` : 'the old data was moved back';
+    throw new IntegrityError(`swapping the snapshot into ${tsdb} failed: ${messageOf(err)}; ${state}`);
+  }
+  if (moved.length === 0) {
+    await fsp.rmdir(rollback);
+    return '';
+  }
+  return rollback;
 }
