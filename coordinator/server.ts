@@ -78,7 +78,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
     Agents: unary(deps, async (req) => {
       const inv = await readInventory(req.buildDir, deps.agentPort);
       const agents: AgentStatus[] = await Promise.all(
-        [...inv.hosts.values()].sort((a, b) => a.name.localeCompare(b.name)).map(async (h) => {
+        [...inv.hosts.values()].filter((h) => h.components.size > 0).sort((a, b) => a.name.localeCompare(b.name)).map(async (h) => {
           const base = { node: h.name, address: addressOf(h), expectedComponents: [...h.components] };
           try {
             return { ...base, reachable: true, info: await deps.pool.info(addressOf(h), h.name, req.target) };
