@@ -203,6 +203,7 @@ export async function restoreNode(
         signal,
         stateDir: rt.stateDir,
         progress,
+        report,
         artifactFile: (fileName) => path.join(setDir, part.node, part.component, fileName),
         restoreFiles: (o) =>
           restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report }),

@@ -47,6 +47,8 @@ export interface RestoreContext {
   signal: AbortSignal;
   stateDir: string;
   progress(deltaBytes: number, message?: string): void;
+  /** Tells the operator what was done ("created database shop", "rollback copy in ..."). */
+  report(line: string): void;
   /** Absolute path of one of this part's artifacts, by file name. */
   artifactFile(fileName: string): string;
   /**

@@ -4,7 +4,6 @@
  * authentication over TCP and trust on a private socket directory for the test's own queries.
  */
 import { existsSync, promises as fsp } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { run } from '../../common/exec.js';
 import { tempDir } from './harness.js';
@@ -18,16 +17,8 @@ export function requirePostgres(): void {
   if (process.getuid?.() !== 0) throw new Error('the PostgreSQL tests start servers as the postgres OS user and must run as root');
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../demo/cluster.js';
+import { freePort } from '../../demo/cluster.js';
 
 async function asPostgres(cmd: string[]): Promise<string> {
   return (await run(['runuser', '-u', 'postgres', '--', ...cmd], { timeoutMs: 60_000 })).stdout;

@@ -5,7 +5,6 @@
  * says, so a restart without a reload keeps the old flags, as with systemd.
  */
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { run } from '../../common/exec.js';
 import { tempDir } from './harness.js';
@@ -26,16 +25,7 @@ export function requireBinaries(...bins: string[]): void {
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: apt-get install prometheus prometheus-alertmanager`);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../demo/cluster.js';
 
 /** systemd's ExecStart with one argument per continuation line, as LambdaStack writes it. */
 export function unitText(description: string, argv: string[]): string {
