@@ -47,3 +47,22 @@ test('haproxy files round-trip with modes, owners, mtimes and symlinks; invalid 
   assert.deepEqual(r.results.map((x) => x.status), ['ok'], JSON.stringify(r.results));
   assert.deepEqual(await tree(path.join(root, 'etc')), before);
 });
+
+test('a backed-up haproxy config that haproxy -c rejects is never put in place', async () => {
+  const root = tempDir('haproxy-bad');
+  const etc = path.join(root, 'etc/haproxy');
+  await fsp.mkdir(etc, { recursive: true });
+  const cfgFile = path.join(etc, 'haproxy.cfg');
+  await fsp.writeFile(cfgFile, 'global\n  this-is-not-a-keyword 1\n');
+  const comp = haproxy(haproxySchema.parse({ paths: [etc], config_file: cfgFile }));
+  const rt = runtimeOf([comp]);
+  const target = tempDir('target');
+  const { id } = await backupLocal(rt, target);
+  const live = 'global\n  maxconn 10\n';
+  await fsp.writeFile(cfgFile, live);
+  const r = await restoreLocal(rt, target, id);
+  assert.equal(r.results[0]?.status, 'failed');
+  assert.match(r.results[0]!.reason, /does not pass 'haproxy -c -f'.*unknown keyword 'this-is-not-a-keyword'.*nothing was replaced/);
+  assert.equal(await fsp.readFile(cfgFile, 'utf8'), live);
+  assert.deepEqual(await fsp.readdir(etc), ['haproxy.cfg'], 'no staged files left behind');
+});
