@@ -9,8 +9,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import YAML from 'yaml';
 import { certsInit, certsIssue } from '../cli/certs.js';
+
+// better-sqlite3 ships CommonJS without types; the demo only needs to create a small database.
+const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => { exec(sql: string): void; prepare(sql: string): { run(...a: unknown[]): unknown }; close(): void };
 
 const distRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const bin = {
@@ -45,7 +49,7 @@ export interface DemoNode {
 
 export interface ClusterOptions {
   nodes?: number;
-  /** Inventory groups per node; default spreads haproxy, logging, kibana, prometheus, grafana. */
+  /** Inventory groups per node; the default spreads the file-based components (haproxy, kibana, grafana). */
   groups?: string[][];
   extraInventory?: string;
   /** Per node (by index): another address or a command prefix to start its agent with. */
@@ -57,7 +61,7 @@ export interface ClusterOptions {
   log?: (line: string) => void;
 }
 
-const DEFAULT_GROUPS = [['haproxy', 'kibana'], ['logging', 'prometheus'], ['haproxy', 'grafana']];
+const DEFAULT_GROUPS = [['haproxy', 'kibana'], ['load_balancer', 'grafana'], ['haproxy', 'opensearch_dashboards']];
 
 /** Writes a node's sandboxed component files: small, but with the modes, owners and links real ones have. */
 async function seedNodeFiles(root: string): Promise<void> {
@@ -74,12 +78,13 @@ async function seedNodeFiles(root: string): Promise<void> {
   await w('etc/haproxy/errors/503.http', 'HTTP/1.0 503 Service Unavailable\r\n\r\nbusy\n');
   await w('etc/ssl/haproxy/cluster.pem', '-----BEGIN PRIVATE KEY-----\nnot a real key, demo only\n-----END PRIVATE KEY-----\n', 0o600);
   await fsp.symlink('cluster.pem', path.join(root, 'etc/ssl/haproxy/current.pem')).catch(() => undefined);
-  await w('etc/elasticsearch/elasticsearch.yml', 'cluster.name: lambdastack\nnode.name: ${HOSTNAME}\npath.data: /var/lib/elasticsearch\n', 0o660);
   await w('etc/kibana/kibana.yml', 'server.port: 5601\nelasticsearch.hosts: ["https://localhost:9200"]\n', 0o660);
-  await w('etc/prometheus/prometheus.yml', 'global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ["localhost:9100"]\n');
-  await w('etc/prometheus/rules/node.rules.yml', 'groups: []\n');
-  await w('etc/prometheus/alertmanager.yml', 'route:\n  receiver: ops\nreceivers:\n  - name: ops\n');
-  await w('var/lib/grafana/grafana.db', Buffer.alloc(64 * 1024, 7), 0o640);
+  await fsp.mkdir(path.join(root, 'var/lib/grafana'), { recursive: true });
+  const db = new Sqlite(path.join(root, 'var/lib/grafana/grafana.db'));
+  db.exec("CREATE TABLE IF NOT EXISTS dashboard (id INTEGER PRIMARY KEY, title TEXT NOT NULL, data TEXT NOT NULL)");
+  db.prepare('INSERT INTO dashboard (title, data) VALUES (?, ?)').run('Cluster', JSON.stringify({ panels: [{ id: 1, type: 'graph' }] }));
+  db.close();
+  await fsp.chmod(path.join(root, 'var/lib/grafana/grafana.db'), 0o640);
   await w('var/lib/grafana/dashboards/cluster.json', JSON.stringify({ title: 'Cluster', panels: [{ id: 1, type: 'graph' }] }, null, 2));
   await w('var/lib/grafana/png/render-1.png', Buffer.alloc(1024, 1));
 }
@@ -89,13 +94,9 @@ function agentConfig(n: DemoNode, pki: string, stateDir: string) {
   const components: Record<string, unknown> = {};
   const has = (...g: string[]) => n.groups.some((x) => g.includes(x));
   if (has('haproxy', 'load_balancer')) components.haproxy = { paths: [r('etc/haproxy'), r('etc/ssl/haproxy')], config_file: r('etc/haproxy/haproxy.cfg') };
-  if (has('logging', 'elasticsearch', 'opensearch', 'opendistro_for_elasticsearch')) components.elasticsearch = { config_paths: [r('etc/elasticsearch/elasticsearch.yml')] };
   if (has('kibana', 'opensearch_dashboards')) components.kibana = { config_paths: [r('etc/kibana/kibana.yml')] };
-  if (has('prometheus')) {
-    components.prometheus = { config_paths: [r('etc/prometheus')] };
-    components.alertmanager = { config_paths: [r('etc/prometheus/alertmanager.yml')] };
-  }
-  if (has('grafana')) components.grafana = { data_dir: r('var/lib/grafana') };
+  // The demo has no Grafana server to stop and start around a restore.
+  if (has('grafana')) components.grafana = { data_dir: r('var/lib/grafana'), stop_command: ['true'], start_command: ['true'] };
   return {
     node: n.name,
     listen: `${n.ip}:${n.port}`,

@@ -26,7 +26,7 @@ async function fingerprint(root: string): Promise<Map<string, string>> {
 async function main(): Promise<number> {
   say('lsbackup demo: a coordinator and three agents on this machine, talking mTLS.');
   const cluster = await DemoCluster.create({
-    groups: [['haproxy', 'kibana'], ['load_balancer', 'opensearch_dashboards'], ['haproxy', 'kibana']],
+    groups: [['haproxy', 'kibana'], ['load_balancer', 'grafana'], ['haproxy', 'opensearch_dashboards']],
     extraInventory: '[kafka]\nnode4 ansible_host=127.0.0.5\n',
   });
   try {
