@@ -19,6 +19,7 @@ const EXIT_INPUT = 2;
 const INPUT_CODES = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND]);
 
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+const repeat = (v: string, prev: string[] = []) => [...prev, v];
 const absTarget = (t: string) => path.resolve(t);
 
 function globals(cmd: Command): GlobalOptions {
@@ -74,7 +75,7 @@ program
   .requiredOption('--node <host>', 'node to restore')
   .option('--component <name>', 'only this component (repeat or comma-separate)', collect, [])
   .option('--database <name>', 'PostgreSQL: restore only this database')
-  .option('--option <key=value>', 'component option, e.g. indices=logs-*,close_existing=true', collect, [])
+  .option('--option <key=value>', 'component option (repeat), e.g. --option indices=logs-*,metrics-* --option close_existing=true', repeat, [])
   .option('-b, --build-dir <dir>', 'find the node in this inventory instead of the address recorded in the set')
   .option('--dry-run', 'check everything and say what would be written, change nothing')
   .option('--force', 'restore even a partial set or files that fail their checksum')
