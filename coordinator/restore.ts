@@ -1,11 +1,13 @@
+import path from 'node:path';
 import type { Logger } from 'winston';
+import { acquireLock } from '../common/lock.js';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { InputError, IntegrityError, NotFoundError } from '../common/errors.js';
 import { COMPONENTS, readManifestIfAny, setDir } from '../common/manifest.js';
 import { AgentPool, drain } from './agents.js';
-import { addressOf } from './backup.js';
+import { addressOf, TARGET_LOCK } from './backup.js';
 import { readInventory } from './inventory.js';
 
 export interface RestoreArgs {
@@ -48,11 +50,22 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
   }
   if (!address) throw new InputError(`backup ${m.id} does not record where ${args.node}'s agent is; pass -b <build_dir>`);
 
+  // One backup, restore or prune at a time on a target: prune must not remove what is being read.
+  const release = args.dryRun ? async () => undefined : await acquireLock(path.join(args.target, TARGET_LOCK), `restore of ${args.node} from ${m.id}`);
+  try {
+    return await restoreThrough(deps, args, address, m.id, emit, signal);
+  } finally {
+    await release();
+  }
+}
+
+/** Streams one agent's restore of its node and sums up what it reports. */
+async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: RestoreArgs, address: string, id: string, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
   const results: ComponentResult[] = [];
-  emit({ node: args.node, phase: 'started', backupId: m.id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node} from ${setDir(args.target, m.id)}` });
-  deps.log.info(`restore of ${args.node} from ${m.id} started`, { backupId: m.id, node: args.node });
+  emit({ node: args.node, phase: 'started', backupId: id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node} from ${setDir(args.target, id)}` });
+  deps.log.info(`restore of ${args.node} from ${id} started`, { backupId: id, node: args.node });
   const stream = deps.pool.client(address, args.node).Restore({
-    backupId: m.id,
+    backupId: id,
     target: args.target,
     node: args.node,
     components: args.components,
@@ -64,17 +77,17 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
     stream,
     (ev) => {
       if (ev.result) results.push(ev.result);
-      emit({ ...ev, backupId: m.id });
+      emit({ ...ev, backupId: id });
     },
     signal,
   );
   const failed = results.filter((r) => r.status === 'failed');
   return {
-    backupId: m.id,
+    backupId: id,
     status: failed.length ? 'failed' : 'ok',
     reasons: failed.map((r) => `${r.node}/${r.component}: ${r.reason}`),
     parts: results,
     notCovered: [],
-    setDir: setDir(args.target, m.id),
+    setDir: setDir(args.target, id),
   };
 }
