@@ -53,6 +53,14 @@ export async function writeZip(
     wake?.();
   });
   const settled = written.then(() => undefined, () => undefined);
+  // A cancelled backup stops now, not after the file being read (which may be gigabytes).
+  let current: NodeJS.ReadableStream & { destroy(err?: Error): void } | undefined;
+  const onAbort = () => {
+    failure ??= new LsbackupError('backup cancelled');
+    current?.destroy(failure);
+    wake?.();
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   const caughtUp = async (): Promise<void> => {
     while (processed < appended && !failure) {
       await Promise.race([new Promise<void>((r) => (wake = r)), settled]);
@@ -95,6 +103,12 @@ export async function writeZip(
     const hashing = new HashingStream(opts.onBytes);
     const source = createReadStream(abs, { highWaterMark: 1 << 20 });
     source.on('error', (err) => hashing.destroy(err));
+    // archiver does not listen for errors on the streams it is given; an unread error would crash the agent.
+    hashing.on('error', (err) => {
+      failure ??= err;
+      wake?.();
+    });
+    current = source;
     appended++;
     archive.append(source.pipe(hashing), { name: base.name, date, mode: Number(st.mode) & 0o7777 });
     await caughtUp();
@@ -124,6 +138,8 @@ export async function writeZip(
     out.destroy();
     await fsp.rm(outFile, { force: true });
     throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
   }
   await fsp.chmod(outFile, FILE_MODE);
   return {
