@@ -3,7 +3,7 @@
  * restore them. Component tests use it to exercise a component against its real server; the
  * end-to-end tests go through the CLI, coordinator and agents instead.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProgressEvent } from '../../proto/generated/lsbackup/v1/ProgressEvent.js';
@@ -14,8 +14,16 @@ import { createLogger } from '../../common/log.js';
 import { mkdirPrivate } from '../../common/fsutil.js';
 import { newSetId, setDir, type ComponentName, type Manifest } from '../../common/manifest.js';
 
+const made: string[] = [];
+// Each test file runs in its own process: its sandboxes go when it ends, pass or fail.
+process.on('exit', () => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `lsb-${prefix}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `lsb-${prefix}-`));
+  made.push(dir);
+  return dir;
 }
 
 export function runtimeOf(components: Component[], stateDir = tempDir('state'), node = 'node1'): AgentRuntime {
