@@ -1,0 +1,62 @@
+/**
+ * PostgreSQL through the whole system, as the issue asks: the CLI, the coordinator and an agent
+ * back up a real server; a dropped database and role come back through `lsbackup restore`.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { DemoCluster } from '../demo/cluster.js';
+import { PG_BIN, PgCluster, requirePostgres } from './helpers/postgres.js';
+
+let pg: PgCluster | undefined;
+let c: DemoCluster | undefined;
+
+before(async () => {
+  requirePostgres();
+  pg = await PgCluster.primary('super-secret-pw');
+  await pg.sql('postgres', "CREATE ROLE shop_rw LOGIN PASSWORD 'rw-pw'; CREATE DATABASE shop OWNER shop_rw;");
+  await pg.sql('shop', "CREATE TABLE orders (id int PRIMARY KEY, item text, blob bytea); INSERT INTO orders SELECT g, 'zamówienie ' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 5000) g; GRANT SELECT ON orders TO shop_rw;");
+  const secrets = path.join(pg.root, 'secrets');
+  await fsp.mkdir(secrets, { mode: 0o700 });
+  await fsp.writeFile(path.join(secrets, 'pg.pw'), 'super-secret-pw\n', { mode: 0o600 });
+  c = await DemoCluster.create({
+    nodes: 1,
+    groups: [['postgresql']],
+    agentConfig: {
+      components: {
+        postgresql: { host: '127.0.0.1', port: pg.port, user: 'postgres', password_file: path.join(secrets, 'pg.pw'), bin_dir: PG_BIN, config_paths: [path.join(pg.data, 'postgresql.conf')] },
+      },
+    },
+  });
+  await c.start();
+});
+
+after(async () => {
+  await c?.stop();
+  await c?.remove();
+  await pg?.destroy();
+});
+
+test('back up a real PostgreSQL through the CLI, drop a database and a role, restore them through the CLI', async () => {
+  const sums = await pg!.tableSums();
+  const roles = await pg!.globalsSnapshot();
+  const b = await c!.cli(['--json', 'backup', '-b', c!.buildDir, '-t', c!.target]);
+  assert.equal(b.code, 0, b.stderr + b.stdout.slice(-800));
+  const id = DemoCluster.result<{ backupId: string; status: string }>(b.stdout).backupId;
+  assert.doesNotMatch(b.stdout + b.stderr, /super-secret-pw/, 'the password is never in progress or results');
+  const manifest = await fsp.readFile(path.join(c!.target, id, 'manifest.json'), 'utf8');
+  assert.doesNotMatch(manifest, /super-secret-pw/);
+  assert.match(manifest, /node1\/postgresql\/db-shop\.dump/);
+
+  await pg!.sql('postgres', 'DROP DATABASE shop; DROP ROLE shop_rw;');
+  const r = await c!.cli(['--json', 'restore', id, '-t', c!.target, '--node', 'node1']);
+  assert.equal(r.code, 0, r.stderr + r.stdout.slice(-800));
+  assert.deepEqual(await pg!.tableSums(), sums);
+  assert.equal(await pg!.globalsSnapshot(), roles);
+
+  await pg!.sql('shop', 'DELETE FROM orders WHERE id > 10;');
+  const one = await c!.cli(['restore', id, '-t', c!.target, '--node', 'node1', '--database', 'shop']);
+  assert.equal(one.code, 0, one.stderr + one.stdout);
+  assert.deepEqual(await pg!.tableSums(), sums);
+});
