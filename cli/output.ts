@@ -28,7 +28,7 @@ export class ProgressView {
       this.multi = new cliProgress.MultiBar(
         {
           stream: process.stderr,
-          format: '{key} |{bar}| {percentage}% {done}/{total} {speed} ETA {eta_formatted} {msg}',
+          format: '{key} |{bar}| {percentage}% {doneH}/{totalH} {speed} ETA {eta_formatted} {msg}',
           hideCursor: true,
           clearOnComplete: false,
           etaBuffer: 20,
@@ -55,14 +55,18 @@ export class ProgressView {
     let bar = this.bars.get(key);
     const total = Math.max(Number(ev.bytesTotal), Number(ev.bytesDone), 1);
     if (!bar) {
-      bar = this.multi.create(total, 0, { key: key.padEnd(24), done: '', total: '', speed: '', msg: '' });
+      bar = this.multi.create(total, 0, { key: key.padEnd(24), doneH: '', totalH: '', speed: '', msg: '' });
       (bar as unknown as { started: number }).started = Date.now();
       this.bars.set(key, bar);
     }
     const started = (bar as unknown as { started: number }).started;
-    const rate = Number(ev.bytesDone) / Math.max((Date.now() - started) / 1000, 0.001);
-    bar.setTotal(total);
-    bar.update(Number(ev.bytesDone), { done: humanBytes(Number(ev.bytesDone)), total: humanBytes(total), speed: `${humanBytes(rate)}/s`, msg: ev.phase === 'running' ? ev.message : `${ev.phase}${ev.message ? `: ${ev.message}` : ''}` });
+    const finished = ['done', 'failed', 'skipped'].includes(ev.phase);
+    // A finished part reports the size it wrote (compressed); the bar counts bytes read.
+    const done = finished ? bar.getTotal() : Number(ev.bytesDone);
+    if (!finished) bar.setTotal(total);
+    const rate = done / Math.max((Date.now() - started) / 1000, 0.001);
+    const msg = ev.phase === 'running' ? ev.message : finished ? `${ev.phase}${ev.phase === 'done' ? `, wrote ${humanBytes(Number(ev.bytesDone))}` : ''}${ev.message ? `: ${ev.message}` : ''}` : ev.message;
+    bar.update(done, { doneH: humanBytes(done), totalH: humanBytes(bar.getTotal()), speed: `${humanBytes(rate)}/s`, msg });
     if (ev.phase === 'info' && ev.message) this.multi.log(`${key}: ${ev.message}\n`);
   }
 
