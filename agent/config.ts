@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { loadConfig } from '../common/config.js';
+import { hostPort, loadConfig } from '../common/config.js';
 import { tlsSchema } from '../common/tls.js';
 import { DEFAULT_AGENT_PORT } from '../common/proto.js';
 import { componentsSchema } from './components/index.js';
@@ -9,7 +9,7 @@ export const agentConfigSchema = z
   .object({
     /** Inventory name of this node; the coordinator sends it with every request. */
     node: z.string().default(os.hostname()),
-    listen: z.string().default(`0.0.0.0:${DEFAULT_AGENT_PORT}`),
+    listen: hostPort.default(`0.0.0.0:${DEFAULT_AGENT_PORT}`),
     /** Locks, rollback copies and scratch files; never on the shared location. */
     state_dir: z.string().default('/var/lib/lsbackup'),
     compression_level: z.number().int().min(0).max(9).default(6),

@@ -34,3 +34,5 @@ export function parseConfig<S extends z.ZodType>(file: string, data: unknown, sc
 }
 
 export const command = z.array(z.string().min(1)).min(1);
+
+export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50551');

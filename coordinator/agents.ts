@@ -20,10 +20,21 @@ export class AgentPool {
     return c;
   }
 
-  info(address: string, node: string, target: string, components: string[] = []): Promise<InfoReply> {
-    return new Promise((resolve, reject) => {
-      this.client(address, node).Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, (err, reply) => (err ? reject(err) : resolve(reply!)));
-    });
+  async info(address: string, node: string, target: string, components: string[] = []): Promise<InfoReply> {
+    const once = () =>
+      new Promise<InfoReply>((resolve, reject) => {
+        this.client(address, node).Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, (err, reply) => (err ? reject(err) : resolve(reply!)));
+      });
+    try {
+      return await once();
+    } catch (err) {
+      if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw err;
+      // A channel that failed waits out its reconnect backoff (up to minutes) before trying
+      // again; an agent that has just come back should be seen now, so ask on a fresh channel.
+      this.clients.get(address)?.close();
+      this.clients.delete(address);
+      return once();
+    }
   }
 
   close(): void {

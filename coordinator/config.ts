@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { loadConfig } from '../common/config.js';
+import { hostPort, loadConfig } from '../common/config.js';
 import { DEFAULT_AGENT_PORT, DEFAULT_COORDINATOR_PORT } from '../common/proto.js';
 import { tlsSchema } from '../common/tls.js';
 
 export const coordinatorConfigSchema = z
   .object({
-    listen: z.string().default(`127.0.0.1:${DEFAULT_COORDINATOR_PORT}`),
+    listen: hostPort.default(`127.0.0.1:${DEFAULT_COORDINATOR_PORT}`),
     /** Agent port for hosts whose inventory entry has no lsbackup_agent_port. */
     agent_port: z.number().int().min(1).max(65535).default(DEFAULT_AGENT_PORT),
     /** How long to wait for an agent to answer Info before calling it unreachable. */
@@ -16,7 +16,7 @@ export const coordinatorConfigSchema = z
     insecure: z.boolean().default(false),
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     /** host:port for Prometheus metrics; off when absent. */
-    metrics_listen: z.string().optional(),
+    metrics_listen: hostPort.optional(),
   })
   .strict();
 

@@ -14,6 +14,8 @@ const program = new Command('lsbackup-coordinator')
   .requiredOption('-c, --config <file>', 'coordinator config (YAML)')
   .option('--insecure', 'no TLS (testing only; logs a warning at every start)')
   .version(VERSION)
+  // A usage mistake is an input error like a bad config: exit 2, which systemd does not restart.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .parse();
 
 const opts = program.opts<{ config: string; insecure?: boolean }>();

@@ -11,7 +11,8 @@ export class Metrics {
   private readonly lastComplete = new client.Gauge({ name: 'lsbackup_last_complete_backup_timestamp_seconds', help: 'Time of the last complete backup set', registers: [this.registry] });
   private readonly lastStatus = new client.Gauge({ name: 'lsbackup_last_backup_status', help: 'Status of the last backup set: 1 for the status it had, 0 for the others', labelNames: ['status'], registers: [this.registry] });
   private readonly duration = new client.Gauge({ name: 'lsbackup_last_backup_duration_seconds', help: 'Wall time of the last backup set', registers: [this.registry] });
-  private readonly verifyOk = new client.Gauge({ name: 'lsbackup_last_verify_ok', help: '1 when the last verify found every file intact, 0 when it did not', registers: [this.registry] });
+  // Registered at the first verify: a 0 before any verify has run would read as "verify failed".
+  private readonly verifyOk = new client.Gauge({ name: 'lsbackup_last_verify_ok', help: '1 when the last verify found every file intact, 0 when it did not', registers: [] });
 
   recordBackup(s: RunSummary, ms: number): void {
     const now = Date.now() / 1000;
@@ -28,6 +29,7 @@ export class Metrics {
   }
 
   recordVerify(s: RunSummary): void {
+    if (!this.registry.getSingleMetric('lsbackup_last_verify_ok')) this.registry.registerMetric(this.verifyOk);
     this.verifyOk.set(s.status === 'ok' ? 1 : 0);
   }
 

@@ -4,7 +4,7 @@ import type { PruneRequest__Output as PruneRequest } from '../proto/generated/ls
 import type { PruneReply } from '../proto/generated/lsbackup/v1/PruneReply.js';
 import { InputError, NotFoundError } from '../common/errors.js';
 import { acquireLock } from '../common/lock.js';
-import { MANIFEST, checkSetId, setDir } from '../common/manifest.js';
+import { MANIFEST, checkSetId, listSetIds, setDir } from '../common/manifest.js';
 import { TARGET_LOCK } from './backup.js';
 import { listSets } from './sets.js';
 
@@ -67,6 +67,7 @@ export async function prune(req: PruneRequest, now = new Date()): Promise<PruneR
   if (Object.values(policy).some((n) => n < 0)) throw new InputError('--keep-* values must be 0 or more');
   const graceMs = (req.incompleteGraceHours > 0 ? req.incompleteGraceHours : 24) * 3_600_000;
 
+  await listSetIds(req.target); // names a missing target before the lock file would
   const release = req.dryRun ? async () => undefined : await acquireLock(path.join(req.target, TARGET_LOCK), 'prune');
   try {
     const sets = (await listSets(req.target)).map((s) => ({ id: s.backupId!, status: s.status!, time: timeOfId(s.backupId!) }));

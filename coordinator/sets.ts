@@ -7,9 +7,10 @@ import { InputError } from '../common/errors.js';
 import { MANIFEST, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
 import { checkArtifacts } from '../common/verify.js';
 
-export function setInfoOf(m: Manifest): SetInfo {
+/** A set is named by its directory: that is what restore, prune and delete act on. */
+export function setInfoOf(m: Manifest, dirName = m.id): SetInfo {
   return {
-    backupId: m.id,
+    backupId: dirName,
     status: m.status,
     bytes: m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0),
     files: m.parts.reduce((s, p) => s + p.artifacts.length, 0),
@@ -17,7 +18,7 @@ export function setInfoOf(m: Manifest): SetInfo {
     components: [...new Set(m.parts.map((p) => p.component))],
     startedAt: m.startedAt,
     finishedAt: m.finishedAt,
-    reasons: m.reasons,
+    reasons: dirName === m.id ? m.reasons : [...m.reasons, `directory ${dirName} holds the manifest of set ${m.id} (copied or renamed)`],
   };
 }
 
@@ -32,7 +33,7 @@ export async function listSets(target: string): Promise<SetInfo[]> {
   const out: SetInfo[] = [];
   for (const id of await listSetIds(target)) {
     const m = await readManifestIfAny(target, id).catch(() => undefined);
-    out.push(m ? setInfoOf(m) : await incompleteInfo(target, id));
+    out.push(m ? setInfoOf(m, id) : await incompleteInfo(target, id));
   }
   return out;
 }
@@ -41,7 +42,7 @@ export async function showSet(target: string, id: string): Promise<{ set: SetInf
   if (!target) throw new InputError('no target given (-t <target_path>)');
   const m = await readManifestIfAny(target, id);
   if (!m) return { set: await incompleteInfo(target, id), manifestJson: '' };
-  return { set: setInfoOf(m), manifestJson: JSON.stringify(m) };
+  return { set: setInfoOf(m, id), manifestJson: JSON.stringify(m) };
 }
 
 /** Recomputes every artifact's size and SHA-256; names each file that is missing or differs. */

@@ -264,13 +264,13 @@ describe('prune, delete and diff through the CLI', () => {
     assert.deepEqual(await setIds(c.target), before);
   });
 
-  test('a prune of a target that does not exist says so (not ENOENT on the lock file)', { todo: 'coordinator/prune.ts takes the lock before it checks the target (see the report)' }, async () => {
+  test('a prune of a target that does not exist says so (not ENOENT on the lock file)', async () => {
     const r = await c.cli(['prune', '-t', path.join(c.root, 'no-such-target'), '--keep-last', '1']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /target '.*no-such-target' does not exist/);
   });
 
-  test('a set directory copied without its manifest id rewritten is listed under its own name', { todo: 'coordinator/sets.ts lists a set by the id inside manifest.json, not by its directory (see the report)' }, async () => {
+  test('a set directory copied without its manifest id rewritten is listed under its own name', async () => {
     const copy = dayAt(100);
     await fsp.cp(path.join(c.target, b), path.join(c.target, copy), { recursive: true });
     try {
