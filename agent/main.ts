@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
 import { VERSION } from '../common/commit.js';
-import { exitOnStartError, stopOnSignals } from '../common/daemon.js';
+import { daemonOptions, exitOnStartError, stopOnSignals } from '../common/daemon.js';
 import { mkdirPrivate } from '../common/fsutil.js';
 import { createLogger } from '../common/log.js';
 import { serverCredentials } from '../common/tls.js';
@@ -9,16 +8,7 @@ import { loadAgentConfig } from './config.js';
 import { createComponents } from './components/index.js';
 import { startAgentServer } from './server.js';
 
-const program = new Command('lsbackup-agent')
-  .description('lsbackup agent: backs up and restores the components of this node')
-  .requiredOption('-c, --config <file>', 'agent config (YAML)')
-  .option('--insecure', 'no TLS (testing only; logs a warning at every start)')
-  .version(VERSION)
-  // A usage mistake is an input error like a bad config: exit 2, which systemd does not restart.
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-  .parse();
-
-const opts = program.opts<{ config: string; insecure?: boolean }>();
+const opts = daemonOptions('lsbackup-agent', 'lsbackup agent: backs up and restores the components of this node');
 
 try {
   const cfg = loadAgentConfig(opts.config);

@@ -11,7 +11,7 @@ import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
 import { acquireLock } from '../common/lock.js';
-import { checkSetId, readManifest, readManifestIfAny, setDir as setDirOf, type Artifact, type ComponentName, type Entry, type Part } from '../common/manifest.js';
+import { checkSetId, readManifest, readManifestIfAny, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
 import type { BackupContext, Component, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 

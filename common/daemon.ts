@@ -1,4 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
+import { Command } from 'commander';
+import { VERSION } from './commit.js';
 import type { Logger } from 'winston';
 import { LsbackupError, messageOf } from './errors.js';
 
@@ -20,4 +22,17 @@ export function stopOnSignals(server: grpc.Server, log: Logger): void {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** The daemons' shared command line: a config file and the explicit, warned-about --insecure. */
+export function daemonOptions(name: string, description: string): { config: string; insecure?: boolean } {
+  return new Command(name)
+    .description(description)
+    .requiredOption('-c, --config <file>', 'config file (YAML)')
+    .option('--insecure', 'no TLS (testing only; logs a warning at every start)')
+    .version(VERSION)
+    // A usage mistake is an input error like a bad config: exit 2, which systemd does not restart.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+    .parse()
+    .opts<{ config: string; insecure?: boolean }>();
 }

@@ -9,7 +9,8 @@ interface LockInfo {
   since: string;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, but is not ours). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -41,7 +42,7 @@ export async function acquireLock(file: string, what: string): Promise<() => Pro
     } catch {
       held = undefined; // being written right now, or torn by a crash: look again
     }
-    if (held && held.host === mine.host && !alive(held.pid)) {
+    if (held && held.host === mine.host && !processAlive(held.pid)) {
       await fsp.rm(file, { force: true });
       continue;
     }

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { VERSION } from '../common/commit.js';
-import { exitOnStartError, stopOnSignals } from '../common/daemon.js';
+import { daemonOptions, exitOnStartError, stopOnSignals } from '../common/daemon.js';
 import { createLogger } from '../common/log.js';
 import { clientCredentials, serverCredentials } from '../common/tls.js';
 import { AgentPool } from './agents.js';
@@ -9,16 +7,7 @@ import { loadCoordinatorConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { startCoordinatorServer } from './server.js';
 
-const program = new Command('lsbackup-coordinator')
-  .description('lsbackup coordinator: reads the inventory, fans work out to the agents, commits backup sets')
-  .requiredOption('-c, --config <file>', 'coordinator config (YAML)')
-  .option('--insecure', 'no TLS (testing only; logs a warning at every start)')
-  .version(VERSION)
-  // A usage mistake is an input error like a bad config: exit 2, which systemd does not restart.
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-  .parse();
-
-const opts = program.opts<{ config: string; insecure?: boolean }>();
+const opts = daemonOptions('lsbackup-coordinator', 'lsbackup coordinator: reads the inventory, fans work out to the agents, commits backup sets');
 
 try {
   const cfg = loadCoordinatorConfig(opts.config);

@@ -34,6 +34,26 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** Starts a daemon and resolves once it says it is listening; rejects with what it printed otherwise. */
+export function spawnDaemon(cmd: string[], label: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LSBACKUP_LOG_LEVEL: 'info' } });
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening on')) {
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`${label} exited with ${code} before listening: ${out.trim()}`)));
+    setTimeout(() => reject(new Error(`${label} did not start within 15 s: ${out.trim()}`)), 15_000).unref();
+  });
+}
+
 export interface DemoNode {
   name: string;
   ip: string;
@@ -185,23 +205,7 @@ export class DemoCluster {
   }
 
   private startDaemon(file: string, config: string, label: string, wrap: string[] = []): Promise<ChildProcess> {
-    return new Promise((resolve, reject) => {
-      const cmd = [...wrap, process.execPath, file, '--config', config];
-      const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LSBACKUP_LOG_LEVEL: 'info' } });
-      let out = '';
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('listening on')) {
-          child.stdout!.off('data', onData);
-          child.stdout!.resume();
-          resolve(child);
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      child.once('exit', (code) => reject(new Error(`${label} exited with ${code} before listening: ${out.trim()}`)));
-      setTimeout(() => reject(new Error(`${label} did not start within 15 s: ${out.trim()}`)), 15_000).unref();
-    });
+    return spawnDaemon([...wrap, process.execPath, file, '--config', config], label);
   }
 
   async startAgent(n: DemoNode): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { agentConfigSchema, loadAgentConfig } from '../agent/config.js';
 import { cliConfigSchema } from '../cli/client.js';
 import { loadConfig } from '../common/config.js';
 import { coordinatorConfigSchema, loadCoordinatorConfig } from '../coordinator/config.js';
-import { DemoCluster, freePort } from '../demo/cluster.js';
+import { DemoCluster, freePort, spawnDaemon } from '../demo/cluster.js';
 import { expandExecStart, fabricateIncomplete, have, idAt, parseEnvironmentFile, repoRoot, run, setIds, stopProcess, unitEntries, waitFor } from './helpers/ops.js';
 
 const UNITS = ['lsbackup-agent.service', 'lsbackup-coordinator.service', 'lsbackup-backup.service', 'lsbackup-backup.timer'];
@@ -49,22 +49,7 @@ const mode = async (p: string) => ((await fsp.stat(p)).mode & 0o7777).toString(8
 
 /** Starts an installed daemon and waits for its "listening on" line. */
 function startDaemon(file: string, config: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening on')) {
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}: ${out.trim()}`)));
-    setTimeout(() => reject(new Error(`${file} did not start within 15 s: ${out.trim()}`)), 15_000).unref();
-  });
+  return spawnDaemon([file, '--config', config], file);
 }
 
 describe('install.sh and the systemd units', () => {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { command } from '../../common/config.js';
 import { InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
+import { processAlive } from '../../common/lock.js';
 import { run } from '../../common/exec.js';
 import { duBytes, exists } from '../../common/fsutil.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
@@ -189,15 +190,6 @@ class ManagementApi {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Polls until `probe` is true; `signal` only stops the wait, it never leaves the broker half-handled. */
 async function waitFor(what: string, timeoutS: number, probe: () => Promise<string | undefined>, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutS * 1000;
@@ -262,7 +254,7 @@ export function rabbitmq(cfg: Config): Component {
     await run(cfg.stop_command, { signal });
     await waitFor(`RabbitMQ is still running after '${cfg.stop_command.join(' ')}', so its data dir is left alone`, cfg.ready_timeout_seconds, async () => {
       const pid = Number((await fsp.readFile(pidFile, 'utf8').catch(() => '')).trim());
-      if (pid > 0 && isAlive(pid)) return `pid ${pid} from ${pidFile} is alive`;
+      if (pid > 0 && processAlive(pid)) return `pid ${pid} from ${pidFile} is alive`;
       if ((await notReady()) === undefined) return `the management API at ${cfg.url} still answers`;
       return undefined;
     }, signal);

@@ -264,7 +264,7 @@ export function parseEnvironmentFile(text: string): Record<string, string> {
 export async function expandExecStart(unitText: string): Promise<{ env: Record<string, string>; commands: string[][] }> {
   const entries = unitEntries(unitText);
   const env: Record<string, string> = {};
-  for (const [k, v] of entries.filter(([k]) => k === 'Environment')) {
+  for (const [, v] of entries.filter(([k]) => k === 'Environment')) {
     for (const w of splitWords(v)) {
       const eq = w.indexOf('=');
       env[w.slice(0, eq)] = w.slice(eq + 1);
