@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Command, CommanderError, Option } from 'commander';
 import { VERSION } from '../common/commit.js';
-import { messageOf } from '../common/errors.js';
+import { messageOf, socketErrorOf } from '../common/errors.js';
 import type { Manifest } from '../common/manifest.js';
 import { humanBytes } from '../common/units.js';
 import type { RunSummary__Output as RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
@@ -251,7 +251,7 @@ try {
     process.exit(EXIT_INPUT);
   }
   const code = (err as grpc.ServiceError)?.code;
-  const msg = code === grpc.status.UNAVAILABLE ? `coordinator unreachable: ${messageOf(err)}` : messageOf(err);
+  const msg = code === grpc.status.UNAVAILABLE ? `coordinator unreachable: ${socketErrorOf(err)}` : messageOf(err);
   if (globals(program).json) process.stdout.write(JSON.stringify({ error: msg, code }) + '\n');
   process.stderr.write(`${program.name()}: ${msg}\n`);
   process.exit(typeof code === 'number' && INPUT_CODES.has(code) ? EXIT_INPUT : 1);

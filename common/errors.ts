@@ -64,3 +64,9 @@ export function messageOf(err: unknown): string {
   }
   return err instanceof Error ? err.message : String(err);
 }
+
+/** grpc-js wraps a connection failure in a long sentence; the socket error inside is what helps. */
+export function socketErrorOf(err: unknown): string {
+  const msg = messageOf(err);
+  return /Last error: (?:Error: )?(.*?)(?:\. Resolution note.*)?$/.exec(msg)?.[1] ?? msg;
+}

@@ -3,7 +3,7 @@ import type { AgentClient } from '../common/proto.js';
 import { channelOptionsFor, proto } from '../common/proto.js';
 import type { InfoReply__Output as InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
 import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
-import { messageOf } from '../common/errors.js';
+import { messageOf, socketErrorOf } from '../common/errors.js';
 
 /** One client per agent address, reused across calls. */
 export class AgentPool {
@@ -65,12 +65,7 @@ export function drain(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent:
 
 export function describeRpcError(err: unknown): string {
   const code = (err as grpc.ServiceError)?.code;
-  const msg = messageOf(err);
-  if (code === grpc.status.UNAVAILABLE) {
-    // grpc-js wraps the socket error in a long sentence; the socket error is the useful part.
-    const inner = /Last error: (?:Error: )?(.*?)(?:\. Resolution note.*)?$/.exec(msg)?.[1];
-    return `unreachable (${inner ?? msg})`;
-  }
+  if (code === grpc.status.UNAVAILABLE) return `unreachable (${socketErrorOf(err)})`;
   if (code === grpc.status.DEADLINE_EXCEEDED) return 'no answer before the deadline';
-  return msg;
+  return messageOf(err);
 }

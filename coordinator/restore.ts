@@ -4,9 +4,10 @@ import { acquireLock } from '../common/lock.js';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
-import { InputError, IntegrityError, NotFoundError } from '../common/errors.js';
+import { InputError, IntegrityError, NotFoundError, PreconditionError } from '../common/errors.js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { COMPONENTS, readManifestIfAny, setDir } from '../common/manifest.js';
-import { AgentPool, drain } from './agents.js';
+import { AgentPool, describeRpcError, drain } from './agents.js';
 import { addressOf, TARGET_LOCK } from './backup.js';
 import { readInventory } from './inventory.js';
 
@@ -73,14 +74,19 @@ async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: Rest
     force: args.force,
     options: args.options,
   });
-  await drain(
-    stream,
-    (ev) => {
-      if (ev.result) results.push(ev.result);
-      emit({ ...ev, backupId: id });
-    },
-    signal,
-  );
+  try {
+    await drain(
+      stream,
+      (ev) => {
+        if (ev.result) results.push(ev.result);
+        emit({ ...ev, backupId: id });
+      },
+      signal,
+    );
+  } catch (err) {
+    if ((err as { code?: number }).code !== grpcStatus.UNAVAILABLE) throw err;
+    throw new PreconditionError(`agent of ${args.node} (${address}): ${describeRpcError(err)}; nothing was restored there unless its progress said so`);
+  }
   const failed = results.filter((r) => r.status === 'failed');
   return {
     backupId: id,
