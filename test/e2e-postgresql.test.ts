@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 import { DemoCluster } from '../demo/cluster.js';
 import { PG_BIN, PgCluster, requirePostgres } from './helpers/postgres.js';
 
@@ -20,15 +21,11 @@ before(async () => {
   const secrets = path.join(pg.root, 'secrets');
   await fsp.mkdir(secrets, { mode: 0o700 });
   await fsp.writeFile(path.join(secrets, 'pg.pw'), 'super-secret-pw\n', { mode: 0o600 });
-  c = await DemoCluster.create({
-    nodes: 1,
-    groups: [['postgresql']],
-    agentConfig: {
-      components: {
-        postgresql: { host: '127.0.0.1', port: pg.port, user: 'postgres', password_file: path.join(secrets, 'pg.pw'), bin_dir: PG_BIN, config_paths: [path.join(pg.data, 'postgresql.conf')] },
-      },
-    },
-  });
+  c = await DemoCluster.create({ nodes: 1, groups: [['postgresql', 'haproxy']] });
+  // node1 runs HAProxy from the demo sandbox and this real PostgreSQL.
+  const cfg = YAML.parse(await fsp.readFile(c.nodes[0]!.configFile, 'utf8'));
+  cfg.components.postgresql = { host: '127.0.0.1', port: pg.port, user: 'postgres', password_file: path.join(secrets, 'pg.pw'), bin_dir: PG_BIN, config_paths: [path.join(pg.data, 'postgresql.conf')] };
+  await fsp.writeFile(c.nodes[0]!.configFile, YAML.stringify(cfg));
   await c.start();
 });
 
@@ -59,4 +56,21 @@ test('back up a real PostgreSQL through the CLI, drop a database and a role, res
   const one = await c!.cli(['restore', id, '-t', c!.target, '--node', 'node1', '--database', 'shop']);
   assert.equal(one.code, 0, one.stderr + one.stdout);
   assert.deepEqual(await pg!.tableSums(), sums);
+});
+
+test('PostgreSQL down: one clear error for that part, HAProxy on the same node still lands, the set is partial', async () => {
+  await pg!.stop();
+  try {
+    const b = await c!.cli(['--json', 'backup', '-b', c!.buildDir, '-t', c!.target]);
+    assert.equal(b.code, 1, b.stderr);
+    const s = DemoCluster.result<{ status: string; parts: { component: string; status: string; reason: string }[] }>(b.stdout);
+    assert.equal(s.status, 'partial');
+    const part = s.parts.find((p) => p.component === 'postgresql')!;
+    assert.equal(part.status, 'failed');
+    assert.match(part.reason, /127\.0\.0\.1.*(refused|could not connect|No such file)/i);
+    assert.doesNotMatch(part.reason, /\n|\.js:\d+:\d+/, 'one line, no stack');
+    assert.equal(s.parts.find((p) => p.component === 'haproxy')?.status, 'ok');
+  } finally {
+    await pg!.start();
+  }
 });

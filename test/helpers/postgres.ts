@@ -89,6 +89,12 @@ export class PgCluster {
     this.running = true;
   }
 
+  /** Stops the server, keeping its files, as an outage would. */
+  async stop(): Promise<void> {
+    await asPostgres([path.join(PG_BIN, 'pg_ctl'), '-D', this.data, '-m', 'fast', '-w', 'stop']);
+    this.running = false;
+  }
+
   /** Stops the server and removes its files; safe to call on a half-started cluster. */
   async destroy(): Promise<void> {
     if (this.running) {
