@@ -90,6 +90,11 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     return { restored: entries.length, rollbackDir: '' };
   }
 
+  // Roots that do not exist yet have nothing to roll back to; the directories created below must
+  // not make them look as if they did (cp would then copy the staged new files).
+  const existed = new Set<string>();
+  for (const r of a.restorePaths) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
+
   const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
   for (const d of dirs) {
     const st = await fsp.lstat(d.path).catch(() => undefined);
@@ -146,7 +151,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     await mkdirPrivate(rollbackDir);
     const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
     for (const r of touched) {
-      if (!(await fsp.lstat(r).catch(() => undefined))) continue;
+      if (!existed.has(r)) continue;
       const copy = path.join(rollbackDir, path.resolve(r));
       await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
       await run(['cp', '-a', '--', r, copy]);
