@@ -16,7 +16,8 @@ export interface RunResult {
   stderr: string;
 }
 
-function redact(text: string, secrets: string[] = []): string {
+/** Blanks every secret out of a message before it is logged or sent. */
+export function redact(text: string, secrets: string[] = []): string {
   return secrets.filter((s) => s.length > 0).reduce((t, s) => t.split(s).join('***'), text);
 }
 

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { createGzip, gunzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { CommandError, IntegrityError, LsbackupError, NotFoundError, PreconditionError, UnavailableError } from '../../common/errors.js';
-import { firstLines, spawnChild } from '../../common/exec.js';
+import { firstLines, redact, spawnChild } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
 import { humanBytes } from '../../common/units.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
@@ -55,10 +55,6 @@ export function dumpArtifact(db: string): string {
  */
 function conninfo(db: string): string {
   return `dbname='${db.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
-function redact(text: string, secrets: string[]): string {
-  return secrets.filter((s) => s.length > 0).reduce((t, s) => t.split(s).join('***'), text);
 }
 
 interface Exit {

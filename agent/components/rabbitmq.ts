@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { command } from '../../common/config.js';
 import { InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { processAlive } from '../../common/lock.js';
-import { run } from '../../common/exec.js';
+import { redact, run } from '../../common/exec.js';
 import { duBytes, exists } from '../../common/fsutil.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
 import { filesSchema, pathList } from './files.js';
@@ -77,10 +77,6 @@ const POLL_MS = 1000;
 
 /** Nothing serves the management API at the configured URL. */
 class ManagementOffError extends UnavailableError {}
-
-function redact(text: string, secret: string): string {
-  return secret ? text.split(secret).join('***') : text;
-}
 
 /** A client for the management API that streams bodies both ways and keeps the password out of every message. */
 class ManagementApi {
@@ -161,7 +157,7 @@ class ManagementApi {
       return new ManagementOffError(`management plugin is not enabled on ${this.where}: connection refused (or RabbitMQ is not running)`);
     }
     const tlsHint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code ?? '') ? '; set ca_file to the CA that signed its certificate' : '';
-    return new UnavailableError(redact(`cannot reach the management API at ${this.where}: ${code ?? e.message}${tlsHint}`, secret));
+    return new UnavailableError(redact(`cannot reach the management API at ${this.where}: ${code ?? e.message}${tlsHint}`, [secret]));
   }
 
   private async statusError(method: string, url: URL, res: IncomingMessage, secret: string): Promise<Error> {
@@ -185,7 +181,7 @@ class ManagementApi {
       case 404:
         return new ManagementOffError(`management plugin is not enabled on ${this.where}: ${what} answers 404`);
       default:
-        return new UnavailableError(redact(`${what} on ${this.where} answered HTTP ${res.statusCode}${reason ? `: ${reason}` : ''}`, secret));
+        return new UnavailableError(redact(`${what} on ${this.where} answered HTTP ${res.statusCode}${reason ? `: ${reason}` : ''}`, [secret]));
     }
   }
 }
