@@ -218,6 +218,13 @@ export class DemoCluster {
     this.log(`coordinator on 127.0.0.1:${this.coordinatorPort}, agents on ${this.nodes.map((n) => `${n.ip}:${n.port}`).join(', ')}`);
   }
 
+  /** Kills a node's agent as a crash would (SIGKILL) and waits until it is gone. */
+  async killAgent(n: DemoNode): Promise<void> {
+    const gone = new Promise((r) => n.process!.once('exit', r));
+    n.process!.kill('SIGKILL');
+    await gone;
+  }
+
   async startCoordinator(): Promise<void> {
     this.coordinator = await this.startDaemon(bin.coordinator, this.coordinatorConfigFile, 'coordinator');
   }

@@ -168,8 +168,7 @@ describe('three nodes through the CLI', () => {
 
   test('an unreachable agent makes the set partial, naming the host; the others land', async () => {
     const n2 = c.nodes[1]!;
-    n2.process!.kill('SIGKILL');
-    await new Promise((r) => n2.process!.once('exit', r));
+    await c.killAgent(n2);
     try {
       const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
       assert.equal(r.code, 1, r.stderr);

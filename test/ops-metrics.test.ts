@@ -112,8 +112,7 @@ describe('alert rules against a live coordinator and a real Prometheus', () => {
 
   test('a backup with one agent killed is partial, and LsbackupBackupPartial fires', async () => {
     const n2 = c.nodes[1]!;
-    n2.process!.kill('SIGKILL');
-    await new Promise((r) => n2.process!.once('exit', r));
+    await c.killAgent(n2);
     try {
       const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
       assert.equal(r.code, 1, r.stderr);

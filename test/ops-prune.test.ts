@@ -206,8 +206,7 @@ describe('prune, delete and diff through the CLI', () => {
   test('the newest complete set stays, and so do partial sets newer than it; the grace period is a setting', async () => {
     // A partial set newer than every complete one: node2 is down.
     const n2 = c.nodes[1]!;
-    n2.process!.kill('SIGKILL');
-    await new Promise((r) => n2.process!.once('exit', r));
+    await c.killAgent(n2);
     let partial: Summary & { code: number };
     try {
       partial = await backup();

@@ -288,8 +288,7 @@ describe('install.sh and the systemd units', () => {
     // A backup that is not complete fails the unit before the prune runs.
     const n2 = c.nodes[1]!;
     await fsp.writeFile(envFile, set(text, 'LSBACKUP_BACKUP_ARGS', ''));
-    n2.process!.kill('SIGKILL');
-    await new Promise((r) => n2.process!.once('exit', r));
+    await c.killAgent(n2);
     const third = await runService();
     assert.equal(third.results.length, 1, 'prune skipped');
     assert.equal(third.results[0]!.code, 1);
