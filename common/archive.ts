@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { ZipArchive } from 'archiver';
 import unzipper from 'unzipper';
+import './native-crc32.js';
 import type { Artifact, Entry } from './manifest.js';
 import { HashingStream } from './hash.js';
 import { FILE_MODE, fsyncPath } from './fsutil.js';
@@ -39,7 +40,7 @@ export async function writeZip(
   sources: string[],
   opts: ZipOptions,
 ): Promise<{ artifact: Artifact; entries: Entry[] }> {
-  const archive = new ZipArchive({ zlib: { level: opts.level === 0 ? 0 : opts.level }, store: opts.level === 0, highWaterMark: 1 << 20 } as never);
+  const archive = new ZipArchive({ zlib: { level: opts.level === 0 ? 0 : opts.level, chunkSize: ZLIB_CHUNK }, store: opts.level === 0, highWaterMark: 1 << 20 } as never);
   const out = createWriteStream(outFile, { mode: FILE_MODE, highWaterMark: 1 << 20 });
   const outHash = new HashingStream();
   const entries: Entry[] = [];
