@@ -24,6 +24,8 @@ export interface ZipOptions {
 /** zlib's default 16 KiB output chunks cost a thread-pool round trip and a stream hop each. */
 const ZLIB_CHUNK = 256 * 1024;
 
+const READ_CHUNK = 1 << 20;
+
 /** Entry name for an absolute source path: the path without its leading slash. */
 export function entryNameOf(absPath: string): string {
   return absPath.replace(/^\/+/, '');
@@ -108,7 +110,8 @@ export async function writeZip(
     }
     if (!st.isFile()) return; // sockets, fifos and devices are not configuration
     const hashing = new HashingStream(opts.onBytes);
-    const source = createReadStream(abs, { highWaterMark: 1 << 20 });
+    // A read stream allocates a whole highWaterMark per read, even for a file of a few bytes.
+    const source = createReadStream(abs, { highWaterMark: Math.min(READ_CHUNK, Math.max(64 * 1024, Number(st.size) + 1)) });
     source.on('error', (err) => hashing.destroy(err));
     // archiver does not listen for errors on the streams it is given; an unread error would crash the agent.
     hashing.on('error', (err) => {
