@@ -20,9 +20,16 @@ export interface RestoreFilesArgs {
   report?: (line: string) => void;
 }
 
-/** Refuses any entry that would write outside the component's declared paths (zip slip). */
-export function checkConfinement(entries: Entry[], roots: string[]): void {
-  const inRoots = (p: string) => roots.some((r) => isInside(path.resolve(r), p));
+/** Entries archived under `from` are restored to the same place under `to`; a restore in place maps each root to itself. */
+export interface RootMapping {
+  from: string;
+  to: string;
+}
+
+/** Refuses any entry that would write outside the destination roots (zip slip); gives where each entry goes. */
+export function checkConfinement(entries: Entry[], roots: RootMapping[]): Map<Entry, string> {
+  const resolved = roots.map((r) => ({ from: path.resolve(r.from), to: path.resolve(r.to) }));
+  const destinations = new Map<Entry, string>();
   for (const e of entries) {
     const p = e.path;
     if (!path.isAbsolute(p) || path.normalize(p) !== p || p.split('/').includes('..')) {
@@ -31,12 +38,18 @@ export function checkConfinement(entries: Entry[], roots: string[]): void {
     if (e.name !== entryNameOf(p) || e.name.split('/').includes('..')) {
       throw new PermissionError(`refusing entry '${e.name}': its name does not match its path ${p}`);
     }
-    if (!inRoots(p)) throw new PermissionError(`refusing entry '${p}': outside the component's paths ${roots.join(', ')}`);
+    const root = resolved.find((r) => isInside(r.from, p));
+    if (!root) throw new PermissionError(`refusing entry '${p}': outside the component's paths ${roots.map((r) => r.from).join(', ')}`);
+    const dest = path.join(root.to, path.relative(root.from, p));
     if (e.type === 'symlink') {
-      const target = path.resolve(path.dirname(p), e.linkTarget);
-      if (!inRoots(target)) throw new PermissionError(`refusing symlink '${p}' -> '${e.linkTarget}': it points outside ${roots.join(', ')}`);
+      const target = path.resolve(path.dirname(dest), e.linkTarget);
+      if (!resolved.some((r) => isInside(r.to, target))) {
+        throw new PermissionError(`refusing symlink '${p}' -> '${e.linkTarget}': it points outside ${roots.map((r) => r.to).join(', ')}`);
+      }
     }
+    destinations.set(e, dest);
   }
+  return destinations;
 }
 
 /** Resolves symlinks in everything but the last component: where a write to `p` really lands. */
@@ -60,7 +73,8 @@ function timesOf(e: Entry): number {
   return Number(BigInt(e.mtimeNs) / 1000n) / 1e6;
 }
 
-async function applyMeta(e: Entry, dest: string): Promise<void> {
+/** Gives a restored file, directory or symlink the owner, mode and mtime its entry recorded. */
+export async function applyMeta(e: Entry, dest: string): Promise<void> {
   try {
     await fsp.lchown(dest, e.uid, e.gid);
   } catch (err) {
@@ -80,7 +94,7 @@ async function applyMeta(e: Entry, dest: string): Promise<void> {
  */
 export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: number; rollbackDir: string }> {
   const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
-  checkConfinement(entries, a.restorePaths);
+  checkConfinement(entries, a.restorePaths.map((r) => ({ from: r, to: r })));
   const archives = [...new Set(entries.map((e) => e.archive))];
   for (const arch of archives) {
     if (!a.part.artifacts.some((x) => x.path === arch)) throw new IntegrityError(`entries refer to ${arch}, which is not an artifact of this part`);

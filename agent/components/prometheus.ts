@@ -1,12 +1,13 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { entryNameOf, extractVerified } from '../../common/archive.js';
+import { extractVerified } from '../../common/archive.js';
 import { command } from '../../common/config.js';
 import { IntegrityError, LsbackupError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
-import { duBytes, exists, freeBytes, isInside, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
+import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
 import type { Entry } from '../../common/manifest.js';
+import { applyMeta, checkConfinement } from '../restore-files.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
 import { pathList } from './files.js';
 
@@ -332,11 +333,15 @@ export function prometheus(cfg: PrometheusConfig): Component {
       const entries = ctx.part.entries.filter((e) => e.archive === arch(TSDB_ARTIFACT));
       const tsdb = cfg.tsdb_path;
       const staging = path.join(tsdb, `${OURS}restore-${ctx.backupId}`);
-      const rel = snapshotMapping(entries, snapDir);
+      // The archive names entries after where the snapshot lay at backup time, so restoreFiles'
+      // "put it back where it was" does not fit: they go to a staging directory swapped in as the TSDB root.
+      const staged = checkConfinement(entries, [{ from: snapDir, to: staging }]);
+      const odd = entries.find((e) => e.type !== 'file' && e.type !== 'dir');
+      if (odd) throw new PermissionError(`refusing ${odd.type} '${odd.path}': a TSDB snapshot holds only files and directories`);
 
       if (ctx.dryRun) {
         ctx.progress(0, `would stop Prometheus, move the contents of ${tsdb} aside and put snapshot ${ctx.part.meta.snapshot ?? ''} (${entries.length} entries) there`);
-        for (const e of entries) ctx.progress(0, `would restore ${e.type} ${path.join(tsdb, rel.get(e)!)}`);
+        for (const e of entries) ctx.progress(0, `would restore ${e.type} ${path.join(tsdb, path.relative(staging, staged.get(e)!))}`);
         await restoreConfig();
         return;
       }
@@ -344,7 +349,7 @@ export function prometheus(cfg: PrometheusConfig): Component {
       const need = entries.reduce((s, e) => s + e.size, 0);
       if (!(await exists(tsdb))) {
         await fsp.mkdir(tsdb, { recursive: true, mode: 0o755 });
-        const root = entries.find((e) => rel.get(e) === '');
+        const root = entries.find((e) => staged.get(e) === staging);
         if (root) await applyMeta(root, tsdb);
       }
       const free = await freeBytes(tsdb);
@@ -353,7 +358,7 @@ export function prometheus(cfg: PrometheusConfig): Component {
       // Extracted and verified while Prometheus still runs: its downtime is only the swap.
       await fsp.rm(staging, { recursive: true, force: true });
       try {
-        await extractSnapshot(ctx, arch(TSDB_ARTIFACT), entries, rel, staging);
+        await extractSnapshot(ctx, arch(TSDB_ARTIFACT), entries, staged, staging);
         await restoreConfig();
       } catch (err) {
         await fsp.rm(staging, { recursive: true, force: true });
@@ -389,10 +394,10 @@ export function prometheus(cfg: PrometheusConfig): Component {
     },
   };
 
-  async function extractSnapshot(ctx: RestoreContext, archive: string, entries: Entry[], rel: Map<Entry, string>, staging: string): Promise<void> {
-    const dest = (e: Entry) => path.join(staging, rel.get(e)!);
+  async function extractSnapshot(ctx: RestoreContext, archive: string, entries: Entry[], staged: Map<Entry, string>, staging: string): Promise<void> {
+    const dest = (e: Entry) => staged.get(e)!;
     await mkdirPrivate(staging);
-    const dirs = entries.filter((e) => e.type === 'dir' && rel.get(e) !== '').sort((a, b) => depth(a.path) - depth(b.path));
+    const dirs = entries.filter((e) => e.type === 'dir' && dest(e) !== staging).sort((a, b) => depth(a.path) - depth(b.path));
     for (const d of dirs) await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
     await extractVerified(path.join(ctx.setDir, archive), entries, dest, (n) => ctx.progress(n));
     for (const e of entries) if (e.type === 'file') await applyMeta(e, dest(e));
@@ -401,37 +406,6 @@ export function prometheus(cfg: PrometheusConfig): Component {
 }
 
 const depth = (p: string) => p.split('/').length;
-
-/**
- * Maps each snapshot entry to its place relative to the TSDB root. The archive names entries after
- * where the snapshot lay at backup time, so restoreFiles' "put it back where it was" does not fit;
- * the same confinement rules apply here.
- */
-export function snapshotMapping(entries: Entry[], snapDir: string): Map<Entry, string> {
-  const out = new Map<Entry, string>();
-  for (const e of entries) {
-    const p = e.path;
-    if (!path.isAbsolute(p) || path.normalize(p) !== p || p.split('/').includes('..') || e.name !== entryNameOf(p)) {
-      throw new PermissionError(`refusing entry '${e.name}' (${p}): not a plain absolute path matching its name`);
-    }
-    if (!isInside(snapDir, p)) throw new PermissionError(`refusing entry '${p}': outside the snapshot directory ${snapDir}`);
-    if (e.type !== 'file' && e.type !== 'dir') throw new PermissionError(`refusing ${e.type} '${p}': a TSDB snapshot holds only files and directories`);
-    out.set(e, path.relative(snapDir, p));
-  }
-  return out;
-}
-
-async function applyMeta(e: Entry, dest: string): Promise<void> {
-  try {
-    await fsp.chown(dest, e.uid, e.gid);
-  } catch (err) {
-    // Only root can give files away; as another user, keep our own ownership rather than fail.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM' || process.getuid?.() === 0) throw err;
-  }
-  await fsp.chmod(dest, e.mode & 0o7777);
-  const t = Number(BigInt(e.mtimeNs) / 1000n) / 1e6;
-  await fsp.utimes(dest, t, t);
-}
 
 /**
  * Moves everything in the TSDB root (blocks, wal, chunks_head, lock) into a rollback directory
