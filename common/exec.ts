@@ -9,11 +9,18 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Strings to blank out of error messages (passwords given on a command line or in env). */
   secrets?: string[];
+  /**
+   * false: a failing command resolves with its `code` instead of rejecting, for checkers whose
+   * output is the answer (the CommandError keeps only the first lines of stderr).
+   */
+  check?: boolean;
 }
 
 export interface RunResult {
   stdout: string;
   stderr: string;
+  /** The exit code; null when a signal ended the command. */
+  code: number | null;
 }
 
 /** Blanks every secret out of a message before it is logged or sent. */
@@ -31,8 +38,8 @@ export function firstLines(text: string, n = 3): string {
 
 /**
  * Runs a command to completion and returns its output; a non-zero exit becomes a
- * CommandError naming the command. A cancelled call kills the child, so an aborted
- * backup leaves no pg_dump behind.
+ * CommandError naming the command (unless `check` is false). A cancelled call kills the
+ * child, so an aborted backup leaves no pg_dump behind.
  */
 export function run(cmd: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -48,7 +55,7 @@ export function run(cmd: string[], opts: RunOptions = {}): Promise<RunResult> {
     });
     child.on('close', (code, sig) => {
       clearTimeout(timer);
-      if (code === 0) return resolve({ stdout, stderr });
+      if (code === 0 || opts.check === false) return resolve({ stdout, stderr, code });
       const why = sig ? `killed by ${sig}` : `exit ${code}`;
       reject(new CommandError(redact(`${cmd.join(' ')} failed (${why}): ${firstLines(stderr || stdout)}`, opts.secrets)));
     });

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { command } from '../../common/config.js';
 import { CommandError, IntegrityError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
-import { firstLines, run, spawnChild } from '../../common/exec.js';
+import { firstLines, run } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
 import type { Component, RestoreContext } from './component.js';
 import { pathList } from './files.js';
@@ -53,18 +53,6 @@ export interface Silence {
   endsAt: string;
   createdBy: string;
   comment: string;
-}
-
-/** Runs a check command to its end and keeps stdout and stderr together, in order. */
-function checkOutput(cmd: string[], signal?: AbortSignal): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawnChild(cmd, { stdio: ['ignore', 'pipe', 'pipe'] }, signal);
-    let output = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
-    child.on('error', (err) => reject(new CommandError(`${cmd[0]}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : err.message}`)));
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
-  });
 }
 
 const fetchCause = (err: unknown) => (err as { cause?: { code?: string } }).cause?.code ?? messageOf(err);
@@ -132,10 +120,10 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
   async function validate(staged: Map<string, string>, ctx: RestoreContext): Promise<void> {
     const file = staged.get(cfg.config_file);
     if (!file) return;
-    const r = await checkOutput([...cfg.check_command, file], ctx.signal);
+    const r = await run([...cfg.check_command, file], { signal: ctx.signal, check: false });
     if (r.code !== 0) {
       // amtool names the problem on stdout ("FAILED: undefined receiver ...") and only sums up on stderr.
-      const why = firstLines(r.output.split(file).join(cfg.config_file), 4);
+      const why = firstLines((r.stdout + r.stderr).split(file).join(cfg.config_file), 4);
       throw new PreconditionError(`restored ${cfg.config_file} does not pass '${cfg.check_command.join(' ')}': ${why}; nothing was replaced`);
     }
   }
