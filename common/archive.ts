@@ -26,6 +26,29 @@ const ZLIB_CHUNK = 256 * 1024;
 
 const READ_CHUNK = 1 << 20;
 
+/** Files smaller than the sample are deflated without a look: a look would cost about as much. */
+const SAMPLE_BYTES = 64 * 1024;
+/** A sample that deflate shrinks by less than this share is stored, not deflated (see FORMAT.md). */
+const MIN_SAVING = 0.1;
+
+/**
+ * Whether a file is already compressed, judged by deflating its first 64 KiB at level 1 (as borg's
+ * `auto` compression does with a fast test compressor). Deflate at level 6 spends ~20 s per GiB
+ * of random data to save nothing; storing it costs only the copy.
+ */
+async function looksIncompressible(file: string, size: number): Promise<boolean> {
+  if (size < SAMPLE_BYTES) return false;
+  const fh = await fsp.open(file, 'r');
+  try {
+    const sample = Buffer.allocUnsafe(SAMPLE_BYTES);
+    const { bytesRead } = await fh.read(sample, 0, SAMPLE_BYTES, 0);
+    const packed = zlib.deflateRawSync(sample.subarray(0, bytesRead), { level: 1 });
+    return packed.length > bytesRead * (1 - MIN_SAVING);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Entry name for an absolute source path: the path without its leading slash. */
 export function entryNameOf(absPath: string): string {
   return absPath.replace(/^\/+/, '');
@@ -109,6 +132,7 @@ export async function writeZip(
       return;
     }
     if (!st.isFile()) return; // sockets, fifos and devices are not configuration
+    const store = opts.level === 0 || (await looksIncompressible(abs, Number(st.size)));
     const hashing = new HashingStream(opts.onBytes);
     // A read stream allocates a whole highWaterMark per read, even for a file of a few bytes.
     const source = createReadStream(abs, { highWaterMark: Math.min(READ_CHUNK, Math.max(64 * 1024, Number(st.size) + 1)) });
@@ -120,7 +144,7 @@ export async function writeZip(
     });
     current = source;
     appended++;
-    archive.append(source.pipe(hashing), { name: base.name, date, mode: Number(st.mode) & 0o7777 });
+    archive.append(source.pipe(hashing), { name: base.name, date, mode: Number(st.mode) & 0o7777, store });
     await caughtUp();
     if (failure) throw failure;
     entries.push({ ...base, type: 'file', size: hashing.bytes, sha256: hashing.digest() });

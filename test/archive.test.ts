@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import CRC32 from 'crc-32';
-import { writeZip } from '../common/archive.js';
+import { gzipSync } from 'node:zlib';
+import unzipper from 'unzipper';
+import { extractVerified, writeZip } from '../common/archive.js';
 import { crc32IsNative } from '../common/native-crc32.js';
 import { run } from '../common/exec.js';
 import { tempDir } from './helpers/harness.js';
@@ -33,4 +35,26 @@ test('zips written at level 0 and 6 carry CRCs that an independent reader (pytho
     const r = await run(['python3', '-c', 'import sys, zipfile; bad = zipfile.ZipFile(sys.argv[1]).testzip(); print(bad or "ok")', zip]);
     assert.equal(r.stdout.trim(), 'ok', `level ${level}: python zipfile found a bad CRC in ${r.stdout}`);
   }
+});
+
+test('at level 6 already-compressed files are stored and text is deflated, in one archive that restores byte for byte', async () => {
+  const src = tempDir('auto-store-src');
+  const random = randomBytes(2 * 1024 * 1024);
+  const gz = gzipSync(randomBytes(1024 * 1024).toString('hex'));
+  await fsp.writeFile(path.join(src, 'chunk.bin'), random);
+  await fsp.writeFile(path.join(src, 'log.gz'), gz);
+  const text = JSON.stringify(Array.from({ length: 60_000 }, (_, i) => ({ i })));
+  await fsp.writeFile(path.join(src, 'text.json'), text);
+  await fsp.writeFile(path.join(src, 'small-random'), randomBytes(1000));
+  const zip = path.join(tempDir('auto-store-out'), 'files.zip');
+  const { artifact, entries } = await writeZip(zip, 'files.zip', [src], { level: 6 });
+  const methods = Object.fromEntries((await unzipper.Open.file(zip)).files.map((f) => [path.basename(f.path), f.compressionMethod]));
+  assert.deepEqual(methods, { [path.basename(src)]: 0, 'chunk.bin': 0, 'log.gz': 0, 'text.json': 8, 'small-random': 8 });
+  const rest = artifact.size - random.length - gz.length - 1000;
+  assert.ok(rest < text.length / 4, `archive of ${artifact.size} bytes leaves ${rest} for ${text.length} bytes of text: it was not deflated`);
+
+  const dest = tempDir('auto-store-dest');
+  await extractVerified(zip, entries, (e) => (e.type === 'file' ? path.join(dest, path.basename(e.path)) : undefined));
+  assert.deepEqual(await fsp.readFile(path.join(dest, 'chunk.bin')), random);
+  assert.deepEqual(await fsp.readFile(path.join(dest, 'log.gz')), gz);
 });
