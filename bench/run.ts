@@ -7,6 +7,7 @@
  *   LSBACKUP_BENCH_ONLY=1,4    only these items (1-7); default all
  *   LSBACKUP_BENCH_OUT=file    where to write the results; default bench/RESULTS.md
  *   LSBACKUP_BENCH_KEEP=1      leave the temp directory for inspection
+ *   LSBACKUP_BENCH_NO_UNIT_ENV=1  start the row-6 agent without its unit's Environment= lines
  */
 import { mkdtempSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -191,7 +192,7 @@ async function item2(ctx: Ctx): Promise<void> {
   let id = '';
   // cp leaves its copy in the page cache unsynced; lsbackup fsyncs its archive before reporting
   // it, so cp -a + sync is timed too, as the same durability.
-  const [ours, cp, cpSync] = await rounds([
+  const [ours, cp, cpSync, cpSumSync] = await rounds([
     {
       setup: () => rmrf(target),
       run: () =>
@@ -203,11 +204,41 @@ async function item2(ctx: Ctx): Promise<void> {
     },
     { setup: () => rmrf(copy), run: () => shell(`cp -a ${q(data.root)} ${q(copy)}`, ctx.tmp) },
     { setup: () => rmrf(copy), run: () => shell(`cp -a ${q(data.root)} ${q(copy)} && sync -f ${q(copy)}`, ctx.tmp) },
+    {
+      setup: () => rmrf(copy),
+      run: () => shell(`cp -a ${q(data.root)} ${q(copy)} && find ${q(copy)} -type f -print0 | xargs -0 sha256sum > /dev/null && sync -f ${q(copy)}`, ctx.tmp),
+    },
   ]);
   timeRow(`2. back up ${fmtBytes(data.bytes)} random (${data.files} files), level 0 vs cp -a`, ours!.ms, cp!.ms, 1 / 0.9, '≤ 1.11 (≥ 0.9× cp throughput)', { oursCpu: ours!.cpu, baseCpu: cp!.cpu, bytes: data.bytes });
   timeRow(`2b. same lsbackup runs vs cp -a + sync (the durability lsbackup gives)`, ours!.ms, cpSync!.ms, undefined, 'info', { oursCpu: ours!.cpu, baseCpu: cpSync!.cpu, bytes: data.bytes });
+  timeRow(`2c. same lsbackup runs vs cp -a + sha256sum of the copy + sync (the checksums and durability lsbackup gives)`, ours!.ms, cpSumSync!.ms, undefined, 'info', {
+    oursCpu: ours!.cpu,
+    baseCpu: cpSumSync!.cpu,
+    bytes: data.bytes,
+  });
   await rmrf(copy);
   ctx.randomSet = { target, id };
+
+  // The same data at the default level: files that do not compress are stored (FORMAT.md), so the
+  // backup costs about what level 0 does, where tar -czf deflates every byte for nothing.
+  const rt6 = runtimeOf([filesComponent('haproxy', [data.root])], stateDir);
+  rt6.compressionLevel = 6;
+  const target6 = path.join(ctx.tmp, 'sets-random-6');
+  const tgz = path.join(ctx.tmp, 'random.tar.gz');
+  const r6 = await alternate(
+    {
+      setup: () => rmrf(target6),
+      run: () =>
+        inProcess(async () => {
+          const b = await backupLocal(rt6, target6);
+          if (b.manifest.status !== 'complete') throw new Error(`backup ${b.manifest.status}: ${b.manifest.reasons.join('; ')}`);
+        }),
+    },
+    { setup: () => rmrf(tgz), run: () => shell(`tar -czf ${q(tgz)} -C ${q(path.dirname(data.root))} ${q(path.basename(data.root))}`, ctx.tmp) },
+  );
+  timeRow(`2d. back up the same random data at deflate 6 (incompressible files are stored) vs tar -czf`, r6.a, r6.b, undefined, 'info', { oursCpu: r6.aCpu, baseCpu: r6.bCpu, bytes: data.bytes });
+  await rmrf(target6);
+  await rmrf(tgz);
 }
 
 async function item3(ctx: Ctx): Promise<void> {
@@ -255,6 +286,14 @@ async function item4(ctx: Ctx): Promise<void> {
   await rmrf(path.join(stateDir, 'rollback'));
 }
 
+/** The environment systemd gives the agent (its unit's Environment= lines): measure the agent as it runs. */
+async function agentUnitEnv(): Promise<Record<string, string>> {
+  const unit = await fsp.readFile(path.join(benchDir, '../systemd/lsbackup-agent.service'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=(\w+)=(\S*)$/gm)) env[m[1]!] = m[2]!;
+  return env;
+}
+
 /** Starts agents one after another (16 at once on 2 busy cores can miss the 15 s start timeout), then the coordinator. */
 async function startCluster(c: DemoCluster): Promise<void> {
   for (const n of c.nodes) await c.startAgent(n);
@@ -276,7 +315,7 @@ async function item5(ctx: Ctx): Promise<void> {
   try {
     for (const n of FANOUT) {
       log(`fan-out: starting ${n} agent(s)`);
-      const c = await DemoCluster.create({ nodes: n, groups: [['haproxy']] });
+      const c = await DemoCluster.create({ nodes: n, groups: [['haproxy']], agentEnv: await agentUnitEnv() });
       clusters.push(c);
       for (const node of c.nodes) await sh(`cp -a ${q(seed)} ${q(path.join(node.root, 'etc/haproxy/data'))}`);
       await startCluster(c);
@@ -330,7 +369,8 @@ async function item5(ctx: Ctx): Promise<void> {
 
 async function item6(ctx: Ctx): Promise<void> {
   const data = await textData(ctx);
-  const c = await DemoCluster.create({ nodes: 1, groups: [['haproxy']] });
+  const agentEnv = process.env.LSBACKUP_BENCH_NO_UNIT_ENV ? {} : await agentUnitEnv();
+  const c = await DemoCluster.create({ nodes: 1, groups: [['haproxy']], agentEnv });
   try {
     const node = c.nodes[0]!;
     const copies = Math.round(BIG_BYTES / data.bytes);
@@ -356,7 +396,7 @@ async function item6(ctx: Ctx): Promise<void> {
     const ms = median(times);
     const limit = 150 * MiB;
     rows.push({
-      what: `6. agent peak RSS (VmHWM) backing up ${fmtBytes(copies * data.bytes)} (${copies * data.files} files, deflate 6), vs the fresh agent before its first backup`,
+      what: `6. agent peak RSS (VmHWM) backing up ${fmtBytes(copies * data.bytes)} (${copies * data.files} files, deflate 6), environment ${JSON.stringify(agentEnv)} as its unit sets, vs the fresh agent before its first backup`,
       ours: `${fmtBytes(peak)} (backup ${fmtMs(ms)}, ${rate(copies * data.bytes, ms)})`,
       base: `${fmtBytes(idle)}`,
       ratio: peak / idle,

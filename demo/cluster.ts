@@ -35,9 +35,9 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** Starts a daemon and resolves once it says it is listening; rejects with what it printed otherwise. */
-export function spawnDaemon(cmd: string[], label: string): Promise<ChildProcess> {
+export function spawnDaemon(cmd: string[], label: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LSBACKUP_LOG_LEVEL: 'info' } });
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LSBACKUP_LOG_LEVEL: 'info', ...env } });
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
@@ -74,6 +74,8 @@ export interface ClusterOptions {
   extraInventory?: string;
   /** Per node (by index): another address or a command prefix to start its agent with. */
   nodeOverrides?: ({ ip?: string; wrap?: string[] } | undefined)[];
+  /** Environment the agents start with on top of this process's, e.g. what their systemd unit sets. */
+  agentEnv?: Record<string, string>;
   /** Where backups go; default a directory in the sandbox. */
   target?: string;
   /** Extra agent config per component, merged into every node's agent config. */
@@ -204,12 +206,12 @@ export class DemoCluster {
     return out.join('\n');
   }
 
-  private startDaemon(file: string, config: string, label: string, wrap: string[] = []): Promise<ChildProcess> {
-    return spawnDaemon([...wrap, process.execPath, file, '--config', config], label);
+  private startDaemon(file: string, config: string, label: string, wrap: string[] = [], env: Record<string, string> = {}): Promise<ChildProcess> {
+    return spawnDaemon([...wrap, process.execPath, file, '--config', config], label, env);
   }
 
   async startAgent(n: DemoNode): Promise<void> {
-    n.process = await this.startDaemon(bin.agent, n.configFile, `agent ${n.name}`, n.wrap);
+    n.process = await this.startDaemon(bin.agent, n.configFile, `agent ${n.name}`, n.wrap, this.opts.agentEnv);
   }
 
   async start(): Promise<void> {
