@@ -7,6 +7,7 @@ import zlib from 'node:zlib';
 import { ZipArchive } from 'archiver';
 import unzipper from 'unzipper';
 import './native-crc32.js';
+import { forEachBounded } from './parallel.js';
 import type { Artifact, Entry } from './manifest.js';
 import { HashingStream } from './hash.js';
 import { FILE_MODE, fsyncPath } from './fsutil.js';
@@ -257,21 +258,5 @@ export async function extractVerified(
     }
   };
   // Entries are independent: inflating several at once puts every core to work, as tar | gzip does.
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < jobs.length) {
-      const { e, f } = jobs[next++]!;
-      try {
-        await one(e, f);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  // allSettled, not all: no worker may still be writing when the caller cleans up after a failure.
-  const settled = await Promise.allSettled(Array.from({ length: EXTRACT_PARALLEL }, worker));
-  const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (bad) throw bad.reason;
+  await forEachBounded(jobs, EXTRACT_PARALLEL, ({ e, f }) => one(e, f));
 }
