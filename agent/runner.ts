@@ -4,15 +4,16 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'winston';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
+import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { writeZip } from '../common/archive.js';
-import { InputError, IntegrityError, NotFoundError, messageOf } from '../common/errors.js';
+import { InputError, IntegrityError, NotFoundError, PreconditionError, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
 import { acquireLock } from '../common/lock.js';
 import { checkSetId, readManifest, readManifestIfAny, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
-import type { BackupContext, Component, RestoreContext } from './components/component.js';
+import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 
 export interface AgentRuntime {
@@ -226,5 +227,31 @@ export async function restoreNode(
     return results;
   } finally {
     await release();
+  }
+}
+
+/**
+ * Deletes what one part of a set keeps outside the set directory, before the coordinator removes
+ * the set. The component's failure is the answer, so the caller can tell it from a lost agent.
+ */
+export async function releasePart(
+  rt: AgentRuntime,
+  req: { backupId: string; target: string; node: string; component: string; meta: Record<string, string> },
+  signal: AbortSignal,
+): Promise<AgentReleaseReply> {
+  const backupId = checkSetId(req.backupId);
+  const [c] = pickComponents(rt, [req.component]);
+  if (!c!.release) throw new PreconditionError(`component '${c!.name}' keeps nothing outside the set to release`);
+  const node = req.node || rt.node;
+  const log = rt.log.child({ backupId, node, component: c!.name });
+  const ctx: ReleaseContext = { backupId, node, setDir: setDirOf(req.target, backupId), meta: req.meta, log, signal };
+  try {
+    const message = await c!.release(ctx);
+    log.info(message);
+    return { released: true, message };
+  } catch (err) {
+    const message = messageOf(err);
+    log.error(`release failed: ${message}`);
+    return { released: false, message };
   }
 }

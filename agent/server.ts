@@ -8,8 +8,11 @@ import { freeBytes } from '../common/fsutil.js';
 import { authorize } from '../common/tls.js';
 import type { AgentBackupRequest__Output as AgentBackupRequest } from '../proto/generated/lsbackup/v1/AgentBackupRequest.js';
 import type { AgentRestoreRequest__Output as AgentRestoreRequest } from '../proto/generated/lsbackup/v1/AgentRestoreRequest.js';
+import type { AgentReleaseRequest__Output as AgentReleaseRequest } from '../proto/generated/lsbackup/v1/AgentReleaseRequest.js';
+import type { InfoRequest__Output as InfoRequest } from '../proto/generated/lsbackup/v1/InfoRequest.js';
+import type { InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
-import { backupNode, restoreNode, type AgentRuntime, type Emit } from './runner.js';
+import { backupNode, releasePart, restoreNode, type AgentRuntime, type Emit } from './runner.js';
 
 /** The nearest existing directory at or above `p`: the target may not exist yet. */
 async function existingAncestor(p: string): Promise<string> {
@@ -44,36 +47,48 @@ function streaming<Req>(rt: AgentRuntime, insecure: boolean, work: (req: Req, em
   };
 }
 
+/** Runs a unary handler: cancels work when the caller goes away, and answers with its result or status. */
+function unary<Req, Res>(insecure: boolean, work: (req: Req, signal: AbortSignal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    (async () => {
+      authorize(call, ['coordinator'], insecure);
+      return work(call.request, abort.signal);
+    })().then(
+      (reply) => callback(null, reply),
+      (err) => callback(toServiceError(err)),
+    );
+  };
+}
+
+async function info(rt: AgentRuntime, req: InfoRequest): Promise<InfoReply> {
+  const wanted = req.components.length ? req.components : [...rt.components.keys()];
+  const estimates = await Promise.all(
+    wanted.filter((w) => rt.components.has(w as never)).map(async (name) => {
+      const c = rt.components.get(name as never)!;
+      const [bytes, health] = await Promise.all([c.estimateBytes().catch(() => 0), c.health().catch((err) => ({ status: 'unknown' as const, detail: messageOf(err) }))]);
+      return { component: name, bytes, health: health.status, detail: health.detail };
+    }),
+  );
+  let free = 0;
+  let targetError = '';
+  if (req.target) {
+    try {
+      free = await freeBytes(await existingAncestor(req.target));
+    } catch (err) {
+      targetError = messageOf(err);
+    }
+  }
+  return { node: rt.node, version: rt.version, components: [...rt.components.keys()], freeBytes: free, estimates, targetError };
+}
+
 export function agentHandlers(rt: AgentRuntime, insecure: boolean): AgentHandlers {
   return {
-    Info(call, callback) {
-      (async () => {
-        authorize(call, ['coordinator'], insecure);
-        const wanted = call.request.components.length ? call.request.components : [...rt.components.keys()];
-        const estimates = await Promise.all(
-          wanted.filter((w) => rt.components.has(w as never)).map(async (name) => {
-            const c = rt.components.get(name as never)!;
-            const [bytes, health] = await Promise.all([c.estimateBytes().catch(() => 0), c.health().catch((err) => ({ status: 'unknown' as const, detail: messageOf(err) }))]);
-            return { component: name, bytes, health: health.status, detail: health.detail };
-          }),
-        );
-        let free = 0;
-        let targetError = '';
-        if (call.request.target) {
-          try {
-            free = await freeBytes(await existingAncestor(call.request.target));
-          } catch (err) {
-            targetError = messageOf(err);
-          }
-        }
-        return { node: rt.node, version: rt.version, components: [...rt.components.keys()], freeBytes: free, estimates, targetError };
-      })().then(
-        (reply) => callback(null, reply),
-        (err) => callback(toServiceError(err)),
-      );
-    },
+    Info: unary(insecure, (req: InfoRequest) => info(rt, req)),
     Backup: streaming(rt, insecure, (req: AgentBackupRequest, emit, signal) => backupNode(rt, req, emit, signal)),
     Restore: streaming(rt, insecure, (req: AgentRestoreRequest, emit, signal) => restoreNode(rt, req, emit, signal)),
+    Release: unary(insecure, (req: AgentReleaseRequest, signal) => releasePart(rt, req, signal)),
   };
 }
 

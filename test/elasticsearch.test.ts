@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { elasticsearch, elasticsearchSchema } from '../agent/components/elasticsearch.js';
+import { elasticsearch, elasticsearchSchema, snapshotNameOf } from '../agent/components/elasticsearch.js';
+import { duBytes } from '../common/fsutil.js';
 import { kibana, kibanaSchema } from '../agent/components/kibana.js';
+import { releasePart } from '../agent/runner.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
 import { FakeEs, makePki, type Pki } from './helpers/es-server.js';
 
@@ -66,6 +68,16 @@ async function docs(es: FakeEs, index: string): Promise<[string, unknown][]> {
 
 function deletesSince(es: FakeEs, from: number): string[] {
   return es.requests.slice(from).filter((r) => r.method === 'DELETE').map((r) => r.path);
+}
+
+async function snapshotNames(es: FakeEs): Promise<string[]> {
+  const r = await es.api('GET', '/_snapshot/lsbackup/_all');
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return (r.body.snapshots as { snapshot: string }[]).map((s) => s.snapshot).sort();
+}
+
+function release(rt: ReturnType<typeof runtimeOf>, target: string, id: string, meta: Record<string, string>, component = 'elasticsearch') {
+  return releasePart(rt, { backupId: id, target, node: rt.node, component, meta }, new AbortController().signal);
 }
 
 test('snapshot and restore: deleted index comes back; existing indices need rename_suffix or close_existing; never deletes', async () => {
@@ -169,6 +181,57 @@ test('a PARTIAL snapshot fails the part, naming the index, the shard and the rea
   assert.match(part.reason, /index logs-1 shard 1 on node \S+: IndexShardSnapshotFailedException\[java.io.IOException: No space left on device\]/);
   assert.match(part.reason, /1 of 4 shards failed/);
   assert.deepEqual(part.artifacts, []);
+  // The PARTIAL snapshot stays for inspection, and the failed part names it so that removing the set deletes it.
+  assert.equal(part.meta.snapshot, snapshotNameOf(manifest.id));
+  assert.deepEqual(await snapshotNames(c.es), [part.meta.snapshot]);
+  assert.equal((await release(rt, c.target, manifest.id, part.meta)).released, true);
+  assert.deepEqual(await snapshotNames(c.es), []);
+});
+
+test("release deletes a set's snapshot through the API, keeps the others, counts a missing one as released, and says why it could not", async () => {
+  const c = await cluster();
+  await seed(c.es);
+  const rt = runtimeOf([elasticsearch(c.config())]);
+  const first = await backupLocal(rt, c.target);
+  const second = await backupLocal(rt, c.target);
+  const [a, b] = [first.manifest.parts[0]!.meta, second.manifest.parts[0]!.meta];
+  assert.deepEqual(await snapshotNames(c.es), [a.snapshot!, b.snapshot!].sort());
+  const location = path.join(c.target, '_elasticsearch');
+  const bytesBefore = await duBytes([location]);
+
+  const mark = c.es.requests.length;
+  assert.deepEqual(await release(rt, c.target, first.id, a), { released: true, message: `deleted snapshot ${a.snapshot} from repository lsbackup` });
+  assert.deepEqual(deletesSince(c.es, mark), [`/_snapshot/lsbackup/${a.snapshot}`], 'one DELETE through the snapshot API');
+  assert.deepEqual(await snapshotNames(c.es), [b.snapshot!]);
+  assert.ok(!existsSync(path.join(location, `snap-${a.snapshot_uuid}.dat`)), 'its files left the repository');
+  assert.ok(await duBytes([location]) < bytesBefore);
+  await c.es.api('DELETE', '/logs-1');
+  const r = await restoreLocal(rt, c.target, second.id, { options: { indices: 'logs-1' } });
+  assert.equal(r.results[0]!.status, 'ok', `the other set's snapshot still restores: ${r.results[0]!.reason}`);
+
+  assert.deepEqual(await release(rt, c.target, first.id, a), { released: true, message: `snapshot ${a.snapshot} was already gone from repository lsbackup` });
+
+  for (const snapshot of ['*', 'lsbackup-*', `${b.snapshot},${a.snapshot}`, '']) {
+    const refused = await release(rt, c.target, first.id, { ...a, snapshot });
+    assert.equal(refused.released, false);
+    assert.match(refused.message, /names no single snapshot/);
+  }
+  assert.deepEqual(await snapshotNames(c.es), [b.snapshot!], 'nothing else was deleted');
+
+  await c.es.pause();
+  let down;
+  try {
+    down = await release(rt, c.target, second.id, b);
+  } finally {
+    await c.es.resume();
+  }
+  assert.equal(down.released, false);
+  assert.match(down.message, /^nothing answers at https:\/\/localhost:\d+ \(connection refused/);
+  assert.deepEqual(await snapshotNames(c.es), [b.snapshot!], 'kept while the cluster was down');
+
+  await assert.rejects(release(rt, c.target, second.id, b, 'kibana'), /component 'kibana' is not configured on node node1/);
+  const readonly = runtimeOf([elasticsearch(c.config({ readonly: true }))]);
+  assert.match((await release(readonly, c.target, second.id, b)).message, /configured readonly on this node: it cannot delete snapshot/);
 });
 
 test('path.repo: refused with the file and the path to add; added and reloaded when allowed', async () => {

@@ -60,6 +60,17 @@ export interface RestoreContext {
   restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>) => Promise<void> }): Promise<{ restored: number; rollbackDir: string }>;
 }
 
+/** What releasing a part's outside data gets: the set, and the part's manifest meta naming that data. */
+export interface ReleaseContext {
+  backupId: string;
+  /** The node the part came from. */
+  node: string;
+  setDir: string;
+  meta: Record<string, string>;
+  log: Logger;
+  signal: AbortSignal;
+}
+
 /** Every component has this shape: what it backs up, where it restores to, how it checks health. */
 export interface Component {
   readonly name: ComponentName;
@@ -69,4 +80,9 @@ export interface Component {
   health(): Promise<Health>;
   backup(ctx: BackupContext): Promise<BackupOutcome>;
   restore(ctx: RestoreContext): Promise<void>;
+  /**
+   * Only for a component that keeps a part's data outside the set directory (common/external.ts):
+   * deletes it before the set is removed. Data already gone counts as released. Says what it did.
+   */
+  release?(ctx: ReleaseContext): Promise<string>;
 }

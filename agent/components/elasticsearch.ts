@@ -10,7 +10,7 @@ import { command } from '../../common/config.js';
 import { InputError, LsbackupError, NotFoundError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
 import { duBytes, isInside, writeFileAtomic } from '../../common/fsutil.js';
-import type { BackupContext, Component, Health, RestoreContext } from './component.js';
+import type { BackupContext, Component, Health, ReleaseContext, RestoreContext } from './component.js';
 import { filesHealth, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
@@ -369,7 +369,8 @@ function describeFailures(info: SnapshotInfo): string {
 /**
  * The seed's step 1: a snapshot of the whole cluster into a shared-filesystem repository, plus
  * the node's elasticsearch.yml (and security plugin config) as files. The snapshot data stays in
- * the repository on the shared location; the set records which snapshot belongs to it.
+ * the repository on the shared location; the set records which snapshot belongs to it, and
+ * removing the set deletes that snapshot (release).
  */
 export function elasticsearch(cfg: Config): Component {
   const client = new EsClient(cfg);
@@ -471,6 +472,9 @@ export function elasticsearch(cfg: Config): Component {
       if (esTypeOf(err) !== 'invalid_snapshot_name_exception' || !/same name/.test(messageOf(err))) throw err;
       ctx.log.info(`snapshot ${snap} already exists (another node of the cluster took it for this set); following it`);
     }
+    // Recorded now rather than at the end: a part that fails from here on may leave the snapshot
+    // in the repository, and removing the set releases it by these facts.
+    Object.assign(ctx.meta, { repository: cfg.repository, location, snapshot: snap });
     const deadline = Date.now() + cfg.snapshot_timeout_seconds * 1000;
     let last: SnapshotInfo | undefined;
     let done: SnapshotInfo | undefined;
@@ -515,9 +519,6 @@ export function elasticsearch(cfg: Config): Component {
     };
     await ctx.addStream(SNAPSHOT_JSON, Readable.from([Buffer.from(JSON.stringify(record, null, 2) + '\n')]));
     Object.assign(ctx.meta, {
-      repository: cfg.repository,
-      location,
-      snapshot: snap,
       snapshot_uuid: record.uuid,
       indices: String(record.indices.length),
       cluster: info.cluster_name ?? '',
@@ -526,9 +527,37 @@ export function elasticsearch(cfg: Config): Component {
     return { status: 'ok' as const };
   }
 
+  /** Through the API, never by removing files: the repository's index files must stay consistent. */
+  async function deleteSnapshot(snap: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    await client.request('DELETE', `/_snapshot/${enc(cfg.repository)}/${enc(snap)}`, undefined, opts);
+  }
+
   async function abortSnapshot(snap: string, log: BackupContext['log']): Promise<void> {
     // Deleting a running snapshot is how the API aborts it; a stuck one would block later snapshots.
-    await client.request('DELETE', `/_snapshot/${enc(cfg.repository)}/${enc(snap)}`).catch((err) => log.warn(`could not abort snapshot ${snap}: ${messageOf(err)}`));
+    await deleteSnapshot(snap).catch((err) => log.warn(`could not abort snapshot ${snap}: ${messageOf(err)}`));
+  }
+
+  /**
+   * Deletes the part's snapshot before its set is removed. Elasticsearch deletes only the files no
+   * other snapshot uses, so the sets that stay keep theirs. A snapshot already gone (404
+   * snapshot_missing_exception) counts as deleted. A cluster busy with another operation on it
+   * (503 concurrent_snapshot_execution_exception: a restore of that snapshot, or one deletion at a
+   * time before 7.8) is not waited for: the set stays and the next prune tries again.
+   */
+  async function release(ctx: ReleaseContext): Promise<string> {
+    const snap = ctx.meta.snapshot ?? '';
+    // The API takes comma lists and wildcards: a manifest naming '*' must not delete every snapshot.
+    if (!/^[a-z0-9][a-z0-9._-]*$/.test(snap)) throw new InputError(`the elasticsearch part of backup ${ctx.backupId} names no single snapshot ('${snap}')`);
+    if (cfg.readonly) throw new PreconditionError(`repository ${cfg.repository} is configured readonly on this node: it cannot delete snapshot ${snap}`);
+    await ensureRepository(locationOf(cfg, ctx.setDir), ctx.signal, (line) => ctx.log.warn(line));
+    try {
+      // A deletion runs as long as the files it removes take; it is bounded like a snapshot.
+      await deleteSnapshot(snap, { signal: ctx.signal, timeoutMs: cfg.snapshot_timeout_seconds * 1000 });
+      return `deleted snapshot ${snap} from repository ${cfg.repository}`;
+    } catch (err) {
+      if (esTypeOf(err) !== 'snapshot_missing_exception') throw err;
+      return `snapshot ${snap} was already gone from repository ${cfg.repository}`;
+    }
   }
 
   async function restore(ctx: RestoreContext) {
@@ -636,5 +665,6 @@ export function elasticsearch(cfg: Config): Component {
     },
     backup,
     restore,
+    release,
   };
 }

@@ -3,6 +3,8 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AgentClient as _lsbackup_v1_AgentClient, AgentDefinition as _lsbackup_v1_AgentDefinition } from './lsbackup/v1/Agent';
 import type { AgentBackupRequest as _lsbackup_v1_AgentBackupRequest, AgentBackupRequest__Output as _lsbackup_v1_AgentBackupRequest__Output } from './lsbackup/v1/AgentBackupRequest';
+import type { AgentReleaseReply as _lsbackup_v1_AgentReleaseReply, AgentReleaseReply__Output as _lsbackup_v1_AgentReleaseReply__Output } from './lsbackup/v1/AgentReleaseReply';
+import type { AgentReleaseRequest as _lsbackup_v1_AgentReleaseRequest, AgentReleaseRequest__Output as _lsbackup_v1_AgentReleaseRequest__Output } from './lsbackup/v1/AgentReleaseRequest';
 import type { AgentRestoreRequest as _lsbackup_v1_AgentRestoreRequest, AgentRestoreRequest__Output as _lsbackup_v1_AgentRestoreRequest__Output } from './lsbackup/v1/AgentRestoreRequest';
 import type { AgentStatus as _lsbackup_v1_AgentStatus, AgentStatus__Output as _lsbackup_v1_AgentStatus__Output } from './lsbackup/v1/AgentStatus';
 import type { AgentsReply as _lsbackup_v1_AgentsReply, AgentsReply__Output as _lsbackup_v1_AgentsReply__Output } from './lsbackup/v1/AgentsReply';
@@ -36,6 +38,8 @@ export interface ProtoGrpcType {
     v1: {
       Agent: SubtypeConstructor<typeof grpc.Client, _lsbackup_v1_AgentClient> & { service: _lsbackup_v1_AgentDefinition }
       AgentBackupRequest: MessageTypeDefinition<_lsbackup_v1_AgentBackupRequest, _lsbackup_v1_AgentBackupRequest__Output>
+      AgentReleaseReply: MessageTypeDefinition<_lsbackup_v1_AgentReleaseReply, _lsbackup_v1_AgentReleaseReply__Output>
+      AgentReleaseRequest: MessageTypeDefinition<_lsbackup_v1_AgentReleaseRequest, _lsbackup_v1_AgentReleaseRequest__Output>
       AgentRestoreRequest: MessageTypeDefinition<_lsbackup_v1_AgentRestoreRequest, _lsbackup_v1_AgentRestoreRequest__Output>
       AgentStatus: MessageTypeDefinition<_lsbackup_v1_AgentStatus, _lsbackup_v1_AgentStatus__Output>
       AgentsReply: MessageTypeDefinition<_lsbackup_v1_AgentsReply, _lsbackup_v1_AgentsReply__Output>

@@ -140,6 +140,7 @@ export class FakeEs {
   readonly indices = new Map<string, Index>();
   readonly repos = new Map<string, Repo>();
   restarts = 0;
+  private port = 0;
   private pathRepo: string[] = [];
   private readonly running = new Map<string, { repo: string; info: SnapshotInfo; aborted: boolean; done: Promise<void> }>();
   /** index -> shard that fails when snapshotted, with the reason the node gives. */
@@ -159,18 +160,28 @@ export class FakeEs {
   static async start(opts: FakeEsOptions): Promise<FakeEs> {
     const es = new FakeEs(opts);
     await new Promise<void>((resolve) => es.server.listen(0, '127.0.0.1', resolve));
+    es.port = (es.server.address() as AddressInfo).port;
     return es;
   }
 
   get url(): string {
-    return `https://localhost:${(this.server.address() as AddressInfo).port}`;
+    return `https://localhost:${this.port}`;
   }
 
   async close(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    await this.pause();
+  }
+
+  /** The node goes down: connections are refused until `resume`, which keeps its port and state. */
+  async pause(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  async resume(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
   }
 
   /** The next snapshot of `index` fails on `shard`, as a node with a broken disk would report it. */
@@ -643,12 +654,26 @@ export class FakeEs {
     const entry = data.snapshots.find((s) => s.name === name);
     if (!entry) throw new HttpError(404, 'snapshot_missing_exception', `[${repoName}:${name}] is missing`);
     data.snapshots = data.snapshots.filter((s) => s.name !== name);
+    // As documented: every file of the snapshot goes unless another snapshot still uses it.
     for (const [n, ix] of Object.entries(data.indices)) {
       ix.snapshots = ix.snapshots.filter((u) => u !== entry.uuid);
       const dir = path.join(repo.location, 'indices', ix.id);
+      if (ix.snapshots.length === 0) {
+        delete data.indices[n];
+        await fsp.rm(dir, { recursive: true, force: true });
+        continue;
+      }
       await fsp.rm(path.join(dir, `meta-${entry.uuid}.dat`), { force: true });
-      for (const shard of existsSync(dir) ? await fsp.readdir(dir) : []) await fsp.rm(path.join(dir, shard, `snap-${entry.uuid}.dat`), { force: true });
-      if (ix.snapshots.length === 0) delete data.indices[n];
+      for (const shard of existsSync(dir) ? (await fsp.readdir(dir)).filter((f) => !f.endsWith('.dat')) : []) {
+        const shardDir = path.join(dir, shard);
+        await fsp.rm(path.join(shardDir, `snap-${entry.uuid}.dat`), { force: true });
+        const files = await fsp.readdir(shardDir);
+        const used = new Set<string>();
+        for (const f of files.filter((x) => x.startsWith('snap-'))) {
+          for (const b of (JSON.parse(await fsp.readFile(path.join(shardDir, f), 'utf8')) as { files: { name: string }[] }).files) used.add(b.name);
+        }
+        for (const blob of files.filter((x) => x.startsWith('__') && !used.has(x))) await fsp.rm(path.join(shardDir, blob));
+      }
     }
     await fsp.rm(path.join(repo.location, `snap-${entry.uuid}.dat`), { force: true });
     await fsp.rm(path.join(repo.location, `meta-${entry.uuid}.dat`), { force: true });

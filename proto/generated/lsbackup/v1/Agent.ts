@@ -3,6 +3,8 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { AgentBackupRequest as _lsbackup_v1_AgentBackupRequest, AgentBackupRequest__Output as _lsbackup_v1_AgentBackupRequest__Output } from '../../lsbackup/v1/AgentBackupRequest';
+import type { AgentReleaseReply as _lsbackup_v1_AgentReleaseReply, AgentReleaseReply__Output as _lsbackup_v1_AgentReleaseReply__Output } from '../../lsbackup/v1/AgentReleaseReply';
+import type { AgentReleaseRequest as _lsbackup_v1_AgentReleaseRequest, AgentReleaseRequest__Output as _lsbackup_v1_AgentReleaseRequest__Output } from '../../lsbackup/v1/AgentReleaseRequest';
 import type { AgentRestoreRequest as _lsbackup_v1_AgentRestoreRequest, AgentRestoreRequest__Output as _lsbackup_v1_AgentRestoreRequest__Output } from '../../lsbackup/v1/AgentRestoreRequest';
 import type { InfoReply as _lsbackup_v1_InfoReply, InfoReply__Output as _lsbackup_v1_InfoReply__Output } from '../../lsbackup/v1/InfoReply';
 import type { InfoRequest as _lsbackup_v1_InfoRequest, InfoRequest__Output as _lsbackup_v1_InfoRequest__Output } from '../../lsbackup/v1/InfoRequest';
@@ -23,6 +25,15 @@ export interface AgentClient extends grpc.Client {
   info(argument: _lsbackup_v1_InfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
   info(argument: _lsbackup_v1_InfoRequest, callback: grpc.requestCallback<_lsbackup_v1_InfoReply__Output>): grpc.ClientUnaryCall;
   
+  Release(argument: _lsbackup_v1_AgentReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  Release(argument: _lsbackup_v1_AgentReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  Release(argument: _lsbackup_v1_AgentReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  Release(argument: _lsbackup_v1_AgentReleaseRequest, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  release(argument: _lsbackup_v1_AgentReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  release(argument: _lsbackup_v1_AgentReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  release(argument: _lsbackup_v1_AgentReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  release(argument: _lsbackup_v1_AgentReleaseRequest, callback: grpc.requestCallback<_lsbackup_v1_AgentReleaseReply__Output>): grpc.ClientUnaryCall;
+  
   Restore(argument: _lsbackup_v1_AgentRestoreRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
   Restore(argument: _lsbackup_v1_AgentRestoreRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
   restore(argument: _lsbackup_v1_AgentRestoreRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_ProgressEvent__Output>;
@@ -35,6 +46,8 @@ export interface AgentHandlers extends grpc.UntypedServiceImplementation {
   
   Info: grpc.handleUnaryCall<_lsbackup_v1_InfoRequest__Output, _lsbackup_v1_InfoReply>;
   
+  Release: grpc.handleUnaryCall<_lsbackup_v1_AgentReleaseRequest__Output, _lsbackup_v1_AgentReleaseReply>;
+  
   Restore: grpc.handleServerStreamingCall<_lsbackup_v1_AgentRestoreRequest__Output, _lsbackup_v1_ProgressEvent>;
   
 }
@@ -42,5 +55,6 @@ export interface AgentHandlers extends grpc.UntypedServiceImplementation {
 export interface AgentDefinition extends grpc.ServiceDefinition {
   Backup: MethodDefinition<_lsbackup_v1_AgentBackupRequest, _lsbackup_v1_ProgressEvent, _lsbackup_v1_AgentBackupRequest__Output, _lsbackup_v1_ProgressEvent__Output>
   Info: MethodDefinition<_lsbackup_v1_InfoRequest, _lsbackup_v1_InfoReply, _lsbackup_v1_InfoRequest__Output, _lsbackup_v1_InfoReply__Output>
+  Release: MethodDefinition<_lsbackup_v1_AgentReleaseRequest, _lsbackup_v1_AgentReleaseReply, _lsbackup_v1_AgentReleaseRequest__Output, _lsbackup_v1_AgentReleaseReply__Output>
   Restore: MethodDefinition<_lsbackup_v1_AgentRestoreRequest, _lsbackup_v1_ProgressEvent, _lsbackup_v1_AgentRestoreRequest__Output, _lsbackup_v1_ProgressEvent__Output>
 }
