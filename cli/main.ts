@@ -6,6 +6,7 @@ import { VERSION } from '../common/commit.js';
 import { messageOf, socketErrorOf } from '../common/errors.js';
 import type { Manifest } from '../common/manifest.js';
 import { humanBytes } from '../common/units.js';
+import type { PruneReply__Output as PruneReply } from '../proto/generated/lsbackup/v1/PruneReply.js';
 import type { RunSummary__Output as RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { ShowReply__Output as ShowReply } from '../proto/generated/lsbackup/v1/ShowReply.js';
 import type { SetInfo__Output as SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
@@ -182,6 +183,12 @@ program
     process.exitCode = r.agents.every((a) => a.reachable) ? 0 : 1;
   });
 
+/** A set prune or delete had to keep because what it holds outside could not be deleted: one line each on stderr, exit 1. */
+function reportHeld(r: PruneReply): void {
+  for (const id of r.held) process.stderr.write(`${program.name()}: ${r.reasons.find((line) => line.startsWith(`${id}: `)) ?? id}\n`);
+  if (r.held.length > 0) process.exitCode = 1;
+}
+
 const keepOpt = (flag: string, what: string) => new Option(`${flag} <n>`, what).argParser((v) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.keep', `${flag} '${v}' is not a whole number`);
@@ -190,35 +197,37 @@ const keepOpt = (flag: string, what: string) => new Option(`${flag} <n>`, what).
 
 program
   .command('prune')
-  .description('remove old sets by a retention policy; never the newest complete set')
+  .description('remove old sets, and their Elasticsearch snapshots, by a retention policy; never the newest complete set')
   .requiredOption('-t, --target <path>', 'shared backup location')
   .addOption(keepOpt('--keep-last', 'keep the N newest complete sets'))
   .addOption(keepOpt('--keep-daily', 'keep the newest complete set of each of the last N days'))
   .addOption(keepOpt('--keep-weekly', 'keep the newest complete set of each of the last N weeks'))
   .addOption(keepOpt('--keep-monthly', 'keep the newest complete set of each of the last N months'))
   .addOption(keepOpt('--incomplete-grace-hours', 'remove sets without a manifest older than this (default 24)'))
-  .option('--dry-run', 'list what would go, remove nothing')
+  .option('--dry-run', 'list what would go (sets and their snapshots), remove nothing')
   .action(async (o: { target: string; keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; incompleteGraceHours?: number; dryRun?: boolean }, cmd: Command) => {
     const g = globals(cmd);
     const c = connect(g);
-    const r = await unaryCall<{ removed: string[]; kept: string[]; reasons: string[] }>((cb) =>
+    const r = await unaryCall<PruneReply>((cb) =>
       c.Prune({ target: absTarget(o.target), keepLast: o.keepLast ?? 0, keepDaily: o.keepDaily ?? 0, keepWeekly: o.keepWeekly ?? 0, keepMonthly: o.keepMonthly ?? 0, incompleteGraceHours: o.incompleteGraceHours ?? 0, dryRun: Boolean(o.dryRun), removeIds: [] }, cb),
     );
-    print(Boolean(g.json), r, () => [...r.reasons, `${o.dryRun ? 'would remove' : 'removed'} ${r.removed.length}, kept ${r.kept.length}`].join('\n'));
+    print(Boolean(g.json), r, () => [...r.reasons, `${o.dryRun ? 'would remove' : 'removed'} ${r.removed.length}, kept ${r.kept.length}${r.held.length ? `, held ${r.held.length}` : ''}`].join('\n'));
+    reportHeld(r);
   });
 
 program
   .command('delete')
-  .description('remove backup sets by id (incomplete ones included)')
+  .description('remove backup sets by id (incomplete ones included), and their Elasticsearch snapshots')
   .argument('<id...>', 'backup ids')
   .requiredOption('-t, --target <path>', 'shared backup location')
   .action(async (ids: string[], o: { target: string }, cmd: Command) => {
     const g = globals(cmd);
     const c = connect(g);
-    const r = await unaryCall<{ removed: string[]; kept: string[]; reasons: string[] }>((cb) =>
+    const r = await unaryCall<PruneReply>((cb) =>
       c.Prune({ target: absTarget(o.target), keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, incompleteGraceHours: 0, dryRun: false, removeIds: ids }, cb),
     );
     print(Boolean(g.json), r, () => `removed ${r.removed.join(', ') || 'nothing'}`);
+    reportHeld(r);
   });
 
 const certs = program.command('certs').description("the cluster's mTLS certificates");

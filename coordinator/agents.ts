@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../common/proto.js';
 import { channelOptionsFor, proto } from '../common/proto.js';
+import type { AgentReleaseRequest } from '../proto/generated/lsbackup/v1/AgentReleaseRequest.js';
+import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { InfoReply__Output as InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
 import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { messageOf, socketErrorOf } from '../common/errors.js';
@@ -20,11 +22,18 @@ export class AgentPool {
     return c;
   }
 
-  async info(address: string, node: string, target: string, components: string[] = []): Promise<InfoReply> {
-    const once = () =>
-      new Promise<InfoReply>((resolve, reject) => {
-        this.client(address, node).Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, (err, reply) => (err ? reject(err) : resolve(reply!)));
-      });
+  info(address: string, node: string, target: string, components: string[] = []): Promise<InfoReply> {
+    return this.unary(address, node, (c, done) => c.Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, done));
+  }
+
+  /** No deadline: a deletion takes as long as the files it removes; keepalive notices a lost agent. */
+  release(address: string, node: string, req: AgentReleaseRequest): Promise<AgentReleaseReply> {
+    return this.unary(address, node, (c, done) => c.Release(req, done));
+  }
+
+  /** A unary call, asked again on a fresh channel when the first one finds the agent unreachable. */
+  private async unary<T>(address: string, node: string, call: (c: AgentClient, done: (err: grpc.ServiceError | null, reply?: T) => void) => void): Promise<T> {
+    const once = () => new Promise<T>((resolve, reject) => call(this.client(address, node), (err, reply) => (err ? reject(err) : resolve(reply!))));
     try {
       return await once();
     } catch (err) {

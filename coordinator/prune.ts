@@ -4,9 +4,11 @@ import type { PruneRequest__Output as PruneRequest } from '../proto/generated/ls
 import type { PruneReply } from '../proto/generated/lsbackup/v1/PruneReply.js';
 import { InputError, NotFoundError } from '../common/errors.js';
 import { acquireLock } from '../common/lock.js';
-import { MANIFEST, checkSetId, listSetIds, setDir } from '../common/manifest.js';
+import { MANIFEST, checkSetId, listSetIds, setDir, type Manifest } from '../common/manifest.js';
+import type { AgentPool } from './agents.js';
 import { TARGET_LOCK } from './backup.js';
-import { listSets } from './sets.js';
+import { holdingsOf, releaseHolding } from './release.js';
+import { readSets } from './sets.js';
 
 interface Candidate {
   id: string;
@@ -54,13 +56,32 @@ export function retain(complete: Candidate[], policy: { last: number; daily: num
 }
 
 /** Removes a set so that at no point does a half-deleted set look complete: the manifest goes first. */
-async function removeSet(target: string, id: string): Promise<void> {
+async function removeSetDir(target: string, id: string): Promise<void> {
   const dir = setDir(target, id);
   await fsp.rm(path.join(dir, MANIFEST), { force: true });
   await fsp.rm(dir, { recursive: true, force: true });
 }
 
-export async function prune(req: PruneRequest, now = new Date()): Promise<PruneReply> {
+/**
+ * Removes a set after what it keeps outside its directory (its Elasticsearch snapshot) is
+ * released. When that cannot be done (agent unreachable, cluster down) the set stays and says
+ * why: removing it anyway would lose the only record of the snapshot, and the repository would
+ * grow with nobody told; kept, it is retried by every later prune until its data is released.
+ * Data a set that stays also names (a copied set) is left to that set.
+ */
+async function removeSet(pool: AgentPool, req: PruneRequest, id: string, why: string, m: Manifest | undefined, usedBy: Map<string, string>): Promise<{ removed: boolean; line: string }> {
+  const holdings = holdingsOf(m);
+  const own = holdings.filter((h) => !usedBy.has(h.data.key));
+  const shared = holdings.filter((h) => usedBy.has(h.data.key)).map((h) => `${h.data.what} stays: set ${usedBy.get(h.data.key)} uses it too`);
+  if (req.dryRun) return { removed: true, line: [`${id}: ${why}`, ...own.map((h) => `would delete ${h.data.what}`), ...shared].join('; ') };
+  const outcomes = await Promise.all(own.map((h) => releaseHolding(pool, req.target, id, m?.nodes ?? {}, h)));
+  const lines = outcomes.map((o) => o.line);
+  if (outcomes.some((o) => !o.released)) return { removed: false, line: `${id}: ${why}, but not removed: ${lines.join('; ')}` };
+  await removeSetDir(req.target, id);
+  return { removed: true, line: [`${id}: ${why}`, ...lines, ...shared].join('; ') };
+}
+
+export async function prune(req: PruneRequest, pool: AgentPool, now = new Date()): Promise<PruneReply> {
   const policy = { last: req.keepLast, daily: req.keepDaily, weekly: req.keepWeekly, monthly: req.keepMonthly };
   const byPolicy = Object.values(policy).some((n) => n > 0);
   if (!byPolicy && req.removeIds.length === 0) throw new InputError('prune needs at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly');
@@ -68,12 +89,14 @@ export async function prune(req: PruneRequest, now = new Date()): Promise<PruneR
   const graceMs = (req.incompleteGraceHours > 0 ? req.incompleteGraceHours : 24) * 3_600_000;
 
   await listSetIds(req.target); // names a missing target before the lock file would
-  const release = req.dryRun ? async () => undefined : await acquireLock(path.join(req.target, TARGET_LOCK), 'prune');
+  const unlock = req.dryRun ? async () => undefined : await acquireLock(path.join(req.target, TARGET_LOCK), 'prune');
   try {
-    const sets = (await listSets(req.target)).map((s) => ({ id: s.backupId!, status: s.status!, time: timeOfId(s.backupId!) }));
+    const sets = (await readSets(req.target)).map(({ info, manifest }) => ({ id: info.backupId!, status: info.status!, time: timeOfId(info.backupId!), manifest }));
     const removed: string[] = [];
     const kept: string[] = [];
-    const reasons: string[] = [];
+    const held: string[] = [];
+    const reasons = new Map<string, string>();
+    const doomed: { id: string; why: string; manifest?: Manifest }[] = [];
     const ids = new Set(sets.map((s) => s.id));
     for (const id of req.removeIds) {
       checkSetId(id);
@@ -91,16 +114,22 @@ export async function prune(req: PruneRequest, now = new Date()): Promise<PruneR
       else if (!keep.has(s.id)) why = 'not kept by any --keep rule';
       if (why === 'named for removal' && s.id === newestComplete && byPolicy) why = undefined;
       if (why) {
-        removed.push(s.id);
-        reasons.push(`${s.id}: ${why}`);
-        if (!req.dryRun) await removeSet(req.target, s.id);
+        doomed.push({ id: s.id, why, manifest: s.manifest });
       } else {
         kept.push(s.id);
-        reasons.push(`${s.id}: kept (${keep.get(s.id) ?? (s.status === 'incomplete' ? 'incomplete, within the grace period' : s.status)})`);
+        reasons.set(s.id, `${s.id}: kept (${keep.get(s.id) ?? (s.status === 'incomplete' ? 'incomplete, within the grace period' : s.status)})`);
       }
     }
-    return { removed, kept, reasons };
+    const usedBy = new Map<string, string>();
+    for (const s of sets.filter((x) => kept.includes(x.id))) for (const h of holdingsOf(s.manifest)) usedBy.set(h.data.key, s.id);
+    // One set after another: clusters before Elasticsearch 7.8 refuse a second deletion in a repository.
+    for (const d of doomed) {
+      const outcome = await removeSet(pool, req, d.id, d.why, d.manifest, usedBy);
+      (outcome.removed ? removed : held).push(d.id);
+      reasons.set(d.id, outcome.line);
+    }
+    return { removed, kept, held, reasons: sets.map((s) => reasons.get(s.id)!) };
   } finally {
-    await release();
+    await unlock();
   }
 }

@@ -89,7 +89,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       );
       return { agents, notCovered: inv.notCovered };
     }),
-    Prune: unary(deps, (req) => prune(req)),
+    Prune: unary(deps, (req) => prune(req, deps.pool)),
   };
 }
 

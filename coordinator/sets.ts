@@ -29,13 +29,18 @@ async function incompleteInfo(target: string, id: string): Promise<SetInfo> {
   return { backupId: id, status: 'incomplete', bytes: 0, files: 0, nodes, components: [], startedAt: st.mtime.toISOString(), finishedAt: '', reasons: [`no ${MANIFEST}: never committed (coordinator stopped or still running)`] };
 }
 
-export async function listSets(target: string): Promise<SetInfo[]> {
-  const out: SetInfo[] = [];
+/** Every set of a target, with its manifest unless it is incomplete. */
+export async function readSets(target: string): Promise<{ info: SetInfo; manifest?: Manifest }[]> {
+  const out: { info: SetInfo; manifest?: Manifest }[] = [];
   for (const id of await listSetIds(target)) {
-    const m = await readManifestIfAny(target, id).catch(() => undefined);
-    out.push(m ? setInfoOf(m, id) : await incompleteInfo(target, id));
+    const manifest = await readManifestIfAny(target, id).catch(() => undefined);
+    out.push({ info: manifest ? setInfoOf(manifest, id) : await incompleteInfo(target, id), manifest });
   }
   return out;
+}
+
+export async function listSets(target: string): Promise<SetInfo[]> {
+  return (await readSets(target)).map((s) => s.info);
 }
 
 export async function showSet(target: string, id: string): Promise<{ set: SetInfo; manifestJson: string }> {

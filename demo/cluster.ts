@@ -72,8 +72,11 @@ export interface ClusterOptions {
   /** Inventory groups per node; the default spreads the file-based components (haproxy, kibana, grafana). */
   groups?: string[][];
   extraInventory?: string;
-  /** Per node (by index): another address or a command prefix to start its agent with. */
-  nodeOverrides?: ({ ip?: string; wrap?: string[] } | undefined)[];
+  /**
+   * Per node (by index): another address, a command prefix to start its agent with, or component
+   * configs added to the ones its groups give it (e.g. elasticsearch against a test server).
+   */
+  nodeOverrides?: ({ ip?: string; wrap?: string[]; components?: Record<string, unknown> } | undefined)[];
   /** Environment the agents start with on top of this process's, e.g. what their systemd unit sets. */
   agentEnv?: Record<string, string>;
   /** Where backups go; default a directory in the sandbox. */
@@ -111,9 +114,9 @@ async function seedNodeFiles(root: string): Promise<void> {
   await w('var/lib/grafana/png/render-1.png', Buffer.alloc(1024, 1));
 }
 
-function agentConfig(n: DemoNode, pki: string, stateDir: string) {
+function agentConfig(n: DemoNode, pki: string, stateDir: string, extraComponents: Record<string, unknown> = {}) {
   const r = (p: string) => path.join(n.root, p);
-  const components: Record<string, unknown> = {};
+  const components: Record<string, unknown> = { ...extraComponents };
   const has = (...g: string[]) => n.groups.some((x) => g.includes(x));
   if (has('haproxy', 'load_balancer')) components.haproxy = { paths: [r('etc/haproxy'), r('etc/ssl/haproxy')], config_file: r('etc/haproxy/haproxy.cfg') };
   if (has('kibana', 'opensearch_dashboards')) components.kibana = { config_paths: [r('etc/kibana/kibana.yml')] };
@@ -171,7 +174,7 @@ export class DemoCluster {
       const n: DemoNode = { name, ip, port, root, groups, configFile: path.join(this.root, `agent-${name}.yaml`), wrap: override?.wrap ?? [] };
       await seedNodeFiles(root);
       await certsIssue(this.pki, name, 'agent', [ip]);
-      await fsp.writeFile(n.configFile, YAML.stringify({ ...agentConfig(n, this.pki, path.join(this.root, 'state', name)), ...(this.opts.agentConfig ?? {}) }));
+      await fsp.writeFile(n.configFile, YAML.stringify({ ...agentConfig(n, this.pki, path.join(this.root, 'state', name), override?.components), ...(this.opts.agentConfig ?? {}) }));
       this.nodes.push(n);
     }
     await fsp.mkdir(this.buildDir, { recursive: true });

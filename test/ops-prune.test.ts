@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import { snapshotNameOf } from '../agent/components/elasticsearch.js';
 import { DemoCluster, bin } from '../demo/cluster.js';
+import { FakeEs, makePki } from './helpers/es-server.js';
+import { tempDir } from './helpers/harness.js';
 import { fabricateIncomplete, fabricateSet, idAt, run, setIds } from './helpers/ops.js';
 
 interface Summary {
@@ -19,6 +22,7 @@ interface PruneResult {
   removed: string[];
   kept: string[];
   reasons: string[];
+  held: string[];
 }
 interface Change {
   change: string;
@@ -279,6 +283,162 @@ describe('prune, delete and diff through the CLI', () => {
     } finally {
       await fsp.rm(path.join(c.target, copy), { recursive: true, force: true });
     }
+  });
+});
+
+describe('prune and delete delete the Elasticsearch snapshots of the sets they remove', () => {
+  let c: DemoCluster;
+  let es: FakeEs;
+  let location = '';
+  /** Four sets, oldest first; each has its own snapshot, taken by node1 and followed by node2. */
+  const ids: string[] = [];
+  const snap = (i: number) => snapshotNameOf(ids[i]!);
+
+  async function snapshots(): Promise<string[]> {
+    const r = await es.api('GET', '/_snapshot/lsbackup/_all');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return sorted((r.body.snapshots as { snapshot: string }[]).map((x) => x.snapshot));
+  }
+  async function cli(args: string[]) {
+    const r = await c.cli(['--json', ...args, '-t', c.target]);
+    return { ...r, result: DemoCluster.result<PruneResult>(r.stdout) };
+  }
+  const reasonOf = (p: PruneResult, id: string) => p.reasons.find((x) => x.startsWith(`${id}: `));
+  const stderrLines = (stderr: string) => stderr.trim().split('\n').filter(Boolean);
+
+  before(async () => {
+    const dir = tempDir('prune-es');
+    const target = path.join(dir, 'backups');
+    location = path.join(target, '_elasticsearch');
+    const yml = path.join(dir, 'elasticsearch.yml');
+    await fsp.writeFile(yml, `path.repo: ["${target}"]\n`);
+    const passwordFile = path.join(dir, 'password');
+    await fsp.writeFile(passwordFile, 'pw\n', { mode: 0o600 });
+    const pki = makePki(path.join(dir, 'pki'));
+    es = await FakeEs.start({ configFile: yml, pki, users: { admin: 'pw' } });
+    assert.equal((await es.api('PUT', '/logs-1')).status, 200);
+    assert.equal((await es.api('PUT', '/logs-1/_doc/1', { message: 'kept' })).status, 201);
+    const elasticsearch = { url: es.url, ca_file: pki.caFile, username: 'admin', password_file: passwordFile, config_file: yml };
+    c = await DemoCluster.create({ nodes: 2, target, groups: [['haproxy', 'logging'], ['logging']], nodeOverrides: [{ components: { elasticsearch } }, { components: { elasticsearch } }] });
+    await c.start();
+    for (let i = 0; i < 4; i++) {
+      const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+      assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+      ids.push(DemoCluster.result<Summary>(r.stdout).backupId);
+    }
+  });
+
+  after(async () => {
+    await c?.stop();
+    await c?.remove();
+    await es?.close();
+  });
+
+  test('every set has its own snapshot, recorded by both nodes', async () => {
+    assert.deepEqual(await snapshots(), sorted([0, 1, 2, 3].map(snap)));
+    const m = JSON.parse(await fsp.readFile(path.join(c.target, ids[0]!, 'manifest.json'), 'utf8')) as { parts: { node: string; component: string; meta: Record<string, string> }[] };
+    const esParts = m.parts.filter((p) => p.component === 'elasticsearch');
+    assert.deepEqual(esParts.map((p) => [p.node, p.meta.snapshot, p.meta.location]), [['node1', snap(0), location], ['node2', snap(0), location]]);
+  });
+
+  test('--dry-run names the snapshot each removed set would take with it, and deletes nothing', async () => {
+    const mark = es.requests.length;
+    const r = await cli(['prune', '--keep-last', '2', '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(sorted(r.result.removed), sorted([ids[0]!, ids[1]!]));
+    for (const i of [0, 1]) assert.equal(reasonOf(r.result, ids[i]!), `${ids[i]}: not kept by any --keep rule; would delete Elasticsearch snapshot ${snap(i)} in repository lsbackup (${location})`);
+    assert.equal(reasonOf(r.result, ids[3]!), `${ids[3]}: kept (last)`);
+    assert.deepEqual(es.requests.slice(mark), [], 'a dry run does not even ask the cluster');
+    assert.deepEqual(await snapshots(), sorted([0, 1, 2, 3].map(snap)));
+    assert.deepEqual(await setIds(c.target), sorted(ids));
+  });
+
+  test('Elasticsearch down: the set stays, and one line names the snapshot left and how to delete it', async () => {
+    await es.pause();
+    let r;
+    try {
+      r = await cli(['prune', '--keep-last', '3']);
+    } finally {
+      await es.resume();
+    }
+    assert.equal(r.code, 1, 'a prune that could not do everything fails the run');
+    assert.deepEqual(r.result.held, [ids[0]]);
+    assert.deepEqual(r.result.removed, []);
+    const lines = stderrLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `^lsbackup: ${ids[0]}: not kept by any --keep rule, but not removed: Elasticsearch snapshot ${snap(0)} in repository lsbackup \\(${location}\\) could not be deleted ` +
+          `\\(node1: nothing answers at https://localhost:\\d+ \\(connection refused; .*\\); node2: nothing answers at .*\\); ` +
+          `the next prune or delete retries \\(by hand: DELETE /_snapshot/lsbackup/${snap(0)}\\)$`,
+      ),
+    );
+    assert.equal(reasonOf(r.result, ids[0]!), lines[0]!.replace(/^lsbackup: /, ''));
+    assert.deepEqual(await setIds(c.target), sorted(ids), 'the set is kept: it is the record of the snapshot');
+    assert.deepEqual(await snapshots(), sorted([0, 1, 2, 3].map(snap)));
+  });
+
+  test("prune deletes the removed set's snapshot through another node when one agent is down, and keeps the others", async () => {
+    const n1 = c.nodes[0]!;
+    await c.killAgent(n1);
+    let r;
+    try {
+      r = await cli(['prune', '--keep-last', '3']);
+    } finally {
+      await c.startAgent(n1);
+    }
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.result.removed, [ids[0]]);
+    assert.deepEqual(r.result.held, []);
+    assert.equal(reasonOf(r.result, ids[0]!), `${ids[0]}: not kept by any --keep rule; node2: deleted snapshot ${snap(0)} from repository lsbackup`);
+    assert.deepEqual(await snapshots(), sorted([1, 2, 3].map(snap)));
+    assert.deepEqual(await setIds(c.target), sorted(ids.slice(1)));
+    assert.ok(es.requests.some((x) => x.method === 'DELETE' && x.path === `/_snapshot/lsbackup/${snap(0)}`), 'through the snapshot API');
+  });
+
+  test('every agent unreachable: delete keeps the set and says which snapshot is left, exit 1', async () => {
+    await Promise.all(c.nodes.map((n) => c.killAgent(n)));
+    let r;
+    try {
+      r = await c.cli(['delete', ids[1]!, '-t', c.target]);
+    } finally {
+      await Promise.all(c.nodes.map((n) => c.startAgent(n)));
+    }
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout.trim(), 'removed nothing');
+    const lines = stderrLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, new RegExp(`^lsbackup: ${ids[1]}: named for removal, but not removed: Elasticsearch snapshot ${snap(1)} in repository lsbackup .* could not be deleted \\(node1: unreachable \\(connect ECONNREFUSED [\\d.:]+\\); node2: unreachable .*by hand: DELETE /_snapshot/lsbackup/${snap(1)}\\)$`));
+    assert.ok((await setIds(c.target)).includes(ids[1]!));
+    assert.deepEqual(await snapshots(), sorted([1, 2, 3].map(snap)));
+  });
+
+  test("delete <id> deletes the set's snapshot; one already deleted by hand counts as deleted", async () => {
+    let r = await c.cli(['delete', ids[1]!, '-t', c.target]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `removed ${ids[1]}`);
+    assert.deepEqual(await snapshots(), sorted([2, 3].map(snap)));
+
+    assert.equal((await es.api('DELETE', `/_snapshot/lsbackup/${snap(2)}`)).status, 200);
+    const d = await cli(['delete', ids[2]!]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(d.result.removed, [ids[2]]);
+    assert.equal(reasonOf(d.result, ids[2]!), `${ids[2]}: named for removal; node1: snapshot ${snap(2)} was already gone from repository lsbackup`);
+    assert.deepEqual(await setIds(c.target), [ids[3]]);
+    assert.deepEqual(await snapshots(), [snap(3)]);
+    r = await c.cli(['verify', ids[3]!, '-t', c.target]);
+    assert.equal(r.code, 0, 'the set that stays is whole');
+  });
+
+  test("a copied set that names a kept set's snapshot goes without it", async () => {
+    const copy = dayAt(30);
+    await fabricateSet(c.target, ids[3]!, copy);
+    const r = await cli(['delete', copy]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(reasonOf(r.result, copy), `${copy}: named for removal; Elasticsearch snapshot ${snap(3)} in repository lsbackup (${location}) stays: set ${ids[3]} uses it too`);
+    assert.deepEqual(await setIds(c.target), [ids[3]]);
+    assert.deepEqual(await snapshots(), [snap(3)]);
   });
 });
 

@@ -5,10 +5,12 @@ export interface PruneReply {
   'removed'?: (string)[];
   'kept'?: (string)[];
   'reasons'?: (string)[];
+  'held'?: (string)[];
 }
 
 export interface PruneReply__Output {
   'removed': (string)[];
   'kept': (string)[];
   'reasons': (string)[];
+  'held': (string)[];
 }
