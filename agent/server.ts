@@ -29,15 +29,20 @@ async function existingAncestor(p: string): Promise<string> {
   }
 }
 
-/** Runs a streaming handler: cancels work when the caller goes away, and ends with a status. */
+/** Runs a handler's work for the coordinator only, with a signal that aborts when the caller goes away. */
+function forCoordinator<T>(call: Parameters<typeof authorize>[0] & NodeJS.EventEmitter, insecure: boolean, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  call.on('cancelled', () => abort.abort());
+  return (async () => {
+    authorize(call, ['coordinator'], insecure);
+    return work(abort.signal);
+  })();
+}
+
+/** A streaming handler: progress events, then the end of the stream or its error status. */
 function streaming<Req>(rt: AgentRuntime, insecure: boolean, work: (req: Req, emit: Emit, signal: AbortSignal) => Promise<unknown>): grpc.handleServerStreamingCall<Req, ProgressEvent> {
   return (call) => {
-    const abort = new AbortController();
-    call.on('cancelled', () => abort.abort());
-    (async () => {
-      authorize(call, ['coordinator'], insecure);
-      await work(call.request, (ev) => call.write(ev), abort.signal);
-    })().then(
+    forCoordinator(call, insecure, (signal) => work(call.request, (ev) => call.write(ev), signal)).then(
       () => call.end(),
       (err) => {
         rt.log.warn(`call failed: ${messageOf(err)}`);
@@ -47,15 +52,10 @@ function streaming<Req>(rt: AgentRuntime, insecure: boolean, work: (req: Req, em
   };
 }
 
-/** Runs a unary handler: cancels work when the caller goes away, and answers with its result or status. */
+/** A unary handler: its result, or its error status. */
 function unary<Req, Res>(insecure: boolean, work: (req: Req, signal: AbortSignal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    const abort = new AbortController();
-    call.on('cancelled', () => abort.abort());
-    (async () => {
-      authorize(call, ['coordinator'], insecure);
-      return work(call.request, abort.signal);
-    })().then(
+    forCoordinator(call, insecure, (signal) => work(call.request, signal)).then(
       (reply) => callback(null, reply),
       (err) => callback(toServiceError(err)),
     );

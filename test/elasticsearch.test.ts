@@ -9,6 +9,7 @@ import { kibana, kibanaSchema } from '../agent/components/kibana.js';
 import { releasePart } from '../agent/runner.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
 import { FakeEs, makePki, type Pki } from './helpers/es-server.js';
+import { whileDown } from './helpers/ops.js';
 
 const PASSWORD = 's3cret pw';
 let pki: Pki;
@@ -218,13 +219,7 @@ test("release deletes a set's snapshot through the API, keeps the others, counts
   }
   assert.deepEqual(await snapshotNames(c.es), [b.snapshot!], 'nothing else was deleted');
 
-  await c.es.pause();
-  let down;
-  try {
-    down = await release(rt, c.target, second.id, b);
-  } finally {
-    await c.es.resume();
-  }
+  const down = await whileDown(() => c.es.pause(), () => c.es.resume(), () => release(rt, c.target, second.id, b));
   assert.equal(down.released, false);
   assert.match(down.message, /^nothing answers at https:\/\/localhost:\d+ \(connection refused/);
   assert.deepEqual(await snapshotNames(c.es), [b.snapshot!], 'kept while the cluster was down');

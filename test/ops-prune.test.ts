@@ -12,7 +12,7 @@ import { snapshotNameOf } from '../agent/components/elasticsearch.js';
 import { DemoCluster, bin } from '../demo/cluster.js';
 import { FakeEs, makePki } from './helpers/es-server.js';
 import { tempDir } from './helpers/harness.js';
-import { fabricateIncomplete, fabricateSet, idAt, run, setIds } from './helpers/ops.js';
+import { fabricateIncomplete, fabricateSet, idAt, run, setIds, whileDown } from './helpers/ops.js';
 
 interface Summary {
   backupId: string;
@@ -354,13 +354,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
   });
 
   test('Elasticsearch down: the set stays, and one line names the snapshot left and how to delete it', async () => {
-    await es.pause();
-    let r;
-    try {
-      r = await cli(['prune', '--keep-last', '3']);
-    } finally {
-      await es.resume();
-    }
+    const r = await whileDown(() => es.pause(), () => es.resume(), () => cli(['prune', '--keep-last', '3']));
     assert.equal(r.code, 1, 'a prune that could not do everything fails the run');
     assert.deepEqual(r.result.held, [ids[0]]);
     assert.deepEqual(r.result.removed, []);
@@ -381,13 +375,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
 
   test("prune deletes the removed set's snapshot through another node when one agent is down, and keeps the others", async () => {
     const n1 = c.nodes[0]!;
-    await c.killAgent(n1);
-    let r;
-    try {
-      r = await cli(['prune', '--keep-last', '3']);
-    } finally {
-      await c.startAgent(n1);
-    }
+    const r = await whileDown(() => c.killAgent(n1), () => c.startAgent(n1), () => cli(['prune', '--keep-last', '3']));
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.result.removed, [ids[0]]);
     assert.deepEqual(r.result.held, []);
@@ -398,13 +386,11 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
   });
 
   test('every agent unreachable: delete keeps the set and says which snapshot is left, exit 1', async () => {
-    await Promise.all(c.nodes.map((n) => c.killAgent(n)));
-    let r;
-    try {
-      r = await c.cli(['delete', ids[1]!, '-t', c.target]);
-    } finally {
-      await Promise.all(c.nodes.map((n) => c.startAgent(n)));
-    }
+    const r = await whileDown(
+      () => Promise.all(c.nodes.map((n) => c.killAgent(n))),
+      () => Promise.all(c.nodes.map((n) => c.startAgent(n))),
+      () => c.cli(['delete', ids[1]!, '-t', c.target]),
+    );
     assert.equal(r.code, 1);
     assert.equal(r.stdout.trim(), 'removed nothing');
     const lines = stderrLines(r.stderr);

@@ -65,9 +65,15 @@ describe('mTLS', () => {
     const agent = c.nodes[0]!;
     const asOperator = new proto.Agent(`${agent.ip}:${agent.port}`, as('operator'), channelOptionsFor(agent.ip, agent.name));
     const denied = await callInfo(asOperator);
+    // Release deletes data outside the set (an Elasticsearch snapshot): only the coordinator may ask.
+    const releaseDenied = await new Promise<grpc.ServiceError | null>((resolve) =>
+      asOperator.Release({ backupId: '20261127T131500Z', target: c.target, node: agent.name, component: 'haproxy', meta: {} }, { deadline: Date.now() + 5_000 }, (e) => resolve(e)),
+    );
     asOperator.close();
-    assert.equal(denied?.code, grpc.status.PERMISSION_DENIED);
-    assert.match(denied!.details, /caller certificate 'operator' with role 'operator' may not call this service \(allowed: coordinator\)/);
+    for (const err of [denied, releaseDenied]) {
+      assert.equal(err?.code, grpc.status.PERMISSION_DENIED);
+      assert.match(err!.details, /caller certificate 'operator' with role 'operator' may not call this service \(allowed: coordinator\)/);
+    }
 
     const asCoordinator = new proto.Agent(`${agent.ip}:${agent.port}`, as('coordinator'), channelOptionsFor(agent.ip, agent.name));
     assert.equal(await callInfo(asCoordinator), null);

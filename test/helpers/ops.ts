@@ -60,6 +60,16 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+/** Runs `work` while something is down (an agent, a server), and brings it back whatever happens. */
+export async function whileDown<T>(down: () => Promise<unknown>, up: () => Promise<unknown>, work: () => Promise<T>): Promise<T> {
+  await down();
+  try {
+    return await work();
+  } finally {
+    await up();
+  }
+}
+
 /** Sends SIGTERM, then SIGKILL after 3 s, and waits for the exit. */
 export function stopProcess(p: ChildProcess | undefined): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
