@@ -240,13 +240,13 @@ export async function releasePart(
   signal: AbortSignal,
 ): Promise<AgentReleaseReply> {
   const backupId = checkSetId(req.backupId);
-  const [c] = pickComponents(rt, [req.component]);
-  if (!c!.release) throw new PreconditionError(`component '${c!.name}' keeps nothing outside the set to release`);
+  const c = pickComponents(rt, [req.component])[0]!;
+  if (!c.release) throw new PreconditionError(`component '${c.name}' keeps nothing outside the set to release`);
   const node = req.node || rt.node;
-  const log = rt.log.child({ backupId, node, component: c!.name });
+  const log = rt.log.child({ backupId, node, component: c.name });
   const ctx: ReleaseContext = { backupId, node, setDir: setDirOf(req.target, backupId), meta: req.meta, log, signal };
   try {
-    const message = await c!.release(ctx);
+    const message = await c.release(ctx);
     log.info(message);
     return { released: true, message };
   } catch (err) {
