@@ -449,7 +449,12 @@ async function item7(ctx: Ctx): Promise<void> {
     );
     timeRow(`7a. PostgreSQL backup, ${fmtBytes(dbBytes)} database (pgbench -s ${PG_SCALE}) vs pg_dumpall | gzip`, b.a, b.b, 1.0, '≤ 1.00');
     notes.push(`7a. output: lsbackup set ${fmtBytes(setBytes)}, pg_dumpall.sql.gz ${fmtBytes((await fsp.stat(dump)).size)}; lsbackup CPU is the agent process only (pg_dump runs as a child and is not counted), so no CPU column`);
-    const dropBench = () => pg.sql('postgres', 'DROP DATABASE IF EXISTS bench WITH (FORCE)');
+    // A checkpoint after the drop: the previous run's dirty buffers and WAL are written before the
+    // clock starts, not by the server in the middle of the next contender's run.
+    const dropBench = async () => {
+      await pg.sql('postgres', 'DROP DATABASE IF EXISTS bench WITH (FORCE)');
+      await pg.sql('postgres', 'CHECKPOINT');
+    };
     const r = await alternate(
       {
         setup: dropBench,
