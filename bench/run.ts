@@ -122,6 +122,26 @@ async function alternate(a: Contender, b: Contender, runs = RUNS) {
   return { a: ra!.ms, aCpu: ra!.cpu, b: rb!.ms, bCpu: rb!.cpu };
 }
 
+type Backup = Awaited<ReturnType<typeof backupLocal>>;
+
+/** lsbackup backing up into an emptied `target` in this process; a set that is not complete stops the bench. */
+function backupContender(rt: Parameters<typeof backupLocal>[0], target: string, onSet: (b: Backup) => void = () => undefined): Contender {
+  return {
+    setup: () => rmrf(target),
+    run: () =>
+      inProcess(async () => {
+        const b = await backupLocal(rt, target);
+        if (b.manifest.status !== 'complete') throw new Error(`backup ${b.manifest.status}: ${b.manifest.reasons.join('; ')}`);
+        onSet(b);
+      }),
+  };
+}
+
+/** `tar -czf` of a data set's directory into a fresh `tgz`. */
+function tarContender(data: DataSet, tgz: string, tmp: string): Contender {
+  return { setup: () => rmrf(tgz), run: () => shell(`tar -czf ${q(tgz)} -C ${q(path.dirname(data.root))} ${q(path.basename(data.root))}`, tmp) };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 interface Ctx {
@@ -162,17 +182,11 @@ async function item1(ctx: Ctx): Promise<void> {
   let id = '';
   let zipBytes = 0;
   const r = await alternate(
-    {
-      setup: () => rmrf(target),
-      run: () =>
-        inProcess(async () => {
-          const b = await backupLocal(rt, target);
-          if (b.manifest.status !== 'complete') throw new Error(`backup ${b.manifest.status}: ${b.manifest.reasons.join('; ')}`);
-          id = b.id;
-          zipBytes = b.manifest.parts[0]!.bytes;
-        }),
-    },
-    { setup: () => rmrf(tgz), run: () => shell(`tar -czf ${q(tgz)} -C ${q(path.dirname(data.root))} ${q(path.basename(data.root))}`, ctx.tmp) },
+    backupContender(rt, target, (b) => {
+      id = b.id;
+      zipBytes = b.manifest.parts[0]!.bytes;
+    }),
+    tarContender(data, tgz, ctx.tmp),
   );
   const tgzBytes = (await fsp.stat(tgz)).size;
   timeRow(`1. back up ${fmtBytes(data.bytes)} text (${data.files} files), deflate 6 vs tar -czf`, r.a, r.b, 1.0, '≤ 1.00', { oursCpu: r.aCpu, baseCpu: r.bCpu, bytes: data.bytes });
@@ -193,15 +207,7 @@ async function item2(ctx: Ctx): Promise<void> {
   // cp leaves its copy in the page cache unsynced; lsbackup fsyncs its archive before reporting
   // it, so cp -a + sync is timed too, as the same durability.
   const [ours, cp, cpSync, cpSumSync] = await rounds([
-    {
-      setup: () => rmrf(target),
-      run: () =>
-        inProcess(async () => {
-          const b = await backupLocal(rt, target);
-          if (b.manifest.status !== 'complete') throw new Error(`backup ${b.manifest.status}: ${b.manifest.reasons.join('; ')}`);
-          id = b.id;
-        }),
-    },
+    backupContender(rt, target, (b) => (id = b.id)),
     { setup: () => rmrf(copy), run: () => shell(`cp -a ${q(data.root)} ${q(copy)}`, ctx.tmp) },
     { setup: () => rmrf(copy), run: () => shell(`cp -a ${q(data.root)} ${q(copy)} && sync -f ${q(copy)}`, ctx.tmp) },
     {
@@ -225,17 +231,7 @@ async function item2(ctx: Ctx): Promise<void> {
   rt6.compressionLevel = 6;
   const target6 = path.join(ctx.tmp, 'sets-random-6');
   const tgz = path.join(ctx.tmp, 'random.tar.gz');
-  const r6 = await alternate(
-    {
-      setup: () => rmrf(target6),
-      run: () =>
-        inProcess(async () => {
-          const b = await backupLocal(rt6, target6);
-          if (b.manifest.status !== 'complete') throw new Error(`backup ${b.manifest.status}: ${b.manifest.reasons.join('; ')}`);
-        }),
-    },
-    { setup: () => rmrf(tgz), run: () => shell(`tar -czf ${q(tgz)} -C ${q(path.dirname(data.root))} ${q(path.basename(data.root))}`, ctx.tmp) },
-  );
+  const r6 = await alternate(backupContender(rt6, target6), tarContender(data, tgz, ctx.tmp));
   timeRow(`2d. back up the same random data at deflate 6 (incompressible files are stored) vs tar -czf`, r6.a, r6.b, undefined, 'info', { oursCpu: r6.aCpu, baseCpu: r6.bCpu, bytes: data.bytes });
   await rmrf(target6);
   await rmrf(tgz);
@@ -434,16 +430,10 @@ async function item7(ctx: Ctx): Promise<void> {
     let id = '';
     let setBytes = 0;
     const b = await alternate(
-      {
-        setup: () => rmrf(target),
-        run: () =>
-          inProcess(async () => {
-            const r = await backupLocal(rt, target);
-            if (r.manifest.status !== 'complete') throw new Error(`pg backup ${r.manifest.status}: ${r.manifest.reasons.join('; ')}`);
-            id = r.id;
-            setBytes = r.manifest.parts.reduce((s, p) => s + p.bytes, 0);
-          }),
-      },
+      backupContender(rt, target, (r) => {
+        id = r.id;
+        setBytes = r.manifest.parts.reduce((s, p) => s + p.bytes, 0);
+      }),
       { setup: () => rmrf(dump), run: () => shell(`${PG_BIN}/pg_dumpall ${sock} | gzip > ${q(dump)}`, ctx.tmp) },
       PG_RUNS,
     );
