@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DemoCluster, bin } from '../demo/cluster.js';
+import { backupWithAgentDown } from './helpers/ops.js';
 
 interface Summary {
   backupId: string;
@@ -167,20 +168,11 @@ describe('three nodes through the CLI', () => {
   });
 
   test('an unreachable agent makes the set partial, naming the host; the others land', async () => {
-    const n2 = c.nodes[1]!;
-    await c.killAgent(n2);
-    try {
-      const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
-      assert.equal(r.code, 1, r.stderr);
-      const s = DemoCluster.result<Summary>(r.stdout);
-      assert.equal(s.status, 'partial');
-      assert.ok(s.reasons.some((x) => x.includes('node2') && x.includes(`${n2.ip}:${n2.port}`) && x.includes('unreachable')), s.reasons.join('\n'));
+    await backupWithAgentDown<Summary>(c, c.nodes[1]!, async (s) => {
       assert.deepEqual(s.parts.filter((p) => p.status === 'ok').map((p) => p.node).sort(), ['node1', 'node1', 'node3', 'node3']);
       const l = DemoCluster.result<{ backupId: string; status: string }[]>((await c.cli(['--json', 'list', '-t', c.target])).stdout);
       assert.equal(l.find((x) => x.backupId === s.backupId)?.status, 'partial');
-    } finally {
-      await c.startAgent(n2);
-    }
+    });
   });
 
   test('a set without a manifest is listed as incomplete and not restored', async () => {

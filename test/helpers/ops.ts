@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { freePort } from '../../demo/cluster.js';
+import assert from 'node:assert/strict';
+import { DemoCluster, freePort, type DemoNode } from '../../demo/cluster.js';
 
 /** The checkout: dist/test/helpers/ is three levels below it. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -68,6 +69,26 @@ export async function whileDown<T>(down: () => Promise<unknown>, up: () => Promi
   } finally {
     await up();
   }
+}
+
+/**
+ * A CLI backup with one node's agent killed (and started again afterwards), checked as every such
+ * backup must be: exit 1, a partial set, a reason naming the node's address as unreachable.
+ * `thenCheck` sees the summary while the agent is still down.
+ */
+export async function backupWithAgentDown<S extends { status: string; reasons: string[] }>(c: DemoCluster, n: DemoNode, thenCheck: (s: S) => Promise<void>): Promise<void> {
+  await whileDown(
+    () => c.killAgent(n),
+    () => c.startAgent(n),
+    async () => {
+      const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+      assert.equal(r.code, 1, r.stderr);
+      const s = DemoCluster.result<S>(r.stdout);
+      assert.equal(s.status, 'partial');
+      assert.ok(s.reasons.some((x) => x.includes(n.name) && x.includes(`${n.ip}:${n.port}`) && x.includes('unreachable')), s.reasons.join('\n'));
+      await thenCheck(s);
+    },
+  );
 }
 
 /** Sends SIGTERM, then SIGKILL after 3 s, and waits for the exit. */
