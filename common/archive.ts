@@ -25,7 +25,8 @@ export interface ZipOptions {
 /** zlib's default 16 KiB output chunks cost a thread-pool round trip and a stream hop each. */
 const ZLIB_CHUNK = 256 * 1024;
 
-const READ_CHUNK = 1 << 20;
+/** Read, write and stream buffer size: at 1 MiB the per-chunk costs (syscalls, stream hops) no longer show. */
+const STREAM_CHUNK = 1 << 20;
 
 /** Files smaller than the sample are deflated without a look: a look would cost about as much. */
 const SAMPLE_BYTES = 64 * 1024;
@@ -66,8 +67,8 @@ export async function writeZip(
   sources: string[],
   opts: ZipOptions,
 ): Promise<{ artifact: Artifact; entries: Entry[] }> {
-  const archive = new ZipArchive({ zlib: { level: opts.level === 0 ? 0 : opts.level, chunkSize: ZLIB_CHUNK }, store: opts.level === 0, highWaterMark: 1 << 20 } as never);
-  const out = createWriteStream(outFile, { mode: FILE_MODE, highWaterMark: 1 << 20 });
+  const archive = new ZipArchive({ zlib: { level: opts.level, chunkSize: ZLIB_CHUNK }, store: opts.level === 0, highWaterMark: STREAM_CHUNK } as never);
+  const out = createWriteStream(outFile, { mode: FILE_MODE, highWaterMark: STREAM_CHUNK });
   const outHash = new HashingStream();
   const entries: Entry[] = [];
   let failure: Error | undefined;
@@ -136,7 +137,7 @@ export async function writeZip(
     const store = opts.level === 0 || (await looksIncompressible(abs, Number(st.size)));
     const hashing = new HashingStream(opts.onBytes);
     // A read stream allocates a whole highWaterMark per read, even for a file of a few bytes.
-    const source = createReadStream(abs, { highWaterMark: Math.min(READ_CHUNK, Math.max(64 * 1024, Number(st.size) + 1)) });
+    const source = createReadStream(abs, { highWaterMark: Math.min(STREAM_CHUNK, Math.max(64 * 1024, Number(st.size) + 1)) });
     source.on('error', (err) => hashing.destroy(err));
     // archiver does not listen for errors on the streams it is given; an unread error would crash the agent.
     hashing.on('error', (err) => {
@@ -210,7 +211,7 @@ async function entryData(zipFile: string, f: unzipper.File): Promise<Readable> {
     await fh.close();
   }
   const start = f.offsetToLocalFileHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
-  const raw = f.compressedSize === 0 ? Readable.from([]) : createReadStream(zipFile, { start, end: start + f.compressedSize - 1, highWaterMark: 1 << 20 });
+  const raw = f.compressedSize === 0 ? Readable.from([]) : createReadStream(zipFile, { start, end: start + f.compressedSize - 1, highWaterMark: STREAM_CHUNK });
   if (f.compressionMethod === 0) return raw;
   const inflate = zlib.createInflateRaw({ chunkSize: ZLIB_CHUNK });
   // Errors either way end both: a bad archive must not leave its descriptor open.
@@ -246,11 +247,11 @@ export async function extractVerified(
       if (!f) throw new IntegrityError(`archive ${path.basename(zipFile)} is missing ${e.path}`);
       return { e, f };
     });
-  const one = async (e: Entry, f: unzipper.File): Promise<void> => {
+  const one = async ({ e, f }: { e: Entry; f: unzipper.File }): Promise<void> => {
     const dest = destFor(e);
     if (!dest) return;
     const hashing = new HashingStream(onBytes);
-    await pipeline(await entryData(zipFile, f), hashing, createWriteStream(dest, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
+    await pipeline(await entryData(zipFile, f), hashing, createWriteStream(dest, { mode: FILE_MODE, highWaterMark: STREAM_CHUNK }));
     const sha = hashing.digest();
     if (hashing.bytes !== e.size || sha !== e.sha256) {
       await fsp.rm(dest, { force: true });
@@ -258,5 +259,5 @@ export async function extractVerified(
     }
   };
   // Entries are independent: inflating several at once puts every core to work, as tar | gzip does.
-  await forEachBounded(jobs, EXTRACT_PARALLEL, ({ e, f }) => one(e, f));
+  await forEachBounded(jobs, EXTRACT_PARALLEL, one);
 }
