@@ -171,12 +171,18 @@ async function randomData(ctx: Ctx): Promise<DataSet> {
   return ctx.random;
 }
 
+/** An in-process agent whose one component is a data set's directory, at a compression level. */
+async function filesRuntime(data: DataSet, stateDir: string, level: number): Promise<ReturnType<typeof runtimeOf>> {
+  await fsp.mkdir(stateDir, { recursive: true });
+  const rt = runtimeOf([filesComponent('haproxy', [data.root])], stateDir);
+  rt.compressionLevel = level;
+  return rt;
+}
+
 async function item1(ctx: Ctx): Promise<void> {
   const data = await textData(ctx);
   const stateDir = path.join(ctx.tmp, 'state-text');
-  await fsp.mkdir(stateDir, { recursive: true });
-  const rt = runtimeOf([filesComponent('haproxy', [data.root])], stateDir);
-  rt.compressionLevel = 6;
+  const rt = await filesRuntime(data, stateDir, 6);
   const target = path.join(ctx.tmp, 'sets-text');
   const tgz = path.join(ctx.tmp, 'text.tar.gz');
   let id = '';
@@ -198,9 +204,7 @@ async function item1(ctx: Ctx): Promise<void> {
 async function item2(ctx: Ctx): Promise<void> {
   const data = await randomData(ctx);
   const stateDir = path.join(ctx.tmp, 'state-random');
-  await fsp.mkdir(stateDir, { recursive: true });
-  const rt = runtimeOf([filesComponent('haproxy', [data.root])], stateDir);
-  rt.compressionLevel = 0;
+  const rt = await filesRuntime(data, stateDir, 0);
   const target = path.join(ctx.tmp, 'sets-random');
   const copy = path.join(ctx.tmp, 'cp-random');
   let id = '';
@@ -227,8 +231,7 @@ async function item2(ctx: Ctx): Promise<void> {
 
   // The same data at the default level: files that do not compress are stored (FORMAT.md), so the
   // backup costs about what level 0 does, where tar -czf deflates every byte for nothing.
-  const rt6 = runtimeOf([filesComponent('haproxy', [data.root])], stateDir);
-  rt6.compressionLevel = 6;
+  const rt6 = await filesRuntime(data, stateDir, 6);
   const target6 = path.join(ctx.tmp, 'sets-random-6');
   const tgz = path.join(ctx.tmp, 'random.tar.gz');
   const r6 = await alternate(backupContender(rt6, target6), tarContender(data, tgz, ctx.tmp));
@@ -261,7 +264,7 @@ async function item4(ctx: Ctx): Promise<void> {
   if (!ctx.textSet) await item1(ctx);
   const data = ctx.text!;
   const { target, id, stateDir } = ctx.textSet!;
-  const rt = runtimeOf([filesComponent('haproxy', [data.root])], stateDir);
+  const rt = await filesRuntime(data, stateDir, 6);
   const wipe = async () => {
     await rmrf(data.root);
     await rmrf(path.join(stateDir, 'rollback'));
