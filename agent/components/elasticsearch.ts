@@ -3,12 +3,12 @@ import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import YAML, { isSeq, type Document } from 'yaml';
 import { z } from 'zod';
 import { command } from '../../common/config.js';
 import { InputError, LsbackupError, NotFoundError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
+import { pollUntil } from '../../common/poll.js';
 import { duBytes, isInside, writeFileAtomic } from '../../common/fsutil.js';
 import type { BackupContext, Component, Health, ReleaseContext, RestoreContext } from './component.js';
 import { filesHealth, filesSchema, pathList, restoreFilesThenRun } from './files.js';
@@ -80,8 +80,8 @@ const FILES = 'files.zip';
 const SNAPSHOT_JSON = 'snapshot.json';
 /** The security plugin's own index, under its Open Distro and OpenSearch names. */
 const SECURITY_INDICES = ['.opendistro_security', '.opensearch_security'];
-const POLL_FIRST_MS = 250;
-const POLL_MAX_MS = 5000;
+/** Snapshot, restore and reload progress: asked often at first, then every 5 s. */
+const POLL = { everyMs: 250, maxMs: 5000 };
 
 interface EsErrorBody {
   error?: string | { type?: string; reason?: string; root_cause?: { type?: string; reason?: string }[]; caused_by?: { type?: string; reason?: string } };
@@ -318,18 +318,6 @@ async function resolveOwner(spec: string): Promise<{ uid: number; gid: number }>
   return { uid, gid };
 }
 
-/** Runs `step` until it returns a value, waiting longer between tries, up to a deadline. */
-async function pollUntil<T>(deadlineMs: number, signal: AbortSignal, step: () => Promise<T | undefined>): Promise<T | undefined> {
-  let wait = POLL_FIRST_MS;
-  for (;;) {
-    const v = await step();
-    if (v !== undefined) return v;
-    if (Date.now() + wait > deadlineMs) return undefined;
-    await sleep(wait, undefined, { signal });
-    wait = Math.min(POLL_MAX_MS, Math.round(wait * 1.5));
-  }
-}
-
 function wildcard(pattern: string): RegExp {
   return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
@@ -408,7 +396,7 @@ export function elasticsearch(cfg: Config): Component {
     // A restarted node answers before it has joined the cluster; wait until the cluster is usable.
     const deadline = Date.now() + cfg.reload_timeout_seconds * 1000;
     let last = '';
-    const up = await pollUntil(deadline, signal, async () => {
+    const up = await pollUntil(deadline, { ...POLL, signal: signal }, async () => {
       try {
         const h = await client.health(signal);
         return h.status === 'green' || h.status === 'yellow' ? true : ((last = `cluster health ${h.status}`), undefined);
@@ -479,7 +467,7 @@ export function elasticsearch(cfg: Config): Component {
     let last: SnapshotInfo | undefined;
     let done: SnapshotInfo | undefined;
     try {
-      done = await pollUntil(deadline, ctx.signal, async () => {
+      done = await pollUntil(deadline, { ...POLL, signal: ctx.signal }, async () => {
         last = await client.snapshot(cfg.repository, snap, ctx.signal);
         if (last.state === 'IN_PROGRESS' || last.state === 'STARTED' || last.state === 'INIT') {
           ctx.progress(0, `snapshot ${snap}: ${last.state}`);
@@ -628,7 +616,7 @@ export function elasticsearch(cfg: Config): Component {
     const targets = chosen.map(targetOf);
     const deadline = Date.now() + cfg.restore_timeout_seconds * 1000;
     let pending: string[] = targets;
-    const finished = await pollUntil(deadline, ctx.signal, async () => {
+    const finished = await pollUntil(deadline, { ...POLL, signal: ctx.signal }, async () => {
       const now = await client.catIndices(ctx.signal);
       // A restored index is usable once its primaries are started: yellow or green.
       pending = targets.filter((t) => {

@@ -5,6 +5,7 @@ import { extractVerified } from '../../common/archive.js';
 import { command } from '../../common/config.js';
 import { IntegrityError, LsbackupError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
+import { pollUntil } from '../../common/poll.js';
 import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
 import type { Entry } from '../../common/manifest.js';
 import { applyMeta, checkConfinement } from '../restore-files.js';
@@ -45,7 +46,6 @@ const ADMIN_FLAG = '--web.enable-admin-api';
 const OURS = '.lsbackup-';
 const UNIT_JOURNAL = 'prometheus-unit-original.json';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function fetchError(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -59,21 +59,20 @@ async function getOk(url: string, signal?: AbortSignal, timeoutMs = 5000): Promi
 
 /** Polls <url>/-/ready (Prometheus and Alertmanager both serve it) until it answers 200. */
 export async function waitReady(url: string, timeoutS: number, what: string, signal?: AbortSignal): Promise<void> {
-  const deadline = Date.now() + timeoutS * 1000;
   let last = 'no answer';
-  for (;;) {
+  const ready = await pollUntil(Date.now() + timeoutS * 1000, { everyMs: 250 }, async () => {
     if (signal?.aborted) throw new LsbackupError(`cancelled while waiting for ${what} to become ready`);
     try {
       const r = await getOk(`${url}/-/ready`, signal);
       await r.body?.cancel();
-      if (r.ok) return;
+      if (r.ok) return true;
       last = `HTTP ${r.status}`;
     } catch (err) {
       last = fetchError(err);
     }
-    if (Date.now() >= deadline) throw new UnavailableError(`${what} at ${url} is not ready after ${timeoutS}s (last answer: ${last})`);
-    await sleep(250);
-  }
+    return undefined;
+  });
+  if (!ready) throw new UnavailableError(`${what} at ${url} is not ready after ${timeoutS}s (last answer: ${last})`);
 }
 
 /**
@@ -81,17 +80,16 @@ export async function waitReady(url: string, timeoutS: number, what: string, sig
  * running (wrong unit name, a second instance) must not lead to data being swapped under it.
  */
 export async function waitDown(url: string, timeoutS: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutS * 1000;
-  for (;;) {
+  const down = await pollUntil(Date.now() + timeoutS * 1000, { everyMs: 250 }, async () => {
     try {
       const r = await getOk(`${url}/-/ready`, undefined, 2000);
       await r.body?.cancel();
+      return undefined;
     } catch {
-      return;
+      return true;
     }
-    if (Date.now() >= deadline) throw new PreconditionError(`${what} still answers at ${url} after its stop command; nothing was replaced`);
-    await sleep(250);
-  }
+  });
+  if (!down) throw new PreconditionError(`${what} still answers at ${url} after its stop command; nothing was replaced`);
 }
 
 export async function readyHealth(url: string, what: string): Promise<Health> {

@@ -5,13 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { command } from '../../common/config.js';
 import { InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { processAlive } from '../../common/lock.js';
 import { redact, run } from '../../common/exec.js';
 import { duBytes, exists } from '../../common/fsutil.js';
+import { pollUntil } from '../../common/poll.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
 import { filesSchema, pathList } from './files.js';
 
@@ -186,16 +186,16 @@ class ManagementApi {
   }
 }
 
-/** Polls until `probe` is true; `signal` only stops the wait, it never leaves the broker half-handled. */
+/** Polls until `probe` reports no trouble (undefined); `signal` only stops the wait, it never leaves the broker half-handled. */
 async function waitFor(what: string, timeoutS: number, probe: () => Promise<string | undefined>, signal?: AbortSignal): Promise<void> {
-  const deadline = Date.now() + timeoutS * 1000;
-  let last: string | undefined;
-  for (;;) {
-    last = await probe();
-    if (last === undefined) return;
-    if (Date.now() >= deadline) throw new UnavailableError(`${what} (waited ${timeoutS}s; last: ${last})`);
-    await sleep(POLL_MS, undefined, { signal });
-  }
+  let last = '';
+  const done = await pollUntil(Date.now() + timeoutS * 1000, { everyMs: POLL_MS, signal }, async () => {
+    const trouble = await probe();
+    if (trouble === undefined) return true;
+    last = trouble;
+    return undefined;
+  });
+  if (!done) throw new UnavailableError(`${what} (waited ${timeoutS}s; last: ${last})`);
 }
 
 export function rabbitmq(cfg: Config): Component {
