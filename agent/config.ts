@@ -16,6 +16,11 @@ export const agentConfigSchema = z
     tls: tlsSchema.optional(),
     insecure: z.boolean().default(false),
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /**
+     * Look on the node for every component agent.yaml does not name (LambdaStack's paths, units and
+     * versions). false: serve only the components named here.
+     */
+    detect: z.boolean().default(true),
     components: componentsSchema.default({}),
   })
   .strict();

@@ -16,10 +16,11 @@ try {
   const log = createLogger('lsbackup-agent', cfg.log_level).child({ node: cfg.node });
   const creds = serverCredentials(cfg.tls, insecure);
   await mkdirPrivate(cfg.state_dir);
-  const rt = { node: cfg.node, version: VERSION, stateDir: cfg.state_dir, compressionLevel: cfg.compression_level, components: createComponents(cfg.components), log };
+  const { all, configured } = createComponents(cfg.components, cfg.detect);
+  const rt = { node: cfg.node, version: VERSION, stateDir: cfg.state_dir, compressionLevel: cfg.compression_level, components: all, configured, log };
   const { server, port } = await startAgentServer(rt, cfg.listen, creds, insecure);
   if (insecure) log.warn('running WITHOUT TLS (--insecure): any client that reaches this port can read and overwrite backups');
-  log.info(`listening on ${cfg.listen.replace(/:\d+$/, '')}:${port}, components: ${[...rt.components.keys()].join(', ') || 'none'}`);
+  log.info(`listening on ${cfg.listen.replace(/:\d+$/, '')}:${port}, components: ${[...configured].join(', ') || 'none configured'}${cfg.detect ? ' (the others are looked for on this node at each request)' : ''}`);
   stopOnSignals(server, log);
 } catch (err) {
   exitOnStartError('lsbackup-agent', err);

@@ -21,8 +21,27 @@ export interface AgentRuntime {
   version: string;
   stateDir: string;
   compressionLevel: number;
+  /** Every component this agent can serve (index.ts createComponents). */
   components: Map<ComponentName, Component>;
+  /** Those agent.yaml names; the others are served only where detect() finds them. Absent: all are configured. */
+  configured?: Set<ComponentName>;
   log: Logger;
+}
+
+export type ComponentPlan = { component: string; optional: boolean; facts: Record<string, string> };
+
+export interface Found {
+  component: Component;
+  configured: boolean;
+  present: boolean;
+  detail: string;
+}
+
+/** Whether this node runs `c`: a configured component always does; another one when detect() finds it. */
+export async function lookFor(rt: AgentRuntime, c: Component): Promise<Found> {
+  const configured = !rt.configured || rt.configured.has(c.name);
+  const d = await c.detect().catch((err: unknown) => ({ present: false, detail: messageOf(err) }));
+  return { component: c, configured, present: configured || d.present, detail: configured && !d.present ? `configured in agent.yaml; ${d.detail}` : d.detail };
 }
 
 export type Emit = (ev: ProgressEvent) => void;
@@ -56,8 +75,16 @@ function relOf(setDir: string, abs: string): string {
   return path.relative(setDir, abs).split(path.sep).join('/');
 }
 
-async function backupOne(rt: AgentRuntime, c: Component, backupId: string, setDir: string, node: string, emit: Emit, signal: AbortSignal): Promise<ComponentResult> {
+async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | undefined, backupId: string, setDir: string, node: string, emit: Emit, signal: AbortSignal): Promise<ComponentResult> {
   const started = Date.now();
+  const found = await lookFor(rt, c);
+  if (!found.present) {
+    // The cluster may not run it here (optional), or it should and does not: that is loud.
+    const status = plan?.optional ? 'skipped' : 'failed';
+    const reason = plan?.optional ? `not installed on ${node}: ${found.detail}` : `the inventory puts ${c.name} on ${node}, but it is not there: ${found.detail}`;
+    rt.log.log(plan?.optional ? 'info' : 'error', `backup ${status}: ${reason}`, { backupId, component: c.name });
+    return { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: 0, durationMs: Date.now() - started, meta: {} };
+  }
   const outDir = path.join(setDir, node, c.name);
   const log = rt.log.child({ backupId, node, component: c.name });
   const artifacts: Artifact[] = [];
@@ -77,6 +104,7 @@ async function backupOne(rt: AgentRuntime, c: Component, backupId: string, setDi
     compressionLevel: rt.compressionLevel,
     progress,
     meta,
+    facts: { ...(plan?.facts ?? {}) },
     async addZip(fileName, sources, opts) {
       const file = path.join(outDir, fileName);
       const r = await writeZip(file, relOf(setDir, file), sources, { level: opts?.level ?? rt.compressionLevel, exclude: opts?.exclude, onBytes: (n) => progress(n), signal });
@@ -130,7 +158,7 @@ async function backupOne(rt: AgentRuntime, c: Component, backupId: string, setDi
 /** Backs up this node's components in parallel, straight into the set directory on the shared location. */
 export async function backupNode(
   rt: AgentRuntime,
-  req: { backupId: string; target: string; node: string; components: string[] },
+  req: { backupId: string; target: string; node: string; components: string[]; plans?: ComponentPlan[] },
   emit: Emit,
   signal: AbortSignal,
 ): Promise<ComponentResult[]> {
@@ -141,7 +169,8 @@ export async function backupNode(
   const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `backup ${backupId} of node ${node}`);
   try {
     await mkdirPrivate(path.join(setDir, node));
-    const results = await Promise.all(chosen.map((c) => backupOne(rt, c, backupId, setDir, node, emit, signal)));
+    const plans = new Map((req.plans ?? []).map((p) => [p.component, p]));
+    const results = await Promise.all(chosen.map((c) => backupOne(rt, c, plans.get(c.name), backupId, setDir, node, emit, signal)));
     for (const r of results) {
       emit({ node, component: r.component, phase: r.status === 'ok' ? 'done' : r.status, message: r.reason, bytesDone: r.bytes, bytesTotal: r.bytes, result: r, backupId });
     }

@@ -12,7 +12,7 @@ import type { AgentReleaseRequest__Output as AgentReleaseRequest } from '../prot
 import type { InfoRequest__Output as InfoRequest } from '../proto/generated/lsbackup/v1/InfoRequest.js';
 import type { InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
-import { backupNode, releasePart, restoreNode, type AgentRuntime, type Emit } from './runner.js';
+import { backupNode, lookFor, releasePart, restoreNode, type AgentRuntime, type Emit } from './runner.js';
 
 /** The nearest existing directory at or above `p`: the target may not exist yet. */
 async function existingAncestor(p: string): Promise<string> {
@@ -63,14 +63,17 @@ function unary<Req, Res>(insecure: boolean, work: (req: Req, signal: AbortSignal
 }
 
 async function info(rt: AgentRuntime, req: InfoRequest): Promise<InfoReply> {
-  const wanted = req.components.length ? req.components : [...rt.components.keys()];
+  const found = await Promise.all([...rt.components.values()].map((c) => lookFor(rt, c)));
+  const served = found.filter((f) => f.present).map((f) => f.component.name);
+  const wanted = req.components.length ? req.components : served;
   const estimates = await Promise.all(
-    wanted.filter((w) => rt.components.has(w as never)).map(async (name) => {
+    wanted.filter((w) => served.includes(w as never)).map(async (name) => {
       const c = rt.components.get(name as never)!;
       const [bytes, health] = await Promise.all([c.estimateBytes().catch(() => 0), c.health().catch((err) => ({ status: 'unknown' as const, detail: messageOf(err) }))]);
       return { component: name, bytes, health: health.status, detail: health.detail };
     }),
   );
+  const detections = found.map((f) => ({ component: f.component.name, present: f.present, configured: f.configured, detail: f.detail }));
   let free = 0;
   let targetError = '';
   if (req.target) {
@@ -80,7 +83,7 @@ async function info(rt: AgentRuntime, req: InfoRequest): Promise<InfoReply> {
       targetError = messageOf(err);
     }
   }
-  return { node: rt.node, version: rt.version, components: [...rt.components.keys()], freeBytes: free, estimates, targetError };
+  return { node: rt.node, version: rt.version, components: served, freeBytes: free, estimates, targetError, detections };
 }
 
 export function agentHandlers(rt: AgentRuntime, insecure: boolean): AgentHandlers {

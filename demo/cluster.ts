@@ -128,6 +128,8 @@ function agentConfig(n: DemoNode, pki: string, stateDir: string, extraComponents
     state_dir: stateDir,
     log_level: 'info',
     tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, `${n.name}.crt`), key: path.join(pki, `${n.name}.key`) },
+    // A sandboxed node: what this machine has under /etc is not the node's.
+    detect: false,
     components,
   };
 }

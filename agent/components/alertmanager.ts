@@ -7,7 +7,7 @@ import { CommandError, IntegrityError, PreconditionError, UnavailableError, mess
 import { firstLines, run } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
 import type { Component, RestoreContext } from './component.js';
-import { pathList } from './files.js';
+import { detectPaths, pathList } from './files.js';
 import { readyHealth, waitDown, waitReady } from './prometheus.js';
 
 export const alertmanagerSchema = z
@@ -131,6 +131,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
   return {
     name: 'alertmanager',
     restorePaths: [...cfg.config_paths, cfg.data_dir],
+    detect: () => detectPaths('Alertmanager', [cfg.config_file]),
     estimateBytes: () => duBytes([...cfg.config_paths, cfg.data_dir]),
     health: () => readyHealth(cfg.url, 'Alertmanager'),
 

@@ -2,6 +2,20 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
 import type { Artifact, ComponentName, Entry, Part } from '../../common/manifest.js';
 
+/** What the agent found of a component on its node (`lsbackup agents` shows it). */
+export interface Detection {
+  /** The component is installed here: a backup of it is expected to work. */
+  present: boolean;
+  /** What was found ("PostgreSQL 14 at /etc/postgresql/14/main, peer auth as postgres"), or looked for. */
+  detail: string;
+}
+
+/**
+ * Facts about the cluster that the node alone cannot tell, from the build directory's inventory
+ * and manifest.yml (keys in docs/LAMBDASTACK.md): `es_cluster`, `replication`, `rabbitmq_plugins`, ...
+ */
+export type ClusterFacts = Record<string, string>;
+
 export interface Health {
   status: 'ok' | 'degraded' | 'down' | 'unknown';
   detail: string;
@@ -28,6 +42,8 @@ export interface BackupContext {
   addStream(fileName: string, source: Readable): Promise<Artifact>;
   /** Facts restore will need (snapshot names, node names); never secrets. */
   meta: Record<string, string>;
+  /** What the build directory says of this component on this host; empty without one. */
+  facts: ClusterFacts;
 }
 
 export interface BackupOutcome {
@@ -76,6 +92,11 @@ export interface Component {
   readonly name: ComponentName;
   /** The only paths restore may write to. */
   readonly restorePaths: string[];
+  /**
+   * Looks for the component on this node, the way LambdaStack installs it (and the way the
+   * component's settings say, where agent.yaml has them). Never throws: what went wrong is the detail.
+   */
+  detect(): Promise<Detection>;
   estimateBytes(): Promise<number>;
   health(): Promise<Health>;
   backup(ctx: BackupContext): Promise<BackupOutcome>;

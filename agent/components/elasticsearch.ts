@@ -11,7 +11,7 @@ import { run } from '../../common/exec.js';
 import { pollUntil } from '../../common/poll.js';
 import { duBytes, isInside, writeFileAtomic } from '../../common/fsutil.js';
 import type { BackupContext, Component, Health, ReleaseContext, RestoreContext } from './component.js';
-import { filesHealth, filesSchema, pathList, restoreFilesThenRun } from './files.js';
+import { detectPaths, filesHealth, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
@@ -640,6 +640,7 @@ export function elasticsearch(cfg: Config): Component {
   return {
     name: 'elasticsearch',
     restorePaths: configPaths,
+    detect: () => detectPaths('Elasticsearch', [cfg.config_file]),
     estimateBytes: () => duBytes(configPaths),
     async health(): Promise<Health> {
       try {

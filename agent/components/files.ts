@@ -4,7 +4,7 @@ import type { ComponentName } from '../../common/manifest.js';
 import { duBytes, exists } from '../../common/fsutil.js';
 import { command } from '../../common/config.js';
 import { run } from '../../common/exec.js';
-import type { Component, Health, RestoreContext } from './component.js';
+import type { Component, Detection, Health, RestoreContext } from './component.js';
 
 /** Config keys every file-based part shares: which paths, and what to run after a restore. */
 export const filesSchema = {
@@ -15,6 +15,8 @@ export const filesSchema = {
 export const filesArtifact = 'files.zip';
 
 export interface FilesOptions {
+  /** Files only this component's install leaves (its main config); default: the paths themselves. */
+  markers?: string[];
   exclude?: (abs: string) => boolean;
   validate?: (staged: Map<string, string>, ctx: RestoreContext) => Promise<void>;
   afterRestore?: string[];
@@ -28,6 +30,7 @@ export function filesComponent(name: ComponentName, paths: string[], opts: Files
   return {
     name,
     restorePaths: paths,
+    detect: () => detectPaths(name, opts.markers ?? paths),
     estimateBytes: () => duBytes(paths, opts.exclude),
     health: () => filesHealth(paths),
     async backup(ctx) {
@@ -55,3 +58,11 @@ export async function filesHealth(paths: string[]): Promise<Health> {
 }
 
 export const pathList = z.array(z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path'));
+
+/** Present when any of `markers` exists: what a package or a LambdaStack role leaves on a node. */
+export async function detectPaths(what: string, markers: string[]): Promise<Detection> {
+  const found: string[] = [];
+  for (const p of markers) if (await exists(p)) found.push(p);
+  if (found.length === 0) return { present: false, detail: `no ${what} here (looked for ${markers.join(', ')})` };
+  return { present: true, detail: `${what}: ${found.join(', ')}` };
+}

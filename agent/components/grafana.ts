@@ -9,7 +9,7 @@ import { run } from '../../common/exec.js';
 import { FILE_MODE, duBytes, exists, fsyncPath } from '../../common/fsutil.js';
 import { HashingStream } from '../../common/hash.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
-import { filesSchema } from './files.js';
+import { detectPaths, filesSchema } from './files.js';
 
 export const grafanaSchema = z
   .object({
@@ -201,6 +201,7 @@ export function grafana(cfg: Config): Component {
   return {
     name: 'grafana',
     restorePaths: [dataDir],
+    detect: () => detectPaths('Grafana', [path.join(dataDir, DB), '/etc/grafana/grafana.ini']),
     estimateBytes: () => duBytes([dataDir], (p) => p === png || (p !== dbFile && skipped.has(p))),
     async health(): Promise<Health> {
       if (!(await exists(dataDir))) return { status: 'down', detail: `${dataDir} does not exist` };

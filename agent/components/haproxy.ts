@@ -18,6 +18,7 @@ export const haproxySchema = z
 /** The seed's step 5: /etc/haproxy and its certificates; an invalid config is never put in place. */
 export function haproxy(cfg: z.output<typeof haproxySchema>): Component {
   return filesComponent('haproxy', cfg.paths, {
+    markers: [cfg.config_file],
     afterRestore: cfg.after_restore_command,
     async validate(staged, ctx) {
       const cfgFile = staged.get(cfg.config_file);

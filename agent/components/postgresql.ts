@@ -10,7 +10,7 @@ import { duBytes } from '../../common/fsutil.js';
 import { humanBytes } from '../../common/units.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
 import { forEachBounded } from '../../common/parallel.js';
-import { filesArtifact, filesSchema, pathList, restoreFilesThenRun } from './files.js';
+import { detectPaths, filesArtifact, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
 const absolute = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
@@ -452,6 +452,7 @@ export function postgresql(cfg: PostgresqlConfig): Component {
   return {
     name: 'postgresql',
     restorePaths: paths,
+    detect: () => detectPaths('PostgreSQL', paths),
     async estimateBytes() {
       const pg = new Client(cfg);
       const data = await pg.json<number>(

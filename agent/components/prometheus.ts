@@ -10,7 +10,7 @@ import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../..
 import type { Entry } from '../../common/manifest.js';
 import { applyMeta, checkConfinement } from '../restore-files.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
-import { pathList } from './files.js';
+import { detectPaths, pathList } from './files.js';
 
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 const httpUrl = z
@@ -291,6 +291,7 @@ export function prometheus(cfg: PrometheusConfig): Component {
   return {
     name: 'prometheus',
     restorePaths: [cfg.tsdb_path, ...cfg.config_paths],
+    detect: () => detectPaths('Prometheus', [cfg.unit_file, path.join(cfg.config_paths[0] ?? '/etc/prometheus', 'prometheus.yml')]),
     async estimateBytes() {
       const skip = (p: string) => p === path.join(cfg.tsdb_path, 'snapshots') || p === path.join(cfg.tsdb_path, 'wal') || path.basename(p).startsWith(OURS);
       return (await duBytes([cfg.tsdb_path], skip)) + (await duBytes(cfg.config_paths));

@@ -13,7 +13,7 @@ import { redact, run } from '../../common/exec.js';
 import { duBytes, exists } from '../../common/fsutil.js';
 import { pollUntil } from '../../common/poll.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
-import { filesSchema, pathList } from './files.js';
+import { detectPaths, filesSchema, pathList } from './files.js';
 
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
@@ -318,6 +318,7 @@ export function rabbitmq(cfg: Config): Component {
   return {
     name: 'rabbitmq',
     restorePaths: [...cfg.config_paths, cfg.mnesia_base],
+    detect: () => detectPaths('RabbitMQ', cfg.config_paths),
 
     async estimateBytes() {
       return (await duBytes(cfg.config_paths)) + DEFINITIONS_GUESS + (cfg.messages ? await duBytes(dataPaths) : 0);

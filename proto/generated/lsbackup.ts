@@ -12,8 +12,10 @@ import type { AgentsRequest as _lsbackup_v1_AgentsRequest, AgentsRequest__Output
 import type { Artifact as _lsbackup_v1_Artifact, Artifact__Output as _lsbackup_v1_Artifact__Output } from './lsbackup/v1/Artifact';
 import type { BackupRequest as _lsbackup_v1_BackupRequest, BackupRequest__Output as _lsbackup_v1_BackupRequest__Output } from './lsbackup/v1/BackupRequest';
 import type { ComponentEstimate as _lsbackup_v1_ComponentEstimate, ComponentEstimate__Output as _lsbackup_v1_ComponentEstimate__Output } from './lsbackup/v1/ComponentEstimate';
+import type { ComponentPlan as _lsbackup_v1_ComponentPlan, ComponentPlan__Output as _lsbackup_v1_ComponentPlan__Output } from './lsbackup/v1/ComponentPlan';
 import type { ComponentResult as _lsbackup_v1_ComponentResult, ComponentResult__Output as _lsbackup_v1_ComponentResult__Output } from './lsbackup/v1/ComponentResult';
 import type { CoordinatorClient as _lsbackup_v1_CoordinatorClient, CoordinatorDefinition as _lsbackup_v1_CoordinatorDefinition } from './lsbackup/v1/Coordinator';
+import type { Detection as _lsbackup_v1_Detection, Detection__Output as _lsbackup_v1_Detection__Output } from './lsbackup/v1/Detection';
 import type { Entry as _lsbackup_v1_Entry, Entry__Output as _lsbackup_v1_Entry__Output } from './lsbackup/v1/Entry';
 import type { InfoReply as _lsbackup_v1_InfoReply, InfoReply__Output as _lsbackup_v1_InfoReply__Output } from './lsbackup/v1/InfoReply';
 import type { InfoRequest as _lsbackup_v1_InfoRequest, InfoRequest__Output as _lsbackup_v1_InfoRequest__Output } from './lsbackup/v1/InfoRequest';
@@ -47,8 +49,10 @@ export interface ProtoGrpcType {
       Artifact: MessageTypeDefinition<_lsbackup_v1_Artifact, _lsbackup_v1_Artifact__Output>
       BackupRequest: MessageTypeDefinition<_lsbackup_v1_BackupRequest, _lsbackup_v1_BackupRequest__Output>
       ComponentEstimate: MessageTypeDefinition<_lsbackup_v1_ComponentEstimate, _lsbackup_v1_ComponentEstimate__Output>
+      ComponentPlan: MessageTypeDefinition<_lsbackup_v1_ComponentPlan, _lsbackup_v1_ComponentPlan__Output>
       ComponentResult: MessageTypeDefinition<_lsbackup_v1_ComponentResult, _lsbackup_v1_ComponentResult__Output>
       Coordinator: SubtypeConstructor<typeof grpc.Client, _lsbackup_v1_CoordinatorClient> & { service: _lsbackup_v1_CoordinatorDefinition }
+      Detection: MessageTypeDefinition<_lsbackup_v1_Detection, _lsbackup_v1_Detection__Output>
       Entry: MessageTypeDefinition<_lsbackup_v1_Entry, _lsbackup_v1_Entry__Output>
       InfoReply: MessageTypeDefinition<_lsbackup_v1_InfoReply, _lsbackup_v1_InfoReply__Output>
       InfoRequest: MessageTypeDefinition<_lsbackup_v1_InfoRequest, _lsbackup_v1_InfoRequest__Output>

@@ -1,11 +1,13 @@
 // Original file: proto/lsbackup.proto
 
+import type { ComponentPlan as _lsbackup_v1_ComponentPlan, ComponentPlan__Output as _lsbackup_v1_ComponentPlan__Output } from '../../lsbackup/v1/ComponentPlan';
 
 export interface AgentBackupRequest {
   'backupId'?: (string);
   'target'?: (string);
   'node'?: (string);
   'components'?: (string)[];
+  'plans'?: (_lsbackup_v1_ComponentPlan)[];
 }
 
 export interface AgentBackupRequest__Output {
@@ -13,4 +15,5 @@ export interface AgentBackupRequest__Output {
   'target': (string);
   'node': (string);
   'components': (string)[];
+  'plans': (_lsbackup_v1_ComponentPlan__Output)[];
 }
