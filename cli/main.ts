@@ -177,6 +177,12 @@ program
           r.agents.map((a) => [a.node, a.address, a.reachable ? 'yes' : `no: ${a.error}`, a.info?.version ?? '', (a.info?.components ?? a.expectedComponents).join(','), a.info && o.target ? humanBytes(Number(a.info.freeBytes)) : '']),
           ['NODE', 'ADDRESS', 'REACHABLE', 'VERSION', 'COMPONENTS', 'FREE AT TARGET'],
         ),
+        // What each agent found on its node, for the components the inventory gives it.
+        ...r.agents.flatMap((a) =>
+          (a.info?.detections ?? [])
+            .filter((d) => a.expectedComponents.some((e) => e.replace(/\?$/, '') === d.component) || d.configured)
+            .map((d) => `${a.node} ${d.component}: ${d.present ? '' : 'NOT FOUND: '}${d.detail}`),
+        ),
         ...(r.notCovered.length ? [`not covered by lsbackup: ${r.notCovered.join('; ')}`] : []),
       ].join('\n'),
     );

@@ -9,9 +9,11 @@ import { InputError, PreconditionError, messageOf } from '../common/errors.js';
 import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
 import { acquireLock } from '../common/lock.js';
 import { humanBytes } from '../common/units.js';
-import { COMPONENTS, newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
+import { newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
 import { AgentPool, describeRpcError, drain } from './agents.js';
+import { readClusterConfig } from './cluster-config.js';
 import { readInventory, type InventoryHost } from './inventory.js';
+import { plan, type ComponentPlan } from './plan.js';
 
 export interface BackupDeps {
   pool: AgentPool;
@@ -48,24 +50,6 @@ export async function prepareTarget(target: string): Promise<void> {
   }
 }
 
-/** Chooses hosts and their components from the inventory and the --node/--component filters. */
-export function plan(hosts: Map<string, InventoryHost>, nodes: string[], components: string[]): Map<InventoryHost, string[]> {
-  for (const c of components) {
-    if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${c}' (known: ${COMPONENTS.join(', ')})`);
-  }
-  for (const n of nodes) {
-    if (!hosts.has(n)) throw new InputError(`unknown node '${n}' (inventory has: ${[...hosts.keys()].join(', ')})`);
-  }
-  const out = new Map<InventoryHost, string[]>();
-  for (const h of hosts.values()) {
-    if (nodes.length && !nodes.includes(h.name)) continue;
-    const chosen = [...h.components].filter((c) => !components.length || components.includes(c));
-    if (chosen.length) out.set(h, chosen);
-  }
-  if (out.size === 0) throw new InputError(`nothing to back up: no ${nodes.length ? `node ${nodes.join(', ')} ` : 'host '}runs ${components.length ? components.join(', ') : 'a component lsbackup covers'}`);
-  return out;
-}
-
 /** A new set directory whose id no other set has: ids have one-second resolution. */
 async function createSetDir(target: string): Promise<{ id: string; dir: string }> {
   for (;;) {
@@ -82,8 +66,8 @@ async function createSetDir(target: string): Promise<{ id: string; dir: string }
   }
 }
 
-function failedParts(host: InventoryHost, components: string[], reason: string): Part[] {
-  return components.map((component) => ({ node: host.name, component, status: 'failed', reason, durationMs: 0, bytes: 0, meta: {}, artifacts: [], entries: [] }));
+function failedParts(host: InventoryHost, components: string[], reason: string, status: Part['status'] = 'failed'): Part[] {
+  return components.map((component) => ({ node: host.name, component, status, reason, durationMs: 0, bytes: 0, meta: {}, artifacts: [], entries: [] }));
 }
 
 /**
@@ -92,23 +76,30 @@ function failedParts(host: InventoryHost, components: string[], reason: string):
  */
 export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
   const inv = await readInventory(args.buildDir, deps.agentPort);
-  const chosen = plan(inv.hosts, args.nodes, args.components);
+  const cluster = await readClusterConfig(args.buildDir, inv.file);
+  const { hosts: chosen, notes } = plan(inv.hosts, args.nodes, args.components, cluster);
   await prepareTarget(args.target);
   const release = await acquireLock(path.join(args.target, TARGET_LOCK), `backup of ${args.buildDir}`);
   try {
-    emit({ phase: 'info', message: `inventory ${inv.file}: ${chosen.size} node(s) to back up` });
+    emit({ phase: 'info', message: `inventory ${inv.file}: ${chosen.size} node(s) to back up${cluster ? `; cluster configuration ${cluster.file}` : '; no manifest.yml beside it, so what is optional is looked for on the nodes'}` });
+    for (const n of notes) emit({ phase: 'info', message: n });
     for (const nc of inv.notCovered) emit({ phase: 'info', message: `not covered by lsbackup: ${nc}` });
 
-    const reachable = new Map<InventoryHost, string[]>();
+    const reachable = new Map<InventoryHost, ComponentPlan[]>();
     const parts: Part[] = [];
     let estimate = 0;
     await Promise.all(
-      [...chosen].map(async ([host, comps]) => {
+      [...chosen].map(async ([host, plans]) => {
+        const comps = plans.map((p) => p.component);
         try {
           const info = await deps.pool.info(addressOf(host), host.name, args.target, comps);
-          const missing = comps.filter((c) => !info.components.includes(c));
-          for (const c of missing) parts.push(...failedParts(host, [c], `agent on ${host.name} does not serve ${c} (it serves: ${info.components.join(', ') || 'nothing'})`));
-          const served = comps.filter((c) => info.components.includes(c));
+          for (const p of plans.filter((x) => !info.components.includes(x.component))) {
+            const found = info.detections.find((d) => d.component === p.component);
+            const why = found ? found.detail : `the agent does not serve it (it serves: ${info.components.join(', ') || 'nothing'})`;
+            if (p.optional) parts.push(...failedParts(host, [p.component], `not installed on ${host.name}: ${why}`, 'skipped'));
+            else parts.push(...failedParts(host, [p.component], `the inventory puts ${p.component} on ${host.name}, but it is not there: ${why}`));
+          }
+          const served = plans.filter((p) => info.components.includes(p.component));
           if (served.length) reachable.set(host, served);
           estimate += info.estimates.reduce((s, e) => s + Number(e.bytes), 0);
         } catch (err) {
@@ -134,10 +125,11 @@ export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: P
     emit({ phase: 'started', backupId: id, message: `backup ${id} started`, bytesTotal: estimate });
 
     await Promise.all(
-      [...reachable].map(async ([host, comps]) => {
+      [...reachable].map(async ([host, plans]) => {
+        const comps = plans.map((p) => p.component);
         const results = new Map<string, ComponentResult>();
         try {
-          const stream = deps.pool.client(addressOf(host), host.name).Backup({ backupId: id, target: args.target, node: host.name, components: comps });
+          const stream = deps.pool.client(addressOf(host), host.name).Backup({ backupId: id, target: args.target, node: host.name, components: comps, plans });
           await drain(
             stream,
             (ev) => {

@@ -23,6 +23,28 @@ export const GROUP_COMPONENTS: Record<string, ComponentName[]> = {
 /** Groups Ansible or LambdaStack use for structure, not for a service. */
 const STRUCTURAL = new Set(['all', 'ungrouped']);
 
+/**
+ * LambdaStack roles whose hosts hold data lsbackup does not back up: each is named on its own
+ * line, so nobody takes a complete set for a backup of them. (Role names as the inventory has
+ * them: schema/common/defaults/configuration/feature-mapping.yml, dashes made underscores.)
+ */
+export const DATA_NOT_COVERED: Record<string, string> = {
+  kafka: 'Kafka topics and offsets',
+  zookeeper: 'ZooKeeper data',
+  kubernetes_master: 'the Kubernetes etcd',
+  vault: 'HashiCorp Vault storage',
+  ignite: 'Apache Ignite persistence',
+};
+
+/**
+ * LambdaStack roles with nothing to back up: agents, exporters and shippers that hold no state,
+ * and what `lambdastack apply` rebuilds (the package repository, the image registry, Helm charts).
+ */
+export const NOTHING_TO_BACK_UP = new Set([
+  'node_exporter', 'jmx_exporter', 'kafka_exporter', 'haproxy_exporter', 'postgres_exporter', 'filebeat', 'firewall',
+  'logstash', 'elasticsearch_curator', 'helm', 'applications', 'repository', 'image_registry', 'kubernetes_node',
+]);
+
 export interface InventoryHost {
   name: string;
   address: string;
@@ -140,6 +162,21 @@ export async function readInventory(buildDir: string, defaultPort: number): Prom
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new InputError(`inventory ${file}: host ${name} has lsbackup_agent_port='${portVar}', expected a port number`);
     hosts.set(name, { name, address: h.vars.ansible_host ?? name, port, components, groups: [...h.groups] });
   }
-  const notCovered = [...uncovered].sort().map(([g, names]) => `${g}: ${names.join(', ')}`);
-  return { file, hosts, notCovered };
+  return { file, hosts, notCovered: describeNotCovered(uncovered) };
+}
+
+/**
+ * One line per group holding data lsbackup leaves alone (or that lsbackup does not know), and
+ * one summary line for the groups with nothing to back up, so the few lines that matter stand out.
+ */
+export function describeNotCovered(uncovered: Map<string, string[]>): string[] {
+  const lines: string[] = [];
+  const stateless: string[] = [];
+  for (const [g, names] of [...uncovered].sort(([a], [b]) => a.localeCompare(b))) {
+    if (NOTHING_TO_BACK_UP.has(g)) stateless.push(g);
+    else if (DATA_NOT_COVERED[g]) lines.push(`${g}: ${names.join(', ')} (holds ${DATA_NOT_COVERED[g]}, which lsbackup does not back up)`);
+    else lines.push(`${g}: ${names.join(', ')} (not a group lsbackup knows; not backed up)`);
+  }
+  if (stateless.length) lines.push(`nothing to back up in ${stateless.join(', ')}`);
+  return lines;
 }

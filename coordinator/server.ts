@@ -9,7 +9,9 @@ import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { AgentStatus } from '../proto/generated/lsbackup/v1/AgentStatus.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { addressOf, runBackup } from './backup.js';
-import { readInventory } from './inventory.js';
+import { readClusterConfig } from './cluster-config.js';
+import { readInventory, type InventoryHost } from './inventory.js';
+import { plan, type ComponentPlan } from './plan.js';
 import { runRestore } from './restore.js';
 import { listSets, showSet, verifySet } from './sets.js';
 import { prune } from './prune.js';
@@ -77,9 +79,11 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
     Show: unary(deps, (req) => showSet(req.target, req.backupId)),
     Agents: unary(deps, async (req) => {
       const inv = await readInventory(req.buildDir, deps.agentPort);
+      const cluster = await readClusterConfig(req.buildDir, inv.file);
+      const planned = [...inv.hosts.values()].some((h) => h.components.size > 0) ? plan(inv.hosts, [], [], cluster).hosts : new Map<InventoryHost, ComponentPlan[]>();
       const agents: AgentStatus[] = await Promise.all(
-        [...inv.hosts.values()].filter((h) => h.components.size > 0).sort((a, b) => a.name.localeCompare(b.name)).map(async (h) => {
-          const base = { node: h.name, address: addressOf(h), expectedComponents: [...h.components] };
+        [...planned.keys()].sort((a, b) => a.name.localeCompare(b.name)).map(async (h) => {
+          const base = { node: h.name, address: addressOf(h), expectedComponents: planned.get(h)!.map((p) => (p.optional ? `${p.component}?` : p.component)) };
           try {
             return { ...base, reachable: true, info: await deps.pool.info(addressOf(h), h.name, req.target) };
           } catch (err) {

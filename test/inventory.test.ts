@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { readInventory } from '../coordinator/inventory.js';
-import { plan } from '../coordinator/backup.js';
+import { plan } from '../coordinator/plan.js';
 import { tempDir } from './helpers/harness.js';
 
 async function buildDir(files: Record<string, string>): Promise<string> {
@@ -48,9 +48,9 @@ test('INI inventory as LambdaStack writes it: groups map to components, ports fr
     'mon-1': '10.1.0.6:50551 alertmanager,prometheus',
     'kafka-1': '10.1.0.7:50551 ',
   });
-  assert.deepEqual(inv.notCovered, ['kafka: kafka-1', 'kubernetes_node: kafka-1']);
+  assert.deepEqual(inv.notCovered, ['kafka: kafka-1 (holds Kafka topics and offsets, which lsbackup does not back up)', 'nothing to back up in kubernetes_node']);
   const p = plan(inv.hosts, [], ['prometheus']);
-  assert.deepEqual([...p].map(([h, c]) => `${h.name}:${c.join(',')}`), ['mon-1:prometheus']);
+  assert.deepEqual([...p.hosts].map(([h, c]) => `${h.name}:${c.map((x) => x.component).join(',')}`), ['mon-1:prometheus']);
 });
 
 test('YAML inventory with nested children', async () => {

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -17,7 +17,7 @@ export const alertmanagerSchema = z
       .regex(/^https?:\/\/[^/]+/, 'expected an http(s):// URL')
       .transform((u) => u.replace(/\/+$/, ''))
       .default('http://localhost:9093'),
-    /** Debian's layout: the config sits beside Prometheus's, templates in their own directory. */
+    /** LambdaStack's and Debian's layout: the config sits beside Prometheus's (Debian adds a templates directory). */
     config_paths: pathList.default(['/etc/prometheus/alertmanager.yml', '/etc/prometheus/alertmanager_templates']),
     /** The file amtool checks before a restore puts it in place. */
     config_file: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/etc/prometheus/alertmanager.yml'),
@@ -25,13 +25,29 @@ export const alertmanagerSchema = z
     data_dir: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/var/lib/prometheus/alertmanager'),
     /** The staged config file is appended. */
     check_command: command.default(['amtool', 'check-config']),
-    stop_command: command.default(['systemctl', 'stop', 'prometheus-alertmanager']),
-    start_command: command.default(['systemctl', 'start', 'prometheus-alertmanager']),
+    /** Default: systemctl stop/start of the unit the node has: LambdaStack's alertmanager, or Debian's prometheus-alertmanager. */
+    stop_command: command.optional(),
+    start_command: command.optional(),
     ready_timeout_s: z.number().positive().default(60),
   })
   .strict();
 
 export type AlertmanagerConfig = z.output<typeof alertmanagerSchema>;
+
+/** LambdaStack writes alertmanager.service (roles/prometheus templates/alertmanager.service.j2); Debian ships prometheus-alertmanager. */
+const UNITS = [
+  { name: 'alertmanager', files: ['/etc/systemd/system/alertmanager.service', '/lib/systemd/system/alertmanager.service'] },
+  { name: 'prometheus-alertmanager', files: ['/lib/systemd/system/prometheus-alertmanager.service', '/etc/systemd/system/prometheus-alertmanager.service'] },
+];
+
+/** The unit this node runs Alertmanager with; LambdaStack's name when none is installed yet. */
+export function alertmanagerUnit(): { name: string; file?: string } {
+  for (const u of UNITS) {
+    const file = u.files.find((f) => existsSync(f));
+    if (file) return { name: u.name, file };
+  }
+  return { name: 'alertmanager' };
+}
 
 export const CONFIG_ARTIFACT = 'config.zip';
 export const DATA_ARTIFACT = 'data.zip';
@@ -131,7 +147,11 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
   return {
     name: 'alertmanager',
     restorePaths: [...cfg.config_paths, cfg.data_dir],
-    detect: () => detectPaths('Alertmanager', [cfg.config_file]),
+    async detect() {
+      const unit = alertmanagerUnit();
+      const found = await detectPaths('Alertmanager', [cfg.config_file, ...(unit.file ? [unit.file] : [])]);
+      return found.present ? { present: true, detail: `Alertmanager at ${cfg.url}, unit ${unit.file ?? 'none'}, config ${cfg.config_file}, data ${cfg.data_dir}` } : found;
+    },
     estimateBytes: () => duBytes([...cfg.config_paths, cfg.data_dir]),
     health: () => readyHealth(cfg.url, 'Alertmanager'),
 
@@ -176,7 +196,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       }
 
       // Stopped first: Alertmanager writes its silences file at shutdown and would overwrite ours.
-      await run(cfg.stop_command, { signal: ctx.signal });
+      await run(cfg.stop_command ?? ['systemctl', 'stop', alertmanagerUnit().name], { signal: ctx.signal });
       await waitDown(cfg.url, 30, 'Alertmanager');
       let failure: unknown;
       try {
@@ -185,7 +205,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
         failure = err;
       }
       try {
-        await run(cfg.start_command);
+        await run(cfg.start_command ?? ['systemctl', 'start', alertmanagerUnit().name]);
         await waitReady(cfg.url, cfg.ready_timeout_s, 'Alertmanager', ctx.signal);
       } catch (err) {
         throw new CommandError(`${failure ? `${messageOf(failure)}; ` : ''}Alertmanager did not come back: ${messageOf(err)}`);

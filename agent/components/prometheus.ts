@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { extractVerified } from '../../common/archive.js';
@@ -20,9 +20,14 @@ const httpUrl = z
 
 export const prometheusSchema = z
   .object({
-    url: httpUrl.default('http://localhost:9090'),
-    /** Debian's default --storage.tsdb.path; LambdaStack's unit may point elsewhere. */
-    tsdb_path: absolutePath.default('/var/lib/prometheus/metrics2'),
+    /** Default: the unit's --web.listen-address (LambdaStack: 0.0.0.0:9090), asked on 127.0.0.1. */
+    url: httpUrl.optional(),
+    /**
+     * Default: what the node says, in this order: the running server's --storage.tsdb.path, the
+     * unit file's, Debian's packaged default (/var/lib/prometheus/metrics2) for Debian's unit,
+     * and LambdaStack's /var/lib/prometheus.
+     */
+    tsdb_path: absolutePath.optional(),
     /** Where the ExecStart line that gets --web.enable-admin-api for the snapshot lives. */
     unit_file: absolutePath.default('/etc/systemd/system/prometheus.service'),
     daemon_reload_command: command.default(['systemctl', 'daemon-reload']),
@@ -38,6 +43,46 @@ export const prometheusSchema = z
   .strict();
 
 export type PrometheusConfig = z.output<typeof prometheusSchema>;
+
+/** LambdaStack's unit runs /usr/local/bin/prometheus with --storage.tsdb.path=/var/lib/prometheus (roles/prometheus). */
+const LAMBDASTACK_TSDB = '/var/lib/prometheus';
+/** Debian's package: its unit runs /usr/bin/prometheus $ARGS, whose compiled-in default is metrics2. */
+const DEBIAN_UNIT = '/lib/systemd/system/prometheus.service';
+const DEBIAN_TSDB = '/var/lib/prometheus/metrics2';
+
+/** The value of `--name=value` (or `--name value`) in a unit's last ExecStart=, continuation lines joined. */
+export function unitFlag(unit: string, name: string): string | undefined {
+  const lines = unit.split('\n');
+  let exec = '';
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^\s*ExecStart\s*=/.test(lines[i]!)) continue;
+    let logical = lines[i]!;
+    while (/\\\s*$/.test(logical) && i + 1 < lines.length) logical = logical.replace(/\\\s*$/, ' ') + lines[++i];
+    exec = logical;
+  }
+  const m = new RegExp(`(?:^|\\s)--${name.replace(/\./g, '\\.')}(?:=|\\s+)("[^"]*"|'[^']*'|\\S+)`).exec(exec);
+  return m ? m[1]!.replace(/^(["'])(.*)\1$/, '$2') : undefined;
+}
+
+/** Where this node's Prometheus keeps its TSDB and answers, as far as files tell (no network). */
+export function nodeFacts(cfg: PrometheusConfig): { unitFile?: string; tsdbPath: string; tsdbFrom: string; url: string; adminApi?: boolean } {
+  const unitFile = [cfg.unit_file, DEBIAN_UNIT].find((f) => existsSync(f));
+  const unit = unitFile ? readFileSync(unitFile, 'latin1') : '';
+  const flagTsdb = unitFile ? unitFlag(unit, 'storage.tsdb.path') : undefined;
+  let tsdbPath = cfg.tsdb_path;
+  let tsdbFrom = 'agent.yaml';
+  if (!tsdbPath && flagTsdb && path.isAbsolute(flagTsdb)) [tsdbPath, tsdbFrom] = [flagTsdb, `--storage.tsdb.path in ${unitFile}`];
+  if (!tsdbPath && unitFile === DEBIAN_UNIT) [tsdbPath, tsdbFrom] = [DEBIAN_TSDB, `Debian's default for ${unitFile}`];
+  if (!tsdbPath) [tsdbPath, tsdbFrom] = [LAMBDASTACK_TSDB, "LambdaStack's default"];
+  let url = cfg.url;
+  if (!url) {
+    const listen = (unitFile && unitFlag(unit, 'web.listen-address')) || ':9090';
+    const m = /^(.*):(\d+)$/.exec(listen);
+    const host = !m || ['', '0.0.0.0', '[::]', '::'].includes(m[1]!) ? '127.0.0.1' : m[1]!;
+    url = `http://${host}:${m?.[2] ?? '9090'}`;
+  }
+  return { unitFile, tsdbPath, tsdbFrom, url, adminApi: unitFile ? /\s--web\.enable-admin-api\b/.test(unit) : undefined };
+}
 
 export const TSDB_ARTIFACT = 'tsdb.zip';
 export const CONFIG_ARTIFACT = 'config.zip';
@@ -143,7 +188,15 @@ interface SnapshotAnswer {
 }
 
 /** The seed's 2.1: a TSDB snapshot through the admin API plus /etc/prometheus. */
-export function prometheus(cfg: PrometheusConfig): Component {
+export function prometheus(settings: PrometheusConfig): Component {
+  type Resolved = PrometheusConfig & { url: string; tsdb_path: string };
+  // What the node says is read again at every request: Prometheus may be installed or moved after the agent started.
+  let facts = nodeFacts(settings);
+  let cfg: Resolved = { ...settings, url: facts.url, tsdb_path: facts.tsdbPath };
+  const refresh = () => {
+    facts = nodeFacts(settings);
+    cfg = { ...settings, url: facts.url, tsdb_path: facts.tsdbPath };
+  };
   const journalOf = (stateDir: string) => path.join(stateDir, UNIT_JOURNAL);
 
   const exec = async (cmd: string[], signal?: AbortSignal) => void (await run(cmd, { signal }));
@@ -184,6 +237,11 @@ export function prometheus(cfg: PrometheusConfig): Component {
     if (!live || !path.isAbsolute(live)) return cfg.tsdb_path;
     const real = async (p: string) => fsp.realpath(p).catch(() => path.resolve(p));
     if ((await real(live)) !== (await real(cfg.tsdb_path))) {
+      // Only a path the operator wrote down is worth an error; a guessed one yields to the server.
+      if (!settings.tsdb_path) {
+        cfg = { ...cfg, tsdb_path: live };
+        return live;
+      }
       throw new PreconditionError(`Prometheus at ${cfg.url} runs with --storage.tsdb.path=${live}, but tsdb_path is ${cfg.tsdb_path}; set tsdb_path to ${live}`);
     }
     return cfg.tsdb_path;
@@ -290,15 +348,25 @@ export function prometheus(cfg: PrometheusConfig): Component {
 
   return {
     name: 'prometheus',
-    restorePaths: [cfg.tsdb_path, ...cfg.config_paths],
-    detect: () => detectPaths('Prometheus', [cfg.unit_file, path.join(cfg.config_paths[0] ?? '/etc/prometheus', 'prometheus.yml')]),
+    get restorePaths() {
+      return [cfg.tsdb_path, ...cfg.config_paths];
+    },
+    async detect() {
+      refresh();
+      const found = await detectPaths('Prometheus', [...(facts.unitFile ? [facts.unitFile] : [cfg.unit_file]), path.join(cfg.config_paths[0] ?? '/etc/prometheus', 'prometheus.yml')]);
+      if (!found.present) return found;
+      const admin = facts.adminApi === undefined ? '' : facts.adminApi ? ', admin API on' : ', admin API off (turned on for each snapshot)';
+      return { present: true, detail: `Prometheus at ${cfg.url}, unit ${facts.unitFile ?? 'none'}, TSDB ${cfg.tsdb_path} (${facts.tsdbFrom})${admin}` };
+    },
     async estimateBytes() {
+      refresh();
       const skip = (p: string) => p === path.join(cfg.tsdb_path, 'snapshots') || p === path.join(cfg.tsdb_path, 'wal') || path.basename(p).startsWith(OURS);
       return (await duBytes([cfg.tsdb_path], skip)) + (await duBytes(cfg.config_paths));
     },
     health: () => readyHealth(cfg.url, 'Prometheus'),
 
     async backup(ctx) {
+      refresh();
       await revertLeftover(ctx);
       const tsdb = await liveTsdbPath(ctx.signal);
       const taken: { dir?: string; name?: string } = {};
@@ -318,6 +386,7 @@ export function prometheus(cfg: PrometheusConfig): Component {
     },
 
     async restore(ctx) {
+      refresh();
       const arch = (f: string) => `${ctx.part.node}/${ctx.part.component}/${f}`;
       const has = (f: string) => ctx.part.artifacts.some((a) => a.path === arch(f));
       const restoreConfig = async () => {
