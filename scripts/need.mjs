@@ -19,6 +19,9 @@ const programs = {
     ip: 'iproute2',
     'systemd-analyze': 'systemd',
     runuser: 'util-linux',
+    nsenter: 'util-linux',
+    'systemd-nspawn': 'systemd-container',
+    debootstrap: 'debootstrap',
   },
 }[purpose];
 

@@ -1,0 +1,287 @@
+/**
+ * A node as LambdaStack configures it, in a systemd-nspawn container with a real systemd:
+ * PostgreSQL with peer auth and no password, Prometheus from LambdaStack's unit file and flags,
+ * RabbitMQ without the management plugin and with LambdaStack's env file, HAProxy's binary only
+ * at the runc rootfs path, Grafana's SQLite database, no Alertmanager. The agent's config names
+ * only node, listen and TLS. `lambdastack backup -b <build dir>` with LambdaStack's inventory and
+ * manifest.yml gives a complete set, and each component round-trips.
+ *
+ * Elasticsearch and Kibana have no server here (see README): their groups are left empty.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { certsInit, certsIssue } from '../cli/certs.js';
+import { bin, freePort, spawnDaemon } from '../demo/cluster.js';
+import { Container, repoRoot, testRoot } from './helpers/nspawn.js';
+
+const fixtures = path.join(repoRoot, 'test/fixtures/lambdastack');
+const NODE_IP = '127.0.0.30';
+/** Groups this node serves; LambdaStack would spread them over machines, the container holds them all. */
+const NODE_GROUPS = ['postgresql', 'prometheus', 'grafana', 'rabbitmq', 'haproxy'];
+const EMPTIED = ['logging', 'kibana', 'opendistro_for_elasticsearch'];
+
+/** LambdaStack's inventory with this node in the groups it serves and the Elasticsearch groups emptied. */
+function inventoryFor(text: string, port: number): string {
+  const out: string[] = [];
+  let group = '';
+  for (const line of text.split('\n')) {
+    const head = /^\[([^\]]+)\]$/.exec(line.trim());
+    if (head) {
+      group = head[1]!;
+      out.push(line);
+      if (NODE_GROUPS.includes(group)) out.push(`node1 ansible_host=${NODE_IP} lsbackup_agent_port=${port}`);
+      continue;
+    }
+    if (/^\S+ ansible_host=/.test(line) && (NODE_GROUPS.includes(group) || EMPTIED.includes(group))) continue;
+    out.push(line);
+  }
+  return out.join('\n');
+}
+
+const PG_HBA = `# Ansible managed (LambdaStack roles/postgresql/templates/pg_hba.conf.j2)
+# TYPE  DATABASE        USER            ADDRESS                 METHOD
+local   all             all                                     peer
+host    all             all             0.0.0.0/0               md5
+host    all             all             ::0/0                   md5
+`;
+
+const HAPROXY_CFG = `global
+    log /dev/log local0
+    maxconn 4096
+    tune.ssl.default-dh-param 2048
+
+defaults
+    log global
+    mode http
+    option httplog
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+listen stats
+    bind 127.0.0.1:19000
+    stats enable
+    stats uri /haproxy?stats
+
+frontend https_front
+    bind 127.0.0.1:19443 ssl crt /etc/ssl/haproxy/self-signed-test.tld.pem
+    default_backend http_back1
+
+backend http_back1
+    server node1 127.0.0.1:30104 check
+`;
+
+const PROMETHEUS_YML = `global:
+  scrape_interval: 1s
+  evaluation_interval: 10s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ['localhost:9090']
+`;
+
+async function waitReady(url: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${url} is not ready after 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('a LambdaStack node in a container: configured as LambdaStack does, backed up with no component settings', { timeout: 20 * 60_000 }, () => {
+  let root = '';
+  let node: Container | undefined;
+  let agent: ChildProcess | undefined;
+  let coordinator: ChildProcess | undefined;
+  let cliConfig = '';
+  let buildDir = '';
+  let target = '';
+  let agentConfig = '';
+
+  const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [bin.cli, ...args], { env: { ...process.env, LSBACKUP_CONFIG: cliConfig }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
+  const result = (stdout: string) => (JSON.parse(stdout.trim().split('\n').at(-1)!) as { result: Record<string, unknown> }).result;
+  const psql = (sql: string, db = 'postgres') => node!.sh(`runuser -u postgres -- psql -X -At -d ${db} -c "${sql.replace(/"/g, '\\"')}"`);
+
+  async function startAgent(): Promise<void> {
+    const proc = node!.spawn(['/usr/bin/node', path.join(repoRoot, 'dist/agent/main.js'), '--config', agentConfig], { MALLOC_ARENA_MAX: '2', LSBACKUP_LOG_LEVEL: 'info' });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('listening on')) {
+          proc.stdout!.off('data', onData);
+          proc.stdout!.resume();
+          resolve();
+        }
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      proc.once('exit', (code) => reject(new Error(`agent in the container exited ${code}: ${out}`)));
+    });
+    agent = proc;
+  }
+
+  before(async () => {
+    const image = testRoot();
+    root = mkdtempSync(path.join(os.tmpdir(), 'lsbackup-lsnode-'));
+    target = path.join(root, 'shared/backups');
+    buildDir = path.join(root, 'build/mycluster');
+    const pki = path.join(root, 'pki');
+    await fsp.mkdir(target, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(buildDir, { recursive: true });
+    await certsInit(pki);
+    await certsIssue(pki, 'coordinator', 'coordinator', ['127.0.0.1']);
+    await certsIssue(pki, 'operator', 'operator', ['operator']);
+    await certsIssue(pki, 'node1', 'agent', [NODE_IP]);
+    const agentPort = await freePort(NODE_IP);
+    await fsp.writeFile(path.join(buildDir, 'inventory'), inventoryFor(await fsp.readFile(path.join(fixtures, 'build/mycluster/inventory'), 'utf8'), agentPort));
+    await fsp.copyFile(path.join(fixtures, 'build/mycluster/manifest.yml'), path.join(buildDir, 'manifest.yml'));
+    // Node, listen and TLS: nothing about the components.
+    agentConfig = path.join(root, 'node1-agent.yaml');
+    await fsp.writeFile(agentConfig, YAML.stringify({ node: 'node1', listen: `${NODE_IP}:${agentPort}`, state_dir: '/var/lib/lsbackup', tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'node1.crt'), key: path.join(pki, 'node1.key') } }));
+
+    node = await Container.boot(image, 'node1', [root], [[repoRoot, repoRoot], ['/usr/bin/node', '/usr/bin/node']]);
+    await node.sh(`grep -q ' node1$' /etc/hosts || echo '127.0.1.1 node1' >> /etc/hosts`);
+
+    // PostgreSQL as roles/postgresql leaves it: peer for local connections, no password for postgres.
+    await node.writeFile('/etc/postgresql/15/main/pg_hba.conf', PG_HBA, 0o640);
+    await node.sh('chown postgres:postgres /etc/postgresql/15/main/pg_hba.conf && systemctl start postgresql@15-main');
+    await psql('CREATE DATABASE shop');
+    await psql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); INSERT INTO orders SELECT g, 'item-' || g FROM generate_series(1, 500) g", 'shop');
+    await psql("CREATE ROLE app LOGIN PASSWORD 'app-secret-1'");
+
+    // Prometheus from LambdaStack's unit file: /usr/local/bin/prometheus, --storage.tsdb.path=/var/lib/prometheus, admin API on.
+    await node.writeFile('/etc/systemd/system/prometheus.service', await fsp.readFile(path.join(fixtures, 'node/prometheus.service'), 'utf8'));
+    await node.writeFile('/etc/prometheus/prometheus.yml', PROMETHEUS_YML);
+    await node.sh('ln -sf /usr/bin/prometheus /usr/local/bin/prometheus && chown -R prometheus:prometheus /var/lib/prometheus && systemctl daemon-reload && systemctl start prometheus');
+
+    // RabbitMQ with LambdaStack's env and config files, and no plugin enabled.
+    await node.writeFile('/etc/rabbitmq/rabbitmq-env.conf', await fsp.readFile(path.join(fixtures, 'node/rabbitmq-env.conf'), 'utf8'));
+    await node.writeFile('/etc/rabbitmq/rabbitmq.conf', await fsp.readFile(path.join(fixtures, 'node/rabbitmq.conf'), 'utf8'));
+    await node.sh('rm -f /etc/rabbitmq/enabled_plugins && systemctl start rabbitmq-server && rabbitmqctl await_startup >/dev/null');
+    await node.sh('rabbitmqctl add_vhost orders >/dev/null && rabbitmqctl add_user shop shop-pass-1 >/dev/null && rabbitmqctl set_permissions -p orders shop ".*" ".*" ".*" >/dev/null && rabbitmqctl set_policy -p orders ttl "^q\\." \'{"message-ttl":60000}\' >/dev/null');
+
+    // HAProxy as roles/haproxy_runc leaves it: the binary only inside the container rootfs.
+    await node.sh('mkdir -p /opt/runc/haproxy/rootfs/usr/local/sbin && cp /usr/sbin/haproxy /opt/runc/haproxy/rootfs/usr/local/sbin/haproxy && rm -f /usr/sbin/haproxy');
+    await node.writeFile('/etc/systemd/system/haproxy.service', await fsp.readFile(path.join(fixtures, 'node/haproxy.service'), 'utf8'));
+    await node.writeFile('/etc/haproxy/haproxy.cfg', HAPROXY_CFG);
+    await node.sh(
+      'mkdir -p /etc/ssl/haproxy && cd /tmp && openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 30 -subj /CN=test.tld 2>/dev/null && cat c.pem k.pem > /etc/ssl/haproxy/self-signed-test.tld.pem && chmod 600 /etc/ssl/haproxy/self-signed-test.tld.pem',
+    );
+
+    // Grafana: no Debian package, so a unit standing in for grafana-server and a real SQLite database.
+    await node.writeFile('/etc/systemd/system/grafana-server.service', '[Service]\nExecStart=/bin/sleep infinity\n');
+    await node.sh("mkdir -p /var/lib/grafana && sqlite3 /var/lib/grafana/grafana.db \"CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT); INSERT INTO dashboard (title) VALUES ('Cluster'), ('PostgreSQL');\" && systemctl daemon-reload && systemctl start grafana-server");
+
+    // Alertmanager is not installed on a default LambdaStack node; Debian's package in the root is taken away.
+    await node.sh('rm -f /lib/systemd/system/prometheus-alertmanager.service /etc/prometheus/alertmanager.yml && systemctl daemon-reload');
+
+    await startAgent();
+    const coordPort = await freePort();
+    const coordConfig = path.join(root, 'coordinator.yaml');
+    await fsp.writeFile(coordConfig, YAML.stringify({ listen: `127.0.0.1:${coordPort}`, tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'coordinator.crt'), key: path.join(pki, 'coordinator.key') } }));
+    coordinator = await spawnDaemon([process.execPath, bin.coordinator, '--config', coordConfig], 'coordinator');
+    cliConfig = path.join(root, 'cli.yaml');
+    await fsp.writeFile(cliConfig, YAML.stringify({ coordinator: `127.0.0.1:${coordPort}`, tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'operator.crt'), key: path.join(pki, 'operator.key') } }));
+    // Prometheus needs a few scrapes to have series worth comparing.
+    await waitReady('http://127.0.0.1:9090');
+    await new Promise((r) => setTimeout(r, 4000));
+  });
+
+  after(async () => {
+    coordinator?.kill('SIGTERM');
+    agent?.kill('SIGTERM');
+    await node?.stop();
+    if (root) await fsp.rm(root, { recursive: true, force: true });
+  });
+
+  let setId = '';
+  let backupTime = 0;
+
+  test('lsbackup agents says what it found on the node', async () => {
+    const r = await cli(['agents', '-b', buildDir]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /node1 postgresql: PostgreSQL.*\/etc\/postgresql\/15\/main/);
+    assert.match(r.stdout, /node1 prometheus: Prometheus at http:\/\/127\.0\.0\.1:9090, unit \/etc\/systemd\/system\/prometheus\.service, TSDB \/var\/lib\/prometheus \(--storage\.tsdb\.path in/);
+    assert.match(r.stdout, /node1 haproxy: HAProxy: \/etc\/haproxy\/haproxy\.cfg, runc container \/opt\/runc\/haproxy; config checked with the runc container's binary/);
+    assert.match(r.stdout, /node1 rabbitmq: /);
+    assert.doesNotMatch(r.stdout, /alertmanager/, 'alertmanager is not enabled in manifest.yml');
+    assert.match(r.stdout, /not covered by lsbackup: .*kafka: kafka1, kafka2 \(holds Kafka topics/);
+  });
+
+  test('lambdastack backup -b <build dir> gives a complete set', async () => {
+    const r = await cli(['--json', 'backup', '-b', buildDir, '-t', target]);
+    const res = result(r.stdout) as { status: string; backupId: string; reasons: string[]; parts: { component: string; status: string; reason: string }[] };
+    assert.equal(res.status, 'complete', `${JSON.stringify(res.reasons)} ${r.stderr}`);
+    assert.equal(r.code, 0);
+    assert.deepEqual(res.parts.map((p) => `${p.component}:${p.status}`).sort(), ['grafana:ok', 'haproxy:ok', 'postgresql:ok', 'prometheus:ok', 'rabbitmq:ok']);
+    setId = res.backupId;
+    backupTime = Date.now() / 1000 - 2;
+  });
+
+  test('every component round-trips: destroyed on the node, restored, compared', async () => {
+    assert.ok(setId, 'the backup above made a set');
+    const before = {
+      rows: await psql('SELECT count(*), sum(id), max(item) FROM orders', 'shop'),
+      role: await psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'"),
+      vhosts: await node!.sh('rabbitmqctl list_vhosts --no-table-headers -q | sort'),
+      users: await node!.sh('rabbitmqctl list_users --no-table-headers -q | sort'),
+      policies: await node!.sh('rabbitmqctl list_policies -p orders --no-table-headers -q'),
+      haproxy: await node!.sh('stat -c "%a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem'),
+      grafana: await node!.sh('sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"'),
+    };
+    await psql('DROP DATABASE shop');
+    await psql('DROP ROLE app');
+    await node!.sh('rabbitmqctl delete_vhost orders >/dev/null && rabbitmqctl delete_user shop >/dev/null');
+    await node!.sh('echo broken > /etc/haproxy/haproxy.cfg && rm /etc/ssl/haproxy/self-signed-test.tld.pem');
+    await node!.sh('sqlite3 /var/lib/grafana/grafana.db "DELETE FROM dashboard"');
+
+    const r = await cli(['--json', 'restore', setId, '-t', target, '--node', 'node1']);
+    assert.equal(r.code, 0, r.stdout.slice(-3000) + r.stderr);
+
+    assert.equal(await psql('SELECT count(*), sum(id), max(item) FROM orders', 'shop'), before.rows);
+    assert.equal(await psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'"), before.role);
+    assert.equal(await node!.sh('rabbitmqctl list_vhosts --no-table-headers -q | sort'), before.vhosts);
+    assert.equal(await node!.sh('rabbitmqctl list_users --no-table-headers -q | sort'), before.users);
+    assert.equal(await node!.sh('rabbitmqctl list_policies -p orders --no-table-headers -q'), before.policies);
+    assert.equal(await node!.sh('stat -c "%a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem'), before.haproxy);
+    assert.equal(await node!.sh('sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"'), before.grafana);
+    await waitReady('http://127.0.0.1:9090');
+    const up = (await (await fetch(`http://127.0.0.1:9090/api/v1/query?query=up&time=${backupTime}`)).json()) as { data: { result: unknown[] } };
+    assert.ok(up.data.result.length > 0, 'the restored TSDB has the samples scraped before the backup');
+  });
+
+  test('alertmanager enabled in manifest.yml is required: missing, the set is partial; installed, it is backed up', async () => {
+    const manifest = path.join(buildDir, 'manifest.yml');
+    await fsp.writeFile(manifest, (await fsp.readFile(manifest, 'utf8')).replace(/(  alertmanager:\n    enable:) false/, '$1 true'));
+    let r = await cli(['--json', 'backup', '-b', buildDir, '-t', target, '--component', 'alertmanager']);
+    let res = result(r.stdout) as { status: string; reasons: string[] };
+    assert.equal(res.status, 'failed', JSON.stringify(res));
+    assert.equal(r.code, 1);
+    assert.match(res.reasons.join('\n'), /node1\/alertmanager: the inventory puts alertmanager on node1, but it is not there: no Alertmanager here/);
+
+    // As roles/prometheus installs it: alertmanager.service running /usr/local/bin/alertmanager.
+    await node!.writeFile('/etc/systemd/system/alertmanager.service', await fsp.readFile(path.join(fixtures, 'node/alertmanager.service'), 'utf8'));
+    await node!.writeFile('/etc/prometheus/alertmanager.yml', 'route:\n  receiver: ops\nreceivers:\n  - name: ops\n');
+    await node!.sh('ln -sf /usr/bin/prometheus-alertmanager /usr/local/bin/alertmanager && mkdir -p /var/lib/prometheus/alertmanager && chown prometheus: /var/lib/prometheus/alertmanager && systemctl daemon-reload && systemctl start alertmanager');
+    await waitReady('http://127.0.0.1:9093');
+    r = await cli(['--json', 'backup', '-b', buildDir, '-t', target, '--component', 'alertmanager']);
+    res = result(r.stdout) as { status: string; reasons: string[] };
+    assert.equal(res.status, 'complete', JSON.stringify(res));
+  });
+});
