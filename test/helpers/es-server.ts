@@ -2,10 +2,12 @@
  * A small stand-in for an Elasticsearch/OpenSearch node, for tests: no cluster can be installed
  * here. It follows the documented REST API for what lsbackup uses (snapshot repositories,
  * snapshots, restore, a few index and _cat APIs), answers with the documented shapes and error
- * types, serves HTTPS and requires basic auth. Indices live in memory; a snapshot writes real
+ * types, serves HTTPS and requires basic auth or, as the security plugin does, a client
+ * certificate whose DN the config's authcz.admin_dn lists. Indices live in memory; a snapshot writes real
  * files into the repository directory and a restore reads them back (checking their checksums),
  * so a test can damage the repository and see the restore fail. path.repo is read from the
- * elasticsearch.yml it is given, at start and at each "restart" (when restartFlag appears).
+ * elasticsearch.yml it is given, at start and at each "restart" (when restartFlag appears); with
+ * moreNodes, a repository registers only where every node's path.repo covers it.
  */
 import { X509Certificate, createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
