@@ -1,12 +1,20 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { lookup } from 'node:dns/promises';
 import { existsSync, promises as fsp } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { elasticsearch, elasticsearchSchema, snapshotNameOf } from '../agent/components/elasticsearch.js';
-import { duBytes } from '../common/fsutil.js';
+import { certificateProblem, nodeUrlOf } from '../agent/components/elasticsearch/lambdastack.js';
+import { createComponents } from '../agent/components/index.js';
+import { duBytes, mkdirPrivate } from '../common/fsutil.js';
+import { commitSet, partOf } from '../common/commit.js';
+import { externalDataOf } from '../common/external.js';
+import { newSetId, setDir, type Manifest } from '../common/manifest.js';
 import { kibana, kibanaSchema } from '../agent/components/kibana.js';
-import { releasePart } from '../agent/runner.js';
+import { backupNode, releasePart, type AgentRuntime } from '../agent/runner.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
 import { FakeEs, makePki, type Pki } from './helpers/es-server.js';
 import { whileDown } from './helpers/ops.js';
@@ -47,7 +55,7 @@ async function cluster(opts: { target?: string; pathRepo?: boolean; securityPlug
   const es = await FakeEs.start({ configFile: yml, pki, users: { admin: PASSWORD }, securityPlugin: opts.securityPlugin, restartFlag });
   servers.push(es);
   const config = (extra: Record<string, unknown> = {}) =>
-    elasticsearchSchema.parse({ url: es.url, ca_file: pki.caFile, username: 'admin', password_file: passwordFile, config_file: yml, ...extra });
+    elasticsearchSchema.parse({ url: es.url, ca_file: pki.caFile, username: 'admin', password_file: passwordFile, config_file: yml, security_plugin: false, ...extra });
   return { es, dir, target, yml, passwordFile, config };
 }
 
@@ -355,4 +363,320 @@ test('kibana: kibana.yml round-trips; a restored file that is not YAML replaces 
   assert.equal(r.results[0]!.status, 'failed');
   assert.match(r.results[0]!.reason, /kibana.yml is not valid YAML.*nothing was replaced/);
   assert.equal(await fsp.readFile(yml, 'utf8'), good);
+});
+
+// ---- LambdaStack nodes: no hand-written settings ----
+
+const HOST = os.hostname();
+/** Where this machine's host name resolves; LambdaStack's certificates are for it, never for localhost. */
+const hostAddress = lookup(HOST).then((a) => a.address).catch(() => undefined);
+
+async function freePort(host: string): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, host, resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/** elasticsearch.yml as roles/opendistro_for_elasticsearch/templates/elasticsearch.yml.j2 renders it. */
+function lambdaStackYml(o: { clusterName: string; port: number; pathRepo: string[] }): string {
+  return [
+    '# Ansible managed',
+    `cluster.name: ${o.clusterName}`,
+    `node.name: ${HOST}`,
+    'path.data: /var/lib/elasticsearch',
+    `path.repo: ${o.pathRepo.length === 1 ? o.pathRepo[0] : JSON.stringify(o.pathRepo)}`,
+    'path.logs: /var/log/elasticsearch',
+    `network.host: ${HOST}`,
+    `http.port: ${o.port}`,
+    'transport.port: 9300',
+    `discovery.seed_hosts: ["${HOST}"]`,
+    `cluster.initial_master_nodes: ["${HOST}"]`,
+    `opendistro_security.ssl.transport.pemcert_filepath: lambdastack-node-${HOST}.pem`,
+    `opendistro_security.ssl.transport.pemkey_filepath: lambdastack-node-${HOST}-key.pem`,
+    'opendistro_security.ssl.transport.pemtrustedcas_filepath: lambdastack-root-ca.pem',
+    'opendistro_security.ssl.transport.enforce_hostname_verification: true',
+    'opendistro_security.ssl.http.enabled: true',
+    `opendistro_security.ssl.http.pemcert_filepath: lambdastack-node-${HOST}.pem`,
+    `opendistro_security.ssl.http.pemkey_filepath: lambdastack-node-${HOST}-key.pem`,
+    'opendistro_security.ssl.http.pemtrustedcas_filepath: lambdastack-root-ca.pem',
+    'opendistro_security.allow_unsafe_democertificates: false',
+    'opendistro_security.allow_default_init_securityindex: true',
+    'opendistro_security.authcz.admin_dn:',
+    "  - 'CN=LambdaStack Admin,OU=R&D,O=LambdaStack'",
+    'opendistro_security.enable_snapshot_restore_privilege: true',
+    'opendistro_security.check_snapshot_restore_write_privileges: true',
+    '',
+  ].join('\n');
+}
+
+interface LsNode {
+  root: string;
+  yml: string;
+  es: FakeEs;
+  pki: Pki;
+  /** The component as a LambdaStack agent builds it: schema defaults, files under `root`. */
+  component: (extra?: Record<string, unknown>) => ReturnType<typeof elasticsearch>;
+}
+
+/** A node laid out as LambdaStack installs it, under a temp root, serving HTTPS on its host name. */
+async function lambdaStackNode(o: { target: string; pathRepo: string[]; clusterName?: string; moreNodes?: { name: string; configFile: string; restartFlag?: string }[]; restartFlag?: string }): Promise<LsNode> {
+  const address = (await hostAddress)!;
+  const root = tempDir('ls-node');
+  const etc = path.join(root, 'etc/elasticsearch');
+  const nodePki = makePki(etc, { lambdastack: true, hosts: [HOST] });
+  const port = await freePort(address);
+  const yml = path.join(etc, 'elasticsearch.yml');
+  await fsp.writeFile(yml, lambdaStackYml({ clusterName: o.clusterName ?? 'LambdaStackElastic', port, pathRepo: o.pathRepo }), { mode: 0o660 });
+  const es = await FakeEs.start({
+    configFile: yml,
+    pki: nodePki,
+    users: { admin: PASSWORD },
+    securityPlugin: true,
+    clusterName: o.clusterName ?? 'LambdaStackElastic',
+    listen: { host: address, port, urlHost: HOST },
+    moreNodes: o.moreNodes,
+    restartFlag: o.restartFlag,
+  });
+  servers.push(es);
+  return { root, yml, es, pki: nodePki, component: (extra = {}) => elasticsearch(elasticsearchSchema.parse(extra), { root }) };
+}
+
+let lastFactsId = '';
+/** backupLocal with the facts the coordinator sends from the build directory (es_cluster, es_nodes, es_node_index). */
+async function backupWithFacts(runs: { rt: AgentRuntime; facts: Record<string, string> }[], target: string): Promise<{ id: string; manifest: Manifest }> {
+  let id = newSetId();
+  while (id <= lastFactsId) {
+    await new Promise((r) => setTimeout(r, 200));
+    id = newSetId();
+  }
+  lastFactsId = id;
+  const dir = setDir(target, id);
+  await mkdirPrivate(dir);
+  const startedAt = new Date().toISOString();
+  const results = await Promise.all(
+    runs.map(({ rt, facts }) =>
+      backupNode(rt, { backupId: id, target, node: rt.node, components: [], plans: [{ component: 'elasticsearch', optional: false, facts }] }, () => undefined, new AbortController().signal),
+    ),
+  );
+  const nodes = Object.fromEntries(runs.map(({ rt }) => [rt.node, { address: 'in-process' }]));
+  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes, notCovered: [] }, results.flat().map(partOf));
+  return { id, manifest };
+}
+
+test('LambdaStack node, no settings: admin client certificate over HTTPS on the host name, one repository per cluster, round trip', async (t) => {
+  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  const target = tempDir('ls-target');
+  const location = path.join(target, '_elasticsearch', 'logging');
+  const n = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots', location] });
+  await seed(n.es);
+  const seeded = n.es.principals.length;
+  const rt = runtimeOf([n.component()], undefined, HOST);
+  const facts = { es_cluster: 'logging', es_cluster_name: 'LambdaStackElastic', es_nodes: HOST, es_node_index: '0' };
+  const { id, manifest } = await backupWithFacts([{ rt, facts }], target);
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  const part = manifest.parts[0]!;
+  assert.deepEqual(
+    { repository: part.meta.repository, location: part.meta.location, es_cluster: part.meta.es_cluster, snapshot_taken_by: part.meta.snapshot_taken_by },
+    { repository: 'lsbackup-logging', location, es_cluster: 'logging', snapshot_taken_by: HOST },
+  );
+  assert.ok(existsSync(path.join(location, 'index.latest')), 'the snapshot is in the cluster\'s own location');
+  assert.deepEqual([...n.es.repos.keys()], ['lsbackup-logging']);
+  assert.deepEqual([...new Set(n.es.principals.slice(seeded))], [n.pki.adminDn], 'every request was made as the admin certificate LambdaStack creates');
+  // As LambdaStack's own backup, the whole config directory: the node's certificates come back with it.
+  const kept = part.entries.map((e) => e.path);
+  for (const f of [n.yml, n.pki.adminCertFile!, n.pki.caFile, n.pki.certFile]) assert.ok(kept.includes(f), `${f} is in files.zip`);
+  const record = JSON.parse(await fsp.readFile(path.join(target, id, HOST, 'elasticsearch/snapshot.json'), 'utf8'));
+  assert.deepEqual(record.indices, ['.kibana_1', 'logs-1', 'metrics'], 'the security index stays out (security_plugin defaults on)');
+
+  const before = await docs(n.es, 'logs-1');
+  assert.equal((await n.es.api('DELETE', '/logs-1')).status, 200);
+  const r = await restoreLocal(rt, target, id, { options: { indices: 'logs-1' } });
+  assert.equal(r.results[0]!.status, 'ok', r.results[0]!.reason);
+  assert.deepEqual(await docs(n.es, 'logs-1'), before);
+
+  // The certificate is for the host name only: the same node by "localhost" fails the TLS check.
+  const byLocalhost = runtimeOf([n.component({ url: n.es.url.replace(HOST, 'localhost') })], undefined, HOST);
+  const refused = await backupWithFacts([{ rt: byLocalhost, facts }], target);
+  assert.match(refused.manifest.parts[0]!.reason, /TLS certificate check of localhost:\d+ failed \(ERR_TLS_CERT_ALTNAME_INVALID/);
+});
+
+test('two clusters in one inventory ([logging], [opendistro_for_elasticsearch]): two repositories, two locations, two holdings', async (t) => {
+  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  const target = tempDir('ls-target');
+  const shared = path.join(target, '_elasticsearch');
+  const logging = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots', shared] });
+  const odfe = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots', shared] });
+  await seed(logging.es);
+  await odfe.es.api('PUT', '/app-logs');
+  await odfe.es.api('PUT', '/app-logs/_doc/1', { m: 'from odfe' });
+  const { manifest } = await backupWithFacts(
+    [
+      { rt: runtimeOf([logging.component()], undefined, 'logging1'), facts: { es_cluster: 'logging', es_nodes: 'logging1', es_node_index: '0' } },
+      { rt: runtimeOf([odfe.component()], undefined, 'opendistro1'), facts: { es_cluster: 'opendistro_for_elasticsearch', es_nodes: 'opendistro1', es_node_index: '0' } },
+    ],
+    target,
+  );
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  const meta = Object.fromEntries(manifest.parts.map((p) => [p.node, p.meta]));
+  assert.equal(meta.logging1!.repository, 'lsbackup-logging');
+  assert.equal(meta.opendistro1!.repository, 'lsbackup-opendistro_for_elasticsearch');
+  assert.equal(meta.logging1!.location, path.join(shared, 'logging'));
+  assert.equal(meta.opendistro1!.location, path.join(shared, 'opendistro_for_elasticsearch'));
+  assert.deepEqual([...logging.es.repos.keys()], ['lsbackup-logging']);
+  assert.deepEqual([...odfe.es.repos.keys()], ['lsbackup-opendistro_for_elasticsearch']);
+  for (const m of Object.values(meta)) assert.ok(existsSync(path.join(m.location!, 'index.latest')), `${m.location} holds a repository`);
+  const keys = new Set(manifest.parts.map((p) => externalDataOf(p)!.key));
+  assert.equal(keys.size, 2, 'removing the set releases each cluster\'s snapshot separately');
+});
+
+test('path.repo without the location: one line naming the file, what path.repo has and what it needs; nothing written', async (t) => {
+  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  const target = tempDir('ls-target');
+  const location = path.join(target, '_elasticsearch', 'logging');
+  const n = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots'] });
+  const ymlBefore = await fsp.readFile(n.yml, 'utf8');
+  const rt = runtimeOf([n.component()], undefined, 'logging1');
+  const { id, manifest } = await backupWithFacts([{ rt, facts: { es_cluster: 'logging', es_nodes: 'logging1,logging2', es_node_index: '0' } }], target);
+  const part = manifest.parts[0]!;
+  assert.equal(part.status, 'failed');
+  assert.equal(
+    part.reason,
+    `${n.yml} has path.repo ["/var/lib/elasticsearch-snapshots"], which does not cover the snapshot location ${location}: ` +
+      `set path.repo: ["/var/lib/elasticsearch-snapshots","${location}"] on every node of cluster logging (logging1, logging2) and restart them one at a time, ` +
+      'or set allow_config_edit: true with a reload_command',
+  );
+  assert.equal(await fsp.readFile(n.yml, 'utf8'), ymlBefore, 'the config file is untouched');
+  assert.ok(!existsSync(path.join(target, '_elasticsearch')), 'no repository directory was made');
+  assert.deepEqual(n.es.requests, [], 'nothing was asked of the cluster');
+  assert.deepEqual(part.artifacts, []);
+  assert.ok(!existsSync(path.join(target, id, 'logging1', 'elasticsearch')), 'no part directory is left');
+});
+
+test('a three-node cluster: node 0 takes the snapshot, the others keep their config files and point at it', async (t) => {
+  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  const target = tempDir('ls-target');
+  const location = path.join(target, '_elasticsearch', 'logging');
+  const others = ['logging2', 'logging3'].map((name) => ({ name, root: tempDir(`ls-${name}`) }));
+  const more = [];
+  for (const o of others) {
+    const yml = path.join(o.root, 'etc/elasticsearch/elasticsearch.yml');
+    await fsp.mkdir(path.dirname(yml), { recursive: true });
+    await fsp.writeFile(yml, lambdaStackYml({ clusterName: 'LambdaStackElastic', port: 9200, pathRepo: ['/var/lib/elasticsearch-snapshots', location] }));
+    more.push({ name: o.name, configFile: yml });
+  }
+  const n = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots', location], moreNodes: more });
+  await seed(n.es);
+  // Every node reaches the cluster through the first node's address and certificates here; each has its own config file.
+  const follower = (o: { name: string; root: string }) =>
+    elasticsearch(elasticsearchSchema.parse({ url: n.es.url, ca_file: n.pki.caFile, client_cert_file: n.pki.adminCertFile, client_key_file: n.pki.adminKeyFile }), { root: o.root });
+  const nodes = ['logging1', ...others.map((o) => o.name)].join(',');
+  const runs = [
+    { rt: runtimeOf([n.component()], undefined, 'logging1'), facts: { es_cluster: 'logging', es_nodes: nodes, es_node_index: '0' } },
+    ...others.map((o, i) => ({ rt: runtimeOf([follower(o)], undefined, o.name), facts: { es_cluster: 'logging', es_nodes: nodes, es_node_index: String(i + 1) } })),
+  ];
+  const { id, manifest } = await backupWithFacts(runs, target);
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  assert.equal(n.es.requests.filter((r) => r.method === 'PUT' && r.path.startsWith('/_snapshot/lsbackup-logging/')).length, 1, 'one snapshot for the cluster');
+  const byNode = Object.fromEntries(manifest.parts.map((p) => [p.node, p]));
+  assert.deepEqual(byNode.logging1!.artifacts.map((a) => path.basename(a.path)).sort(), ['files.zip', 'snapshot.json']);
+  for (const o of others) {
+    const p = byNode[o.name]!;
+    assert.deepEqual(p.artifacts.map((a) => path.basename(a.path)), ['files.zip']);
+    assert.equal(p.meta.snapshot_taken_by, 'logging1');
+    assert.equal(p.meta.snapshot, byNode.logging1!.meta.snapshot);
+    assert.ok(p.entries.some((e) => e.path === path.join(o.root, 'etc/elasticsearch/elasticsearch.yml')));
+  }
+  const r = await restoreLocal(runs[1]!.rt, target, id, { options: { indices: 'logs-1', rename_suffix: '-x' } });
+  assert.equal(r.results[0]!.status, 'ok', r.results[0]!.reason);
+  assert.equal((await n.es.api('GET', '/logs-1-x')).status, 404, "a follower's part restores no indices");
+});
+
+test('allow_config_edit on a two-node cluster: each node edits its own path.repo and restarts, never two at once', async (t) => {
+  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  const target = tempDir('ls-target');
+  const location = path.join(target, '_elasticsearch', 'logging');
+  const root2 = tempDir('ls-logging2');
+  const yml2 = path.join(root2, 'etc/elasticsearch/elasticsearch.yml');
+  await fsp.mkdir(path.dirname(yml2), { recursive: true });
+  await fsp.writeFile(yml2, lambdaStackYml({ clusterName: 'LambdaStackElastic', port: 9200, pathRepo: ['/var/lib/elasticsearch-snapshots'] }));
+  const flags = [path.join(target, 'restart-1'), path.join(target, 'restart-2')];
+  const n = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots'], restartFlag: flags[0], moreNodes: [{ name: 'logging2', configFile: yml2, restartFlag: flags[1] }] });
+  await seed(n.es);
+  const restarts = path.join(target, 'restarts.log');
+  // A restart that takes a while: if two ran at once their lines would interleave.
+  const reload = (node: string, flag: string) => ['sh', '-c', `echo "down ${node}" >> ${restarts}; sleep 0.4; echo "up ${node}" >> ${restarts}; touch ${flag}`];
+  const edit = { allow_config_edit: true, reload_timeout_seconds: 20 };
+  const second = elasticsearch(
+    elasticsearchSchema.parse({ url: n.es.url, ca_file: n.pki.caFile, client_cert_file: n.pki.adminCertFile, client_key_file: n.pki.adminKeyFile, reload_command: reload('logging2', flags[1]!), ...edit }),
+    { root: root2 },
+  );
+  const facts = (i: number) => ({ es_cluster: 'logging', es_nodes: 'logging1,logging2', es_node_index: String(i) });
+  const { manifest } = await backupWithFacts(
+    [
+      { rt: runtimeOf([n.component({ reload_command: reload('logging1', flags[0]!), ...edit })], undefined, 'logging1'), facts: facts(0) },
+      { rt: runtimeOf([second], undefined, 'logging2'), facts: facts(1) },
+    ],
+    target,
+  );
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  const lines = (await fsp.readFile(restarts, 'utf8')).trim().split('\n');
+  assert.equal(lines.length, 4, lines.join('; '));
+  for (let i = 0; i < lines.length; i += 2) assert.equal(lines[i + 1], lines[i]!.replace('down', 'up'), `one node down at a time: ${lines.join('; ')}`);
+  assert.equal(n.es.restarts, 2);
+  for (const f of [n.yml, yml2]) assert.deepEqual(YAML.parse(await fsp.readFile(f, 'utf8'))['path.repo'], ['/var/lib/elasticsearch-snapshots', location]);
+  assert.equal(n.es.clusterSettings.has('cluster.routing.allocation.enable'), false, 'shard allocation is enabled again');
+  assert.ok(n.es.requests.some((r) => r.method === 'PUT' && r.path === '/_cluster/settings'), 'allocation was held while a node was down');
+  assert.ok(!existsSync(path.join(target, '_elasticsearch', '.logging.restart.lock')), 'the restart lock is gone');
+});
+
+test('detect: the Open Distro layout, the Epiphany v2 OpenSearch layout, and neither; index.ts serves it with no settings', async () => {
+  const odfe = tempDir('fx-odfe');
+  const etc = path.join(odfe, 'etc/elasticsearch');
+  const fx = makePki(etc, { lambdastack: true, hosts: ['logging1'] });
+  await fsp.writeFile(path.join(etc, 'elasticsearch.yml'), 'cluster.name: LambdaStackElastic\nnetwork.host: logging1\nhttp.port: 9200\nopendistro_security.ssl.http.pemtrustedcas_filepath: lambdastack-root-ca.pem\n');
+  let d = await elasticsearch(elasticsearchSchema.parse({}), { root: odfe }).detect();
+  assert.deepEqual(d, {
+    present: true,
+    detail: `Open Distro for Elasticsearch: ${etc}/elasticsearch.yml, cluster LambdaStackElastic, https://logging1:9200, client certificate ${fx.adminCertFile}`,
+  });
+
+  const os2 = tempDir('fx-opensearch');
+  const conf = path.join(os2, 'usr/share/opensearch/config');
+  await fsp.mkdir(conf, { recursive: true });
+  await fsp.writeFile(
+    path.join(conf, 'opensearch.yml'),
+    'cluster.name: lambdastack-logging\nnetwork.host: node5\nhttp.port: 9200\nplugins.security.ssl.http.pemtrustedcas_filepath: "/usr/share/opensearch/config/epiphany-root-ca.pem"\n',
+  );
+  d = await elasticsearch(elasticsearchSchema.parse({}), { root: os2 }).detect();
+  assert.equal(d.present, true);
+  assert.equal(
+    d.detail,
+    `OpenSearch: ${conf}/opensearch.yml, cluster lambdastack-logging, https://node5:9200, client certificate ${conf}/epiphany-admin.pem, ` +
+      `CA ${conf}/epiphany-root-ca.pem missing, client certificate ${conf}/epiphany-admin.pem: ENOENT`,
+  );
+
+  const none = tempDir('fx-none');
+  d = await elasticsearch(elasticsearchSchema.parse({}), { root: none }).detect();
+  assert.deepEqual(d, {
+    present: false,
+    detail: `no Elasticsearch or OpenSearch here (looked for ${none}/etc/elasticsearch/elasticsearch.yml, ${none}/usr/share/opensearch/config/opensearch.yml)`,
+  });
+
+  const parsed = elasticsearchSchema.parse({});
+  assert.equal(parsed.security_plugin, true, 'LambdaStack always runs the security plugin');
+  assert.ok(createComponents({}, true).all.has('elasticsearch'), 'with no settings the agent still looks for it');
+});
+
+test('the node address: network.host and http.port as the node reads them, the host name otherwise; expired certificates are named', async () => {
+  const env = { hostname: () => 'logging1.example.internal' };
+  assert.deepEqual(nodeUrlOf({ 'network.host': 'logging1', 'http.port': 9201 }, env), { url: 'https://logging1:9201', from: 'network.host' });
+  assert.deepEqual(nodeUrlOf({ network: { host: '_site_' }, http: { port: '9202-9300' } }, env), { url: 'https://logging1.example.internal:9202', from: 'host name' });
+  assert.deepEqual(nodeUrlOf({ 'network.host': '0.0.0.0', 'http.host': 'fe80::1' }, env), { url: 'https://[fe80::1]:9200', from: 'network.host' });
+  assert.deepEqual(nodeUrlOf(undefined, env), { url: 'https://logging1.example.internal:9200', from: 'host name' });
+  const fx = makePki(tempDir('fx-cert'), { lambdastack: true, hosts: ['logging1'] });
+  assert.equal(await certificateProblem(fx.adminCertFile!), undefined);
+  // LambdaStack issues its admin certificate with ownca_not_after 20221231235959Z.
+  assert.match((await certificateProblem(fx.adminCertFile!, new Date(Date.now() + 10 * 86400_000)))!, /lambdastack-admin\.pem expired on \d{4}-\d{2}-\d{2}$/);
 });

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -10,8 +10,22 @@ import { InputError, LsbackupError, NotFoundError, PermissionError, Precondition
 import { run } from '../../common/exec.js';
 import { pollUntil } from '../../common/poll.js';
 import { duBytes, isInside, writeFileAtomic } from '../../common/fsutil.js';
-import type { BackupContext, Component, Health, ReleaseContext, RestoreContext } from './component.js';
-import { detectPaths, filesHealth, filesSchema, pathList, restoreFilesThenRun } from './files.js';
+import type { BackupContext, Component, Detection, Health, ReleaseContext, RestoreContext } from './component.js';
+import {
+  LAYOUTS,
+  certificateProblem,
+  configuredCaOf,
+  layoutOf,
+  nodeUrlOf,
+  pathRepoOf,
+  readNodeConfig,
+  rooted,
+  settingOf,
+  type Layout,
+  type NodeConfig,
+  type NodeEnv,
+} from './elasticsearch/lambdastack.js';
+import { filesHealth, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
@@ -26,40 +40,65 @@ function isHttpsUrl(s: string): boolean {
 
 export const elasticsearchSchema = z
   .object({
-    /** Any node of the cluster; the snapshot and restore APIs act on the whole cluster. */
-    url: z.string().refine(isHttpsUrl, 'expected an https:// URL without credentials in it (use username and password_file)').default('https://localhost:9200'),
-    /** The CA that signed the cluster's HTTP certificate. Certificates are always checked. */
-    ca_file: absolutePath,
+    /**
+     * Any node of the cluster; the snapshot and restore APIs act on the whole cluster. Default: this
+     * node as LambdaStack binds it, https://<network.host or host name>:<http.port or 9200>.
+     */
+    url: z.string().refine(isHttpsUrl, 'expected an https:// URL without credentials in it (use username and password_file)').optional(),
+    /**
+     * The CA that signed the cluster's HTTP certificate; certificates are always checked. Default:
+     * the config file's ssl.http.pemtrustedcas_filepath, else /etc/elasticsearch/lambdastack-root-ca.pem
+     * (OpenSearch layout: /usr/share/opensearch/config/epiphany-root-ca.pem).
+     */
+    ca_file: absolutePath.optional(),
     username: z.string().min(1).optional(),
     /** Read at every use, so a rotated password needs no agent restart. */
     password_file: absolutePath.optional(),
     /** Holds `id:api_key` or its base64 form, as the create API key API returns it. */
     api_key_file: absolutePath.optional(),
-    /** The node's elasticsearch.yml; it must list the snapshot location in path.repo. */
-    config_file: absolutePath.default('/etc/elasticsearch/elasticsearch.yml'),
+    /**
+     * A client certificate (mTLS) whose DN the security plugin knows, and its key. Without any
+     * credentials set, the admin certificate LambdaStack creates is used:
+     * /etc/elasticsearch/lambdastack-admin.pem and lambdastack-admin-key.pem.
+     */
+    client_cert_file: absolutePath.optional(),
+    client_key_file: absolutePath.optional(),
+    /**
+     * The node's config file; it must list the snapshot location in path.repo. Default: LambdaStack's
+     * /etc/elasticsearch/elasticsearch.yml, or Epiphany v2's /usr/share/opensearch/config/opensearch.yml
+     * where that is the one on the node. Unset, the whole config directory is backed up (as
+     * LambdaStack's own backup does: certificates, jvm.options); set, only this file and extra_config_paths.
+     */
+    config_file: absolutePath.optional(),
     /** More node files to keep beside config_file (jvm.options, certificates). */
     extra_config_paths: pathList.default([]),
     /** The OpenSearch/Open Distro security plugin's config directory (securityconfig/), backed up as files. */
     security_config_dir: absolutePath.optional(),
     /**
-     * The cluster runs the OpenSearch/Open Distro security plugin: its index is kept out of
-     * snapshots and restores, and a restore never includes the global state.
+     * The cluster runs the OpenSearch/Open Distro security plugin (LambdaStack always does): its
+     * index is kept out of snapshots and restores, and a restore never includes the global state.
      */
-    security_plugin: z.boolean().default(false),
+    security_plugin: z.boolean().default(true),
+    /** Default: lsbackup-<es_cluster> (one repository per cluster of the inventory), lsbackup without that fact. */
     repository: z
       .string()
       .regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lowercase repository name')
-      .default('lsbackup'),
+      .optional(),
     /**
      * Where the fs repository lives; every master and data node must mount it at this same path.
-     * Defaults to `_elasticsearch` beside the backup sets on the shared location (<target>/_elasticsearch).
+     * Defaults to <target>/_elasticsearch/<es_cluster> beside the backup sets on the shared location
+     * (<target>/_elasticsearch without the es_cluster fact).
      */
     repository_location: absolutePath.optional(),
     /** user[:group] Elasticsearch runs as; a repository directory the agent creates is given to it. */
     repository_owner: z.string().min(1).optional(),
     /** Register the repository read-only: for a cluster that restores another cluster's snapshots. */
     readonly: z.boolean().default(false),
-    /** Let the agent add the location to path.repo in config_file, then run reload_command. */
+    /**
+     * Let the agent add the location to path.repo in config_file, then run reload_command: one node
+     * at a time (a lock beside the repository on the shared location), with shard allocation held
+     * to primaries while the node is down, as LambdaStack's rolling upgrade does.
+     */
     allow_config_edit: z.boolean().default(false),
     /** Restarts this node so it reads path.repo (e.g. systemctl restart elasticsearch). */
     reload_command: command.optional(),
@@ -70,8 +109,12 @@ export const elasticsearchSchema = z
     ...filesSchema,
   })
   .strict()
-  .refine((c) => !(c.username && c.api_key_file), { message: 'give username/password_file or api_key_file, not both', path: ['api_key_file'] })
+  .refine((c) => [c.username, c.api_key_file, c.client_cert_file].filter(Boolean).length <= 1, {
+    message: 'give one of username/password_file, api_key_file or client_cert_file/client_key_file',
+    path: ['api_key_file'],
+  })
   .refine((c) => !c.username === !c.password_file, { message: 'username and password_file go together', path: ['password_file'] })
+  .refine((c) => !c.client_cert_file === !c.client_key_file, { message: 'client_cert_file and client_key_file go together', path: ['client_key_file'] })
   .refine((c) => !c.allow_config_edit || c.reload_command, { message: 'allow_config_edit needs a reload_command: Elasticsearch reads path.repo only at start', path: ['reload_command'] });
 
 type Config = z.output<typeof elasticsearchSchema>;
@@ -117,6 +160,14 @@ interface SnapshotInfo {
   shards?: { total: number; failed: number; successful: number };
 }
 
+interface ClusterHealth {
+  status: string;
+  cluster_name?: string;
+  number_of_nodes?: number;
+  initializing_shards?: number;
+  relocating_shards?: number;
+}
+
 interface CatIndex {
   index: string;
   status?: string;
@@ -127,53 +178,103 @@ interface CatIndex {
  * A JSON client for the cluster's REST API over HTTPS with the cluster's CA. node:https rather
  * than fetch: Node 20's fetch cannot take a CA per request without undici as a dependency.
  */
+/** How the agent reaches the cluster, resolved from the settings and the node at each use. */
+interface Connection {
+  url: string;
+  caFile: string;
+  auth: Auth;
+  requestTimeoutSeconds: number;
+}
+
+type Auth =
+  | { kind: 'basic'; username: string; passwordFile: string }
+  | { kind: 'api_key'; file: string }
+  /** `layout`: LambdaStack's admin certificate, used because no credentials are set. */
+  | { kind: 'client_cert'; certFile: string; keyFile: string; layout: boolean }
+  | { kind: 'none' };
+
+function describeAuth(auth: Auth): string {
+  switch (auth.kind) {
+    case 'basic':
+      return `user ${auth.username}`;
+    case 'api_key':
+      return `API key ${auth.file}`;
+    case 'client_cert':
+      return `client certificate ${auth.certFile}`;
+    case 'none':
+      return 'no credentials';
+  }
+}
+
+/**
+ * A JSON client for the cluster's REST API over HTTPS with the cluster's CA. node:https rather
+ * than fetch: Node 20's fetch cannot take a CA or a client certificate per request without undici.
+ */
 class EsClient {
   private readonly base: URL;
 
-  constructor(private readonly cfg: Config) {
-    this.base = new URL(cfg.url.endsWith('/') ? cfg.url : `${cfg.url}/`);
+  constructor(private readonly conn: Connection) {
+    this.base = new URL(conn.url.endsWith('/') ? conn.url : `${conn.url}/`);
   }
 
-  private async readSecret(file: string, what: string): Promise<string> {
+  private async readFileFor(file: string, what: string): Promise<Buffer> {
     try {
-      return (await fsp.readFile(file, 'utf8')).replace(/\r?\n$/, '');
+      return await fsp.readFile(file);
     } catch (err) {
       throw new InputError(`${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
     }
   }
 
-  private async authorization(): Promise<string | undefined> {
-    if (this.cfg.username && this.cfg.password_file) {
-      const password = await this.readSecret(this.cfg.password_file, 'password_file');
-      return `Basic ${Buffer.from(`${this.cfg.username}:${password}`).toString('base64')}`;
+  private async readSecret(file: string, what: string): Promise<string> {
+    return (await this.readFileFor(file, what)).toString('utf8').replace(/\r?\n$/, '');
+  }
+
+  /** The Authorization header, or the client certificate and key to present. */
+  private async credentials(): Promise<{ authorization?: string; cert?: Buffer; key?: Buffer }> {
+    const auth = this.conn.auth;
+    if (auth.kind === 'basic') {
+      const password = await this.readSecret(auth.passwordFile, 'password_file');
+      return { authorization: `Basic ${Buffer.from(`${auth.username}:${password}`).toString('base64')}` };
     }
-    if (this.cfg.api_key_file) {
-      const key = (await this.readSecret(this.cfg.api_key_file, 'api_key_file')).trim();
-      return `ApiKey ${key.includes(':') ? Buffer.from(key).toString('base64') : key}`;
+    if (auth.kind === 'api_key') {
+      const key = (await this.readSecret(auth.file, 'api_key_file')).trim();
+      return { authorization: `ApiKey ${key.includes(':') ? Buffer.from(key).toString('base64') : key}` };
     }
-    return undefined;
+    if (auth.kind === 'client_cert') {
+      const what = auth.layout ? 'admin client certificate (no credentials set, so LambdaStack\'s)' : 'client_cert_file';
+      const cert = await this.readFileFor(auth.certFile, what);
+      // An expired certificate makes the node drop the handshake with a bare alert; saying so here is clearer.
+      const problem = await certificateProblem(auth.certFile);
+      if (problem) {
+        throw new PermissionError(`${what} ${problem}: renew it (LambdaStack issues its admin certificate until ownca_not_after), or set client_cert_file/client_key_file or username/password_file`);
+      }
+      const key = await this.readFileFor(auth.keyFile, auth.layout ? 'admin client key' : 'client_key_file');
+      return { cert, key };
+    }
+    return {};
   }
 
   async request<T>(method: string, apiPath: string, body?: unknown, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<T> {
     const url = new URL(apiPath.replace(/^\//, ''), this.base);
     let ca: Buffer;
     try {
-      ca = await fsp.readFile(this.cfg.ca_file);
+      ca = await fsp.readFile(this.conn.caFile);
     } catch (err) {
-      throw new InputError(`ca_file ${this.cfg.ca_file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
+      throw new InputError(`ca_file ${this.conn.caFile}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
     }
-    const auth = await this.authorization();
+    const { authorization, cert, key } = await this.credentials();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string | number> = { accept: 'application/json' };
-    if (auth) headers.authorization = auth;
+    if (authorization) headers.authorization = authorization;
     if (payload) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = payload.length;
     }
-    const timeoutMs = opts.timeoutMs ?? this.cfg.request_timeout_seconds * 1000;
+    const timeoutMs = opts.timeoutMs ?? this.conn.requestTimeoutSeconds * 1000;
     const what = `${method} ${url.pathname}`;
     const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = https.request(url, { method, headers, ca, signal: opts.signal, timeout: timeoutMs }, (r: IncomingMessage) => {
+      // A fresh connection per request (agent: false): the certificate presented is the one read just now.
+      const req = https.request(url, { method, headers, ca, cert, key, agent: cert ? false : undefined, signal: opts.signal, timeout: timeoutMs }, (r: IncomingMessage) => {
         const chunks: Buffer[] = [];
         r.on('data', (c: Buffer) => chunks.push(c));
         r.on('end', () => resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
@@ -202,7 +303,7 @@ class EsClient {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     // Certificate failures are reported as such and never retried without verification.
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS/.test(code)) {
-      return new UnavailableError(`TLS certificate check of ${this.base.host} failed (${code}: ${err.message}); is ca_file ${this.cfg.ca_file} the CA that signed the cluster's HTTP certificate?`);
+      return new UnavailableError(`TLS certificate check of ${this.base.host} failed (${code}: ${err.message}); is ca_file ${this.conn.caFile} the CA that signed the cluster's HTTP certificate?`);
     }
     if (code === 'ECONNREFUSED') return new UnavailableError(`nothing answers at ${this.base.origin} (connection refused; ${what})`);
     return new UnavailableError(`${what} on ${this.base.host}: ${code ? `${code}: ` : ''}${err.message}`);
@@ -215,7 +316,8 @@ class EsClient {
     // The top-level reason is often a wrapper ("failed to create repository"); the cause says why.
     const cause = typeof e === 'object' ? (e.caused_by?.reason ?? e.root_cause?.[0]?.reason ?? '') : '';
     const reason = cause && cause !== top ? `${top}: ${cause}` : top;
-    const message = `${what}: HTTP ${status}${type ? ` ${type}` : ''}: ${reason}`;
+    const hint = status === 401 ? ` (authenticated with ${describeAuth(this.conn.auth)})` : '';
+    const message = `${what}: HTTP ${status}${type ? ` ${type}` : ''}: ${reason}${hint}`;
     const err: LsbackupError =
       status === 401 || status === 403
         ? new PermissionError(message)
@@ -231,7 +333,7 @@ class EsClient {
     return this.request('GET', '/', undefined, { signal });
   }
 
-  async health(signal?: AbortSignal): Promise<{ status: string; cluster_name?: string }> {
+  async health(signal?: AbortSignal): Promise<ClusterHealth> {
     return this.request('GET', '/_cluster/health', undefined, { signal });
   }
 
@@ -274,21 +376,26 @@ export function snapshotNameOf(backupId: string): string {
   return `lsbackup-${backupId.toLowerCase()}`;
 }
 
-/** Where the repository lives when the config does not say: beside the sets on the shared location. */
-function locationOf(cfg: Config, setDir: string): string {
-  return cfg.repository_location ?? path.join(path.dirname(path.resolve(setDir)), '_elasticsearch');
+/**
+ * The cluster a part belongs to, as a name safe in repository names and paths: the es_cluster
+ * fact (the inventory group, or manifest.yml's cluster_name), recorded in the part's meta so
+ * that restore and release, which get no facts, find the same repository.
+ */
+function clusterKeyOf(raw: string | undefined): string | undefined {
+  const key = (raw ?? '').toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+|-+$/g, '');
+  return key || undefined;
 }
 
-/** path.repo as a node reads it: a flat or nested key, a list or a comma-separated string. */
-function pathRepoOf(settings: unknown): string[] {
-  const s = (settings ?? {}) as Record<string, unknown>;
-  const nested = s.path && typeof s.path === 'object' ? (s.path as Record<string, unknown>).repo : undefined;
-  const out: string[] = [];
-  for (const v of [s['path.repo'], nested]) {
-    if (typeof v === 'string') out.push(...v.split(',').map((x) => x.trim()).filter(Boolean));
-    else if (Array.isArray(v)) out.push(...v.filter((x): x is string => typeof x === 'string'));
-  }
-  return out;
+/**
+ * One repository and one location per cluster: two clusters writing one fs repository would
+ * corrupt each other's repository index. Settings in agent.yaml win.
+ */
+function repositoryOf(cfg: Config, setDir: string, key: string | undefined): { repository: string; location: string } {
+  const shared = path.join(path.dirname(path.resolve(setDir)), '_elasticsearch');
+  return {
+    repository: cfg.repository ?? (key ? `lsbackup-${key}` : 'lsbackup'),
+    location: cfg.repository_location ?? (key ? path.join(shared, key) : shared),
+  };
 }
 
 function addPathRepo(doc: Document, location: string): void {
@@ -354,70 +461,188 @@ function describeFailures(info: SnapshotInfo): string {
   return `${shards.join('; ') || info.reason || 'no failure details'}${counts}`;
 }
 
-/**
- * The seed's step 1: a snapshot of the whole cluster into a shared-filesystem repository, plus
- * the node's elasticsearch.yml (and security plugin config) as files. The snapshot data stays in
- * the repository on the shared location; the set records which snapshot belongs to it, and
- * removing the set deletes that snapshot (release).
- */
-export function elasticsearch(cfg: Config): Component {
-  const client = new EsClient(cfg);
-  const configPaths = [...new Set([cfg.config_file, ...cfg.extra_config_paths, ...(cfg.security_config_dir ? [cfg.security_config_dir] : [])])];
+/** What this node says of itself right now: its layout, config file and how to reach the cluster. */
+interface NodeView {
+  layout: Layout;
+  configFile: string;
+  config: NodeConfig;
+  conn: Connection;
+  /** Files and directories kept beside the snapshot. */
+  configPaths: string[];
+}
 
-  /** Makes sure this node's path.repo covers the location, editing it only when allowed. */
-  async function ensurePathRepo(location: string, signal: AbortSignal, say: (line: string) => void, dryRun = false): Promise<void> {
-    let text: string;
+/** What a backup knows of the cluster from the build directory (BackupContext.facts). */
+interface ClusterPlace {
+  key?: string;
+  nodes: string[];
+  /** Set when the facts say which node takes the cluster's snapshot: the one with es_node_index 0. */
+  taker?: string;
+  follower: boolean;
+}
+
+function placeOf(facts: Record<string, string>): ClusterPlace {
+  const nodes = (facts.es_nodes ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+  const index = facts.es_node_index?.trim();
+  const hasIndex = index !== undefined && index !== '';
+  return {
+    key: clusterKeyOf(facts.es_cluster),
+    nodes,
+    taker: hasIndex ? (nodes[0] ?? 'the node with es_node_index 0') : undefined,
+    follower: hasIndex && index !== '0',
+  };
+}
+
+/**
+ * A snapshot of the whole cluster into a shared-filesystem repository (one per cluster), plus
+ * the node's config files. The snapshot data stays in the repository on the shared location; the
+ * set records which snapshot belongs to it, and removing the set deletes that snapshot (release).
+ * With the es_node_index fact exactly one node of a cluster takes the snapshot (index 0); the
+ * others keep their config files and record that the snapshot is in that node's part.
+ * `env` only redirects where the node's files are looked for (tests).
+ */
+export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
+  function configPathsOf(configFile: string): string[] {
+    // A config file found by layout brings its directory, as LambdaStack's backup keeps /etc/elasticsearch/.
+    const base = cfg.config_file ? [cfg.config_file] : [path.dirname(configFile)];
+    return [...new Set([...base, ...cfg.extra_config_paths, ...(cfg.security_config_dir ? [cfg.security_config_dir] : [])])];
+  }
+
+  async function view(): Promise<NodeView> {
+    const { layout, configFile, found } = layoutOf(env, cfg.config_file);
+    const config: NodeConfig = found ? await readNodeConfig(configFile) : { problem: 'ENOENT' };
+    const url = cfg.url ?? nodeUrlOf(config.settings, env).url;
+    const caFile = cfg.ca_file ?? configuredCaOf(config.settings, layout, configFile, env) ?? rooted(env, layout.caFile);
+    const auth: Auth =
+      cfg.username && cfg.password_file
+        ? { kind: 'basic', username: cfg.username, passwordFile: cfg.password_file }
+        : cfg.api_key_file
+          ? { kind: 'api_key', file: cfg.api_key_file }
+          : cfg.client_cert_file && cfg.client_key_file
+            ? { kind: 'client_cert', certFile: cfg.client_cert_file, keyFile: cfg.client_key_file, layout: false }
+            : { kind: 'client_cert', certFile: rooted(env, layout.adminCertFile), keyFile: rooted(env, layout.adminKeyFile), layout: true };
+    return { layout, configFile, config, conn: { url, caFile, auth, requestTimeoutSeconds: cfg.request_timeout_seconds }, configPaths: configPathsOf(configFile) };
+  }
+
+  async function connect(): Promise<{ v: NodeView; client: EsClient }> {
+    const v = await view();
+    return { v, client: new EsClient(v.conn) };
+  }
+
+  async function waitForCluster(client: EsClient, what: string, signal: AbortSignal, ready: (h: ClusterHealth) => boolean): Promise<ClusterHealth> {
+    const deadline = Date.now() + cfg.reload_timeout_seconds * 1000;
+    let last = '';
+    const h = await pollUntil(deadline, { ...POLL, signal }, async () => {
+      try {
+        const now = await client.health(signal);
+        if (ready(now)) return now;
+        last = `cluster health ${now.status}, ${now.number_of_nodes ?? '?'} nodes`;
+      } catch (err) {
+        last = messageOf(err);
+      }
+      return undefined;
+    });
+    if (!h) throw new UnavailableError(`${what} within ${cfg.reload_timeout_seconds}s: ${last}`);
+    return h;
+  }
+
+  /**
+   * Runs `restart` while this node holds the cluster's restart lock, a file beside the repository
+   * on the shared location that every agent of the cluster sees: never more than one node down.
+   * Before: every node in, nothing red or moving; allocation held to primaries (no shard copies
+   * rebuilt for a node that is back in a minute), as LambdaStack's rolling upgrade does. After:
+   * the node back in, allocation re-enabled, and the health it had before.
+   */
+  async function oneNodeAtATime(client: EsClient, location: string, place: ClusterPlace, node: string, signal: AbortSignal, say: (line: string) => void, restart: () => Promise<void>): Promise<void> {
+    const lock = path.join(path.dirname(location), `.${path.basename(location)}.restart.lock`);
+    await fsp.mkdir(path.dirname(lock), { recursive: true, mode: 0o700 });
+    const turnMs = cfg.reload_timeout_seconds * 1000;
+    const expected = Math.max(1, place.nodes.length);
+    let holder = '';
+    const got = await pollUntil(Date.now() + turnMs * expected, { ...POLL, signal }, async () => {
+      try {
+        await fsp.writeFile(lock, `${JSON.stringify({ node, pid: process.pid, since: new Date().toISOString() })}\n`, { flag: 'wx', mode: 0o600 });
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const st = await fsp.stat(lock).catch(() => undefined);
+      // A holder that died mid-restart would block the cluster forever; two turns is longer than any live one.
+      if (st && Date.now() - st.mtimeMs > 2 * turnMs) {
+        say(`restart lock ${lock} is older than ${2 * cfg.reload_timeout_seconds}s; taking it over`);
+        await fsp.rm(lock, { force: true });
+        return undefined;
+      }
+      holder = (await fsp.readFile(lock, 'utf8').catch(() => '')).trim();
+      return undefined;
+    });
+    if (!got) throw new UnavailableError(`waited ${(turnMs * expected) / 1000}s for restart lock ${lock} (held by ${holder || 'another node'})`);
     try {
-      text = await fsp.readFile(cfg.config_file, 'utf8');
-    } catch (err) {
-      throw new PreconditionError(`cannot read ${cfg.config_file} to check path.repo: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
+      const whole = (h: ClusterHealth) => (h.number_of_nodes ?? 1) >= expected && h.status !== 'red';
+      const before = await waitForCluster(client, 'the cluster was not whole and settled before restarting this node', signal, (h) => whole(h) && !h.initializing_shards && !h.relocating_shards);
+      await client.request('PUT', '/_cluster/settings', { persistent: { 'cluster.routing.allocation.enable': 'primaries' } }, { signal });
+      // Optional, as in LambdaStack's upgrade: a flush speeds up shard recovery after the restart.
+      await client.request('POST', '/_flush', undefined, { signal }).catch((err) => say(`flush before restart failed (${messageOf(err)}); restarting anyway`));
+      try {
+        await restart();
+        await waitForCluster(client, `after ${cfg.reload_command!.join(' ')} the node did not rejoin the cluster`, signal, whole);
+      } finally {
+        await client
+          .request('PUT', '/_cluster/settings', { persistent: { 'cluster.routing.allocation.enable': null } }, { signal })
+          .catch((err) => say(`could not re-enable shard allocation (${messageOf(err)}): PUT _cluster/settings {"persistent":{"cluster.routing.allocation.enable":null}} by hand`));
+      }
+      const back = before.status === 'green' ? ['green'] : ['green', 'yellow'];
+      await waitForCluster(client, `the cluster did not get back to ${before.status} after restarting this node`, signal, (h) => whole(h) && back.includes(h.status));
+    } finally {
+      await fsp.rm(lock, { force: true });
     }
-    const doc = YAML.parseDocument(text);
-    if (doc.errors.length > 0) throw new PreconditionError(`${cfg.config_file} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-    const repos = pathRepoOf(doc.toJS());
+  }
+
+  /**
+   * Makes sure this node's path.repo covers the location. Refused, it says in one line which
+   * file, what path.repo holds and what it must hold; allowed, it edits and restarts in turn.
+   */
+  async function ensurePathRepo(v: NodeView, client: EsClient, location: string, place: ClusterPlace, node: string, signal: AbortSignal, say: (line: string) => void, dryRun = false): Promise<void> {
+    if (!v.config.settings) throw new PreconditionError(`cannot read ${v.configFile} to check path.repo: ${v.config.problem ?? 'unreadable'}`);
+    const repos = pathRepoOf(v.config.settings);
     if (repos.some((r) => path.isAbsolute(r) && isInside(path.resolve(r), location))) return;
-    const fix = `path.repo: ["${location}"]`;
+    const fix = `path.repo: ${JSON.stringify([...repos, location])}`;
+    const nodes = place.key ? `every node of cluster ${place.key}${place.nodes.length ? ` (${place.nodes.join(', ')})` : ''}` : 'every master and data node';
     if (!cfg.allow_config_edit) {
       throw new PreconditionError(
-        `${cfg.config_file} has no path.repo covering the snapshot location ${location} (it has: ${repos.join(', ') || 'none'}); ` +
-          `add ${fix} on every master and data node and restart them, or set allow_config_edit: true with a reload_command`,
+        `${v.configFile} has path.repo ${repos.length ? JSON.stringify(repos) : '(not set)'}, which does not cover the snapshot location ${location}: ` +
+          `set ${fix} on ${nodes} and restart them one at a time, or set allow_config_edit: true with a reload_command`,
       );
     }
     if (dryRun) {
-      say(`dry run: would add ${location} to path.repo in ${cfg.config_file} and run ${cfg.reload_command!.join(' ')}`);
+      say(`dry run: would add ${location} to path.repo in ${v.configFile} and run ${cfg.reload_command!.join(' ')}, one node of the cluster at a time`);
       return;
     }
-    addPathRepo(doc, location);
-    const st = await fsp.stat(cfg.config_file);
-    await writeFileAtomic(cfg.config_file, doc.toString(), st.mode & 0o7777);
-    await fsp.chown(cfg.config_file, st.uid, st.gid);
-    say(`added ${location} to path.repo in ${cfg.config_file}; running ${cfg.reload_command!.join(' ')}`);
-    await run(cfg.reload_command!, { signal });
-    // A restarted node answers before it has joined the cluster; wait until the cluster is usable.
-    const deadline = Date.now() + cfg.reload_timeout_seconds * 1000;
-    let last = '';
-    const up = await pollUntil(deadline, { ...POLL, signal: signal }, async () => {
-      try {
-        const h = await client.health(signal);
-        return h.status === 'green' || h.status === 'yellow' ? true : ((last = `cluster health ${h.status}`), undefined);
-      } catch (err) {
-        last = messageOf(err);
-        return undefined;
+    await oneNodeAtATime(client, location, place, node, signal, say, async () => {
+      // Read again under the lock: the file is the node's, and may have changed while this agent waited.
+      const text = await fsp.readFile(v.configFile, 'utf8');
+      const doc = YAML.parseDocument(text);
+      if (doc.errors.length > 0) throw new PreconditionError(`${v.configFile} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+      if (!pathRepoOf(doc.toJS()).some((r) => path.isAbsolute(r) && isInside(path.resolve(r), location))) {
+        addPathRepo(doc, location);
+        const st = await fsp.stat(v.configFile);
+        await writeFileAtomic(v.configFile, doc.toString(), st.mode & 0o7777);
+        await fsp.chown(v.configFile, st.uid, st.gid);
       }
+      say(`added ${location} to path.repo in ${v.configFile}; running ${cfg.reload_command!.join(' ')}`);
+      await run(cfg.reload_command!, { signal });
     });
-    if (!up) throw new UnavailableError(`after ${cfg.reload_command!.join(' ')} the cluster was not usable within ${cfg.reload_timeout_seconds}s: ${last}`);
   }
 
   /** Registers the fs repository unless it is registered already as wanted. */
-  async function ensureRepository(location: string, signal: AbortSignal, say: (line: string) => void, dryRun = false): Promise<boolean> {
-    const current = await client.repository(cfg.repository, signal);
+  async function ensureRepository(client: EsClient, repository: string, location: string, place: ClusterPlace, signal: AbortSignal, say: (line: string) => void, dryRun = false): Promise<boolean> {
+    const current = await client.repository(repository, signal);
     const want = { location, readonly: cfg.readonly };
     if (current && current.type === 'fs' && current.settings.location === location && String(current.settings.readonly ?? false) === String(cfg.readonly)) return true;
     if (dryRun) {
-      say(`dry run: would register repository ${cfg.repository} (fs, ${JSON.stringify(want)})`);
+      say(`dry run: would register repository ${repository} (fs, ${JSON.stringify(want)})`);
       return false;
     }
-    if (current) say(`repository ${cfg.repository} is registered as ${current.type} ${JSON.stringify(current.settings)}; re-registering it at ${location}`);
+    if (current) say(`repository ${repository} is registered as ${current.type} ${JSON.stringify(current.settings)}; re-registering it at ${location}`);
     if (!cfg.readonly) {
       const created = await fsp.mkdir(location, { recursive: true, mode: 0o700 });
       if (created && cfg.repository_owner) {
@@ -427,48 +652,76 @@ export function elasticsearch(cfg: Config): Component {
     }
     const settings: Record<string, unknown> = { location };
     if (cfg.readonly) settings.readonly = true;
-    try {
-      await client.request('PUT', `/_snapshot/${enc(cfg.repository)}`, { type: 'fs', settings }, { signal });
-    } catch (err) {
-      if (esTypeOf(err) !== 'repository_verification_exception') throw err;
+    const register = () => client.request('PUT', `/_snapshot/${enc(repository)}`, { type: 'fs', settings }, { signal });
+    // While the other nodes' agents add the location to their path.repo in turn, the cluster refuses the repository.
+    const othersRestarting = cfg.allow_config_edit && place.nodes.length > 1;
+    let lastErr: unknown;
+    const done = await pollUntil(Date.now() + (othersRestarting ? cfg.reload_timeout_seconds * 1000 * place.nodes.length : 0), { ...POLL, signal }, async () => {
+      try {
+        await register();
+        return true;
+      } catch (err) {
+        const type = esTypeOf(err);
+        if (type !== 'repository_verification_exception' && type !== 'repository_exception') throw err;
+        lastErr = err;
+        return othersRestarting ? undefined : false;
+      }
+    });
+    if (done === true) return true;
+    if (esTypeOf(lastErr) === 'repository_verification_exception') {
       throw new PreconditionError(
-        `${messageOf(err)} (every master and data node must be able to write ${location} as the user Elasticsearch runs as; repository_owner makes the agent give it the directory it creates)`,
+        `${messageOf(lastErr)} (every master and data node must be able to write ${location} as the user Elasticsearch runs as; repository_owner makes the agent give it the directory it creates)`,
       );
     }
-    return true;
+    throw lastErr;
   }
 
   async function backup(ctx: BackupContext) {
-    if (cfg.readonly) throw new InputError(`repository ${cfg.repository} is configured readonly: this cluster restores snapshots but cannot take them`);
-    const location = locationOf(cfg, ctx.setDir);
-    const info = await client.info(ctx.signal);
+    const place = placeOf(ctx.facts);
+    const { repository, location } = repositoryOf(cfg, ctx.setDir, place.key);
+    if (cfg.readonly) throw new InputError(`repository ${repository} is configured readonly: this cluster restores snapshots but cannot take them`);
+    const { v, client } = await connect();
     const say = (line: string) => ctx.log.warn(line);
-    await ensurePathRepo(location, ctx.signal, say);
-    await ensureRepository(location, ctx.signal, say);
+    // Every node, the snapshot taker or not: the shared repository must be in each one's path.repo.
+    await ensurePathRepo(v, client, location, place, ctx.node, ctx.signal, say);
     const snap = snapshotNameOf(ctx.backupId);
+    const cluster = place.key ? { es_cluster: place.key } : {};
+    if (place.follower) {
+      await ctx.addZip(FILES, v.configPaths);
+      // The snapshot is named so that any node of the cluster can release it when the set goes.
+      Object.assign(ctx.meta, { repository, location, snapshot: snap, snapshot_taken_by: place.taker!, ...cluster });
+      ctx.log.info(`snapshot ${snap} of cluster ${place.key ?? ''} is taken by ${place.taker}; this part holds ${ctx.node}'s config files`);
+      return { status: 'ok' as const };
+    }
+    const info = await client.info(ctx.signal);
+    const expectedName = ctx.facts.es_cluster_name;
+    if (expectedName && info.cluster_name && info.cluster_name !== expectedName) {
+      ctx.log.warn(`the build directory names this cluster ${expectedName}, but ${v.conn.url} answers as cluster ${info.cluster_name}`);
+    }
+    await ensureRepository(client, repository, location, place, ctx.signal, say);
     const body: Record<string, unknown> = { include_global_state: true, metadata: { taken_by: 'lsbackup', backup_id: ctx.backupId, node: ctx.node } };
     if (cfg.security_plugin) {
       // The security index holds credentials; the plugin's docs advise keeping it out of snapshots.
       body.indices = ['*', ...SECURITY_INDICES.map((i) => `-${i}`)].join(',');
       body.expand_wildcards = 'all';
     }
-    ctx.progress(0, `taking snapshot ${snap} in repository ${cfg.repository}`);
+    ctx.progress(0, `taking snapshot ${snap} in repository ${repository}`);
     try {
-      await client.request('PUT', `/_snapshot/${enc(cfg.repository)}/${enc(snap)}?wait_for_completion=false`, body, { signal: ctx.signal });
+      await client.request('PUT', `/_snapshot/${enc(repository)}/${enc(snap)}?wait_for_completion=false`, body, { signal: ctx.signal });
     } catch (err) {
-      // Every node running this component takes the set's snapshot; the first one wins and the others follow it.
-      if (esTypeOf(err) !== 'invalid_snapshot_name_exception' || !/same name/.test(messageOf(err))) throw err;
+      // Without the es_node_index fact every node takes the set's snapshot; the first one wins and the others follow it.
+      if (place.taker || esTypeOf(err) !== 'invalid_snapshot_name_exception' || !/same name/.test(messageOf(err))) throw err;
       ctx.log.info(`snapshot ${snap} already exists (another node of the cluster took it for this set); following it`);
     }
     // Recorded now rather than at the end: a part that fails from here on may leave the snapshot
     // in the repository, and removing the set releases it by these facts.
-    Object.assign(ctx.meta, { repository: cfg.repository, location, snapshot: snap });
+    Object.assign(ctx.meta, { repository, location, snapshot: snap, ...(place.taker ? { snapshot_taken_by: ctx.node } : {}), ...cluster });
     const deadline = Date.now() + cfg.snapshot_timeout_seconds * 1000;
     let last: SnapshotInfo | undefined;
     let done: SnapshotInfo | undefined;
     try {
       done = await pollUntil(deadline, { ...POLL, signal: ctx.signal }, async () => {
-        last = await client.snapshot(cfg.repository, snap, ctx.signal);
+        last = await client.snapshot(repository, snap, ctx.signal);
         if (last.state === 'IN_PROGRESS' || last.state === 'STARTED' || last.state === 'INIT') {
           ctx.progress(0, `snapshot ${snap}: ${last.state}`);
           return undefined;
@@ -476,23 +729,23 @@ export function elasticsearch(cfg: Config): Component {
         return last;
       });
     } catch (err) {
-      if (ctx.signal.aborted) await abortSnapshot(snap, ctx.log);
+      if (ctx.signal.aborted) await abortSnapshot(client, repository, snap, ctx.log);
       throw err;
     }
     if (!done) {
-      await abortSnapshot(snap, ctx.log);
+      await abortSnapshot(client, repository, snap, ctx.log);
       throw new UnavailableError(`snapshot ${snap} was still ${last?.state ?? 'not visible'} after ${cfg.snapshot_timeout_seconds}s; it was aborted`);
     }
     if (done.state !== 'SUCCESS') {
-      throw new PreconditionError(`snapshot ${snap} ended ${done.state}: ${describeFailures(done)}; it stays in repository ${cfg.repository} for inspection`);
+      throw new PreconditionError(`snapshot ${snap} ended ${done.state}: ${describeFailures(done)}; it stays in repository ${repository} for inspection`);
     }
 
-    await ctx.addZip(FILES, configPaths);
+    await ctx.addZip(FILES, v.configPaths);
     // The snapshot's data is the repository on the shared location, not an artifact of the set:
     // the set's checksums cover this record of it, and verify does not read the repository files.
     const record = {
       format: 'lsbackup-elasticsearch-snapshot/1',
-      repository: cfg.repository,
+      repository,
       location,
       snapshot: snap,
       uuid: done.uuid ?? '',
@@ -502,7 +755,7 @@ export function elasticsearch(cfg: Config): Component {
       shards: done.shards,
       start_time: done.start_time,
       end_time: done.end_time,
-      cluster: { name: info.cluster_name, uuid: info.cluster_uuid, version: info.version?.number, distribution: info.version?.distribution ?? 'elasticsearch' },
+      cluster: { key: place.key, nodes: place.nodes, name: info.cluster_name, uuid: info.cluster_uuid, version: info.version?.number, distribution: info.version?.distribution ?? 'elasticsearch' },
       security_plugin: cfg.security_plugin,
     };
     await ctx.addStream(SNAPSHOT_JSON, Readable.from([Buffer.from(JSON.stringify(record, null, 2) + '\n')]));
@@ -516,13 +769,13 @@ export function elasticsearch(cfg: Config): Component {
   }
 
   /** Through the API, never by removing files: the repository's index files must stay consistent. */
-  async function deleteSnapshot(snap: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
-    await client.request('DELETE', `/_snapshot/${enc(cfg.repository)}/${enc(snap)}`, undefined, opts);
+  async function deleteSnapshot(client: EsClient, repository: string, snap: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    await client.request('DELETE', `/_snapshot/${enc(repository)}/${enc(snap)}`, undefined, opts);
   }
 
-  async function abortSnapshot(snap: string, log: BackupContext['log']): Promise<void> {
+  async function abortSnapshot(client: EsClient, repository: string, snap: string, log: BackupContext['log']): Promise<void> {
     // Deleting a running snapshot is how the API aborts it; a stuck one would block later snapshots.
-    await deleteSnapshot(snap).catch((err) => log.warn(`could not abort snapshot ${snap}: ${messageOf(err)}`));
+    await deleteSnapshot(client, repository, snap).catch((err) => log.warn(`could not abort snapshot ${snap}: ${messageOf(err)}`));
   }
 
   /**
@@ -536,26 +789,37 @@ export function elasticsearch(cfg: Config): Component {
     const snap = ctx.meta.snapshot ?? '';
     // The API takes comma lists and wildcards: a manifest naming '*' must not delete every snapshot.
     if (!/^[a-z0-9][a-z0-9._-]*$/.test(snap)) throw new InputError(`the elasticsearch part of backup ${ctx.backupId} names no single snapshot ('${snap}')`);
-    if (cfg.readonly) throw new PreconditionError(`repository ${cfg.repository} is configured readonly on this node: it cannot delete snapshot ${snap}`);
-    await ensureRepository(locationOf(cfg, ctx.setDir), ctx.signal, (line) => ctx.log.warn(line));
+    const { repository, location } = repositoryOf(cfg, ctx.setDir, clusterKeyOf(ctx.meta.es_cluster));
+    if (cfg.readonly) throw new PreconditionError(`repository ${repository} is configured readonly on this node: it cannot delete snapshot ${snap}`);
+    const { client } = await connect();
+    await ensureRepository(client, repository, location, { nodes: [], follower: false }, ctx.signal, (line) => ctx.log.warn(line));
     try {
       // A deletion runs as long as the files it removes take; it is bounded like a snapshot.
-      await deleteSnapshot(snap, { signal: ctx.signal, timeoutMs: cfg.snapshot_timeout_seconds * 1000 });
-      return `deleted snapshot ${snap} from repository ${cfg.repository}`;
+      await deleteSnapshot(client, repository, snap, { signal: ctx.signal, timeoutMs: cfg.snapshot_timeout_seconds * 1000 });
+      return `deleted snapshot ${snap} from repository ${repository}`;
     } catch (err) {
       if (esTypeOf(err) !== 'snapshot_missing_exception') throw err;
-      return `snapshot ${snap} was already gone from repository ${cfg.repository}`;
+      return `snapshot ${snap} was already gone from repository ${repository}`;
     }
   }
 
   async function restore(ctx: RestoreContext) {
     const snap = ctx.part.meta.snapshot;
     if (!snap) throw new InputError(`the elasticsearch part of backup ${ctx.backupId} records no snapshot name`);
-    const location = locationOf(cfg, ctx.setDir);
+    const key = clusterKeyOf(ctx.part.meta.es_cluster);
+    const { repository, location } = repositoryOf(cfg, ctx.setDir, key);
     const say = (line: string) => {
       ctx.log.info(line);
       ctx.report(line);
     };
+    const { v, client } = await connect();
+    const takenBy = ctx.part.meta.snapshot_taken_by;
+    if (takenBy && takenBy !== ctx.part.node) {
+      say(`this part holds ${ctx.part.node}'s config files; snapshot ${snap} of cluster ${key ?? ''} is restored with ${takenBy}'s part`);
+      if (ctx.options.elasticsearch_config === 'true') await restoreFilesThenRun(ctx, { afterRestore: cfg.after_restore_command }, FILES);
+      else say(`node config files not restored (option elasticsearch_config=true restores ${v.configPaths.join(', ')})`);
+      return;
+    }
     if (ctx.part.meta.location && ctx.part.meta.location !== location) say(`snapshot ${snap} was taken into ${ctx.part.meta.location}; reading it from ${location}`);
     const suffix = ctx.options.rename_suffix;
     const closeExisting = ctx.options.close_existing === 'true';
@@ -564,13 +828,14 @@ export function elasticsearch(cfg: Config): Component {
     const globalState = ctx.options.include_global_state === 'true';
     if (globalState && cfg.security_plugin) throw new InputError('include_global_state=true cannot be used with the security plugin: it refuses restores of the global state');
 
-    await ensurePathRepo(location, ctx.signal, say, ctx.dryRun);
-    const registered = await ensureRepository(location, ctx.signal, say, ctx.dryRun);
+    const place: ClusterPlace = { key, nodes: [], follower: false };
+    await ensurePathRepo(v, client, location, place, ctx.node, ctx.signal, say, ctx.dryRun);
+    const registered = await ensureRepository(client, repository, location, place, ctx.signal, say, ctx.dryRun);
     if (!registered) {
       say(`dry run: would restore snapshot ${snap} from ${location} once the repository is registered`);
       return;
     }
-    const info = await client.snapshot(cfg.repository, snap, ctx.signal);
+    const info = await client.snapshot(repository, snap, ctx.signal);
     if (info.state !== 'SUCCESS') throw new PreconditionError(`snapshot ${snap} is ${info.state}, not SUCCESS: ${describeFailures(info)}`);
     const available = info.indices ?? [];
     const chosen = chooseIndices(available, ctx.options.indices, cfg.security_plugin, snap);
@@ -611,7 +876,7 @@ export function elasticsearch(cfg: Config): Component {
       body.rename_replacement = `$1${suffix}`;
     }
     say(plan);
-    await client.request('POST', `/_snapshot/${enc(cfg.repository)}/${enc(snap)}/_restore?wait_for_completion=false`, body, { signal: ctx.signal });
+    await client.request('POST', `/_snapshot/${enc(repository)}/${enc(snap)}/_restore?wait_for_completion=false`, body, { signal: ctx.signal });
 
     const targets = chosen.map(targetOf);
     const deadline = Date.now() + cfg.restore_timeout_seconds * 1000;
@@ -634,21 +899,44 @@ export function elasticsearch(cfg: Config): Component {
     }
     say(`restored ${targets.join(', ')} from snapshot ${snap}`);
     if (ctx.options.elasticsearch_config === 'true') await restoreFilesThenRun(ctx, { afterRestore: cfg.after_restore_command }, FILES);
-    else say(`node config files not restored (option elasticsearch_config=true restores ${configPaths.join(', ')})`);
+    else say(`node config files not restored (option elasticsearch_config=true restores ${v.configPaths.join(', ')})`);
+  }
+
+  /** What `lsbackup agents` shows: the layout found, the cluster, the address and the credentials, and what is wrong with them. */
+  async function detect(): Promise<Detection> {
+    const { configFile, found } = layoutOf(env, cfg.config_file);
+    if (!found) {
+      const looked = cfg.config_file ? [cfg.config_file] : LAYOUTS.map((l) => rooted(env, l.configFile));
+      return { present: false, detail: `no Elasticsearch or OpenSearch here (looked for ${looked.join(', ')})` };
+    }
+    const v = await view();
+    const name = settingOf(v.config.settings, 'cluster.name');
+    const parts = [`${v.layout.product}: ${configFile}${v.config.problem ? ` (${v.config.problem})` : ''}`];
+    if (typeof name === 'string' && name) parts.push(`cluster ${name}`);
+    parts.push(v.conn.url, describeAuth(v.conn.auth));
+    if (!existsSync(v.conn.caFile)) parts.push(`CA ${v.conn.caFile} missing`);
+    if (v.conn.auth.kind === 'client_cert') {
+      const problem = await certificateProblem(v.conn.auth.certFile);
+      if (problem) parts.push(`client certificate ${problem}`);
+    }
+    return { present: true, detail: parts.join(', ') };
   }
 
   return {
     name: 'elasticsearch',
-    restorePaths: configPaths,
-    detect: () => detectPaths('Elasticsearch', [cfg.config_file]),
-    estimateBytes: () => duBytes(configPaths),
+    get restorePaths() {
+      return configPathsOf(layoutOf(env, cfg.config_file).configFile);
+    },
+    detect: () => detect().catch((err: unknown) => ({ present: false, detail: messageOf(err) })),
+    estimateBytes: async () => duBytes(configPathsOf(layoutOf(env, cfg.config_file).configFile)),
     async health(): Promise<Health> {
+      const { v, client } = await connect();
       try {
         const h = await client.health();
         const status = h.status === 'green' ? 'ok' : h.status === 'yellow' ? 'degraded' : 'down';
         return { status, detail: `cluster ${h.cluster_name ? `${h.cluster_name} ` : ''}is ${h.status}` };
       } catch (err) {
-        const files = await filesHealth([cfg.config_file]);
+        const files = await filesHealth([v.configFile]);
         return { status: 'down', detail: `${messageOf(err)}; ${files.detail}` };
       }
     },

@@ -2,16 +2,19 @@
  * A small stand-in for an Elasticsearch/OpenSearch node, for tests: no cluster can be installed
  * here. It follows the documented REST API for what lsbackup uses (snapshot repositories,
  * snapshots, restore, a few index and _cat APIs), answers with the documented shapes and error
- * types, serves HTTPS and requires basic auth. Indices live in memory; a snapshot writes real
+ * types, serves HTTPS and requires basic auth or, as the security plugin does, a client
+ * certificate whose DN the config's authcz.admin_dn lists. Indices live in memory; a snapshot writes real
  * files into the repository directory and a restore reads them back (checking their checksums),
  * so a test can damage the repository and see the restore fail. path.repo is read from the
- * elasticsearch.yml it is given, at start and at each "restart" (when restartFlag appears).
+ * elasticsearch.yml it is given, at start and at each "restart" (when restartFlag appears); with
+ * moreNodes, a repository registers only where every node's path.repo covers it.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { X509Certificate, createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
@@ -20,20 +23,52 @@ export interface Pki {
   caFile: string;
   certFile: string;
   keyFile: string;
+  /** With `lambdastack`: the admin client certificate and key, and its DN as authcz.admin_dn names it. */
+  adminCertFile?: string;
+  adminKeyFile?: string;
+  adminDn?: string;
 }
 
-/** A throwaway CA and a server certificate for localhost/127.0.0.1 signed by it, made with the openssl CLI. */
-export function makePki(dir: string): Pki {
+export interface PkiOptions {
+  /** Names the node certificate is for (default localhost); with `lambdastack`, never localhost. */
+  hosts?: string[];
+  ips?: string[];
+  /**
+   * Files and subjects as LambdaStack's opendistro_for_elasticsearch role makes them
+   * (defaults/main.yml, tasks/generate-certs.yml): lambdastack-root-ca.pem, lambdastack-admin.pem
+   * and -key.pem, lambdastack-node-<host>.pem, O=LambdaStack, OU=R&D.
+   */
+  lambdastack?: boolean;
+}
+
+/** A throwaway CA and a server certificate signed by it (and, LambdaStack-style, an admin client certificate), made with the openssl CLI. */
+export function makePki(dir: string, opts: PkiOptions = {}): Pki {
   mkdirSync(dir, { recursive: true });
   const f = (n: string) => path.join(dir, n);
   const ossl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ossl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=lsbackup test CA',
+  const ls = opts.lambdastack === true;
+  const hosts = opts.hosts ?? ['localhost'];
+  const ips = opts.ips ?? (ls ? [] : ['127.0.0.1']);
+  const names = ls
+    ? { ca: 'lambdastack-root-ca.pem', caKey: 'lambdastack-root-ca-key.pem', node: `lambdastack-node-${hosts[0]}.pem`, nodeKey: `lambdastack-node-${hosts[0]}-key.pem`, admin: 'lambdastack-admin.pem', adminKey: 'lambdastack-admin-key.pem' }
+    : { ca: 'ca.pem', caKey: 'ca.key', node: 'node.pem', nodeKey: 'node.key', admin: 'admin.pem', adminKey: 'admin.key' };
+  const subject = (cn: string) => (ls ? `/O=LambdaStack/OU=R&D/CN=${cn}` : `/CN=${cn}`);
+  ossl('req', '-x509', ...ec, '-keyout', f(names.caKey), '-out', f(names.ca), '-days', '2', '-subj', subject(ls ? 'LambdaStack Managed ODFE Root CA' : 'lsbackup test CA'),
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  ossl('req', ...ec, '-keyout', f('node.key'), '-out', f('node.csr'), '-subj', '/CN=localhost');
-  writeFileSync(f('node.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  ossl('x509', '-req', '-in', f('node.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('node.pem'), '-days', '2', '-extfile', f('node.ext'));
-  return { caFile: f('ca.pem'), certFile: f('node.pem'), keyFile: f('node.key') };
+  const sign = (name: string, key: string, subj: string, ext: string) => {
+    ossl('req', ...ec, '-keyout', f(key), '-out', f(`${name}.csr`), '-subj', subj);
+    writeFileSync(f(`${name}.ext`), ext);
+    ossl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f(names.ca), '-CAkey', f(names.caKey), '-CAcreateserial', '-out', f(name), '-days', '2', '-extfile', f(`${name}.ext`));
+  };
+  const san = [...hosts.map((h) => `DNS:${h}`), ...ips.map((i) => `IP:${i}`)].join(',');
+  sign(names.node, names.nodeKey, subject(hosts[0]!), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  const pki: Pki = { caFile: f(names.ca), certFile: f(names.node), keyFile: f(names.nodeKey) };
+  if (ls) {
+    sign(names.admin, names.adminKey, subject('LambdaStack Admin'), 'extendedKeyUsage=clientAuth\n');
+    Object.assign(pki, { adminCertFile: f(names.admin), adminKeyFile: f(names.adminKey), adminDn: 'CN=LambdaStack Admin,OU=R&D,O=LambdaStack' });
+  }
+  return pki;
 }
 
 export interface FakeEsOptions {
@@ -46,6 +81,13 @@ export interface FakeEsOptions {
   distribution?: 'opensearch' | 'elasticsearch';
   /** The security plugin: its index exists, and restores of it or of the global state are refused. */
   securityPlugin?: boolean;
+  /** Where it listens (default 127.0.0.1) and the host name its url uses (default localhost). */
+  listen?: { host?: string; port?: number; urlHost?: string };
+  /**
+   * The cluster's other nodes, each with its own config file: a repository registers only when
+   * every node's path.repo covers its location, and restartFlag re-reads that node's file.
+   */
+  moreNodes?: { name: string; configFile: string; restartFlag?: string }[];
   /** How long a snapshot stays IN_PROGRESS, and a restored index red, before the work is done. */
   snapshotDelayMs?: number;
   restoreDelayMs?: number;
@@ -140,8 +182,14 @@ export class FakeEs {
   readonly indices = new Map<string, Index>();
   readonly repos = new Map<string, Repo>();
   restarts = 0;
+  /** The persistent cluster settings, as PUT _cluster/settings left them. */
+  readonly clusterSettings = new Map<string, unknown>();
+  /** Who each request was authenticated as: a user name, or the client certificate's DN. */
+  readonly principals: string[] = [];
   private port = 0;
   private pathRepo: string[] = [];
+  private adminDns: string[] = [];
+  private readonly otherPathRepos = new Map<string, string[]>();
   private readonly running = new Map<string, { repo: string; info: SnapshotInfo; aborted: boolean; done: Promise<void> }>();
   /** index -> shard that fails when snapshotted, with the reason the node gives. */
   private readonly failing = new Map<string, { shard: number; reason: string }>();
@@ -151,7 +199,10 @@ export class FakeEs {
 
   private constructor(private readonly opts: FakeEsOptions) {
     this.readConfig();
-    this.server = https.createServer({ key: readFileSync(opts.pki.keyFile), cert: readFileSync(opts.pki.certFile) }, (req, res) => {
+    for (const n of opts.moreNodes ?? []) this.readOtherNode(n);
+    // Client certificates are asked for, not required: the security plugin takes either a certificate or basic auth.
+    const tls = { key: readFileSync(opts.pki.keyFile), cert: readFileSync(opts.pki.certFile), ca: readFileSync(opts.pki.caFile), requestCert: true, rejectUnauthorized: false };
+    this.server = https.createServer(tls, (req, res) => {
       this.handle(req, res).catch((err: Error) => this.send(res, 500, { error: { type: 'exception', reason: err.message }, status: 500 }));
     });
     if (opts.securityPlugin) this.indices.set(SECURITY_INDEX, this.newIndex(1));
@@ -159,13 +210,13 @@ export class FakeEs {
 
   static async start(opts: FakeEsOptions): Promise<FakeEs> {
     const es = new FakeEs(opts);
-    await new Promise<void>((resolve) => es.server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => es.server.listen(opts.listen?.port ?? 0, es.listenHost, resolve));
     es.port = (es.server.address() as AddressInfo).port;
     return es;
   }
 
   get url(): string {
-    return `https://localhost:${this.port}`;
+    return `https://${this.opts.listen?.urlHost ?? 'localhost'}:${this.port}`;
   }
 
   async close(): Promise<void> {
@@ -181,7 +232,11 @@ export class FakeEs {
   }
 
   async resume(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server.listen(this.port, this.listenHost, resolve));
+  }
+
+  private get listenHost(): string {
+    return this.opts.listen?.host ?? '127.0.0.1';
   }
 
   /** The next snapshot of `index` fails on `shard`, as a node with a broken disk would report it. */
@@ -218,14 +273,38 @@ export class FakeEs {
     });
   }
 
-  private readConfig(): void {
-    const settings = (YAML.parse(readFileSync(this.opts.configFile, 'utf8')) ?? {}) as Record<string, any>;
+  private static settingsOf(file: string): Record<string, any> {
+    return (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as Record<string, any>;
+  }
+
+  private static pathRepoOf(settings: Record<string, any>): string[] {
     const out: string[] = [];
     for (const v of [settings['path.repo'], settings.path?.repo]) {
       if (typeof v === 'string') out.push(...v.split(',').map((s) => s.trim()));
       else if (Array.isArray(v)) out.push(...v);
     }
-    this.pathRepo = out.filter(Boolean).map((p) => path.resolve(p));
+    return out.filter(Boolean).map((p) => path.resolve(p));
+  }
+
+  private readConfig(): void {
+    const settings = FakeEs.settingsOf(this.opts.configFile);
+    this.pathRepo = FakeEs.pathRepoOf(settings);
+    // The security plugin's super-admin certificates, named in the node's config as LambdaStack writes it.
+    const dn = settings['opendistro_security.authcz.admin_dn'] ?? settings['plugins.security.authcz.admin_dn'];
+    this.adminDns = Array.isArray(dn) ? dn.map(String) : typeof dn === 'string' ? [dn] : [];
+  }
+
+  private readOtherNode(node: { name: string; configFile: string }): void {
+    this.otherPathRepos.set(node.name, FakeEs.pathRepoOf(FakeEs.settingsOf(node.configFile)));
+  }
+
+  /** The peer certificate's subject as the plugin compares it with admin_dn (RFC 2253: last RDN first). */
+  private clientDn(req: IncomingMessage): string | undefined {
+    const sock = req.socket as TLSSocket;
+    if (!sock.authorized) return undefined;
+    const raw = sock.getPeerCertificate()?.raw;
+    if (!raw) return undefined;
+    return new X509Certificate(raw).subject.split('\n').reverse().join(',');
   }
 
   private newIndex(shards: number): Index {
@@ -244,6 +323,13 @@ export class FakeEs {
       this.restarts++;
       this.readConfig();
     }
+    for (const n of this.opts.moreNodes ?? []) {
+      if (n.restartFlag && existsSync(n.restartFlag)) {
+        unlinkSync(n.restartFlag);
+        this.restarts++;
+        this.readOtherNode(n);
+      }
+    }
     const url = new URL(req.url ?? '/', 'https://localhost');
     const method = req.method ?? 'GET';
     this.requests.push({ method, path: url.pathname });
@@ -252,8 +338,11 @@ export class FakeEs {
     const raw = Buffer.concat(chunks).toString('utf8');
 
     const auth = req.headers.authorization ?? '';
-    const [user, pass] = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString('utf8').split(/:(.*)/s) : [];
-    if (!user || this.opts.users[user] !== pass) {
+    const dn = this.clientDn(req);
+    const [basicUser, pass] = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString('utf8').split(/:(.*)/s) : [];
+    const certAdmin = !auth && dn !== undefined && this.adminDns.includes(dn);
+    const user = certAdmin ? dn : basicUser;
+    if (!certAdmin && (!user || this.opts.users[user] !== pass)) {
       const reason = auth ? `unable to authenticate user [${user ?? ''}] for REST request [${url.pathname}]` : `missing authentication credentials for REST request [${url.pathname}]`;
       return this.send(res, 401, { error: { root_cause: [{ type: 'security_exception', reason }], type: 'security_exception', reason }, status: 401 }, { 'www-authenticate': 'Basic realm="security" charset="UTF-8"' });
     }
@@ -266,7 +355,8 @@ export class FakeEs {
           throw new HttpError(400, 'parse_exception', 'request body is required to be valid JSON');
         }
       }
-      const [status, out] = await this.route(method, url, body, user);
+      this.principals.push(user!);
+      const [status, out] = await this.route(method, url, body, user!);
       this.send(res, status, out);
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
@@ -285,7 +375,19 @@ export class FakeEs {
     }
     if (seg[0] === '_cluster' && seg[1] === 'health' && method === 'GET') {
       const red = [...this.indices.values()].some((i) => i.red);
-      return [200, { cluster_name: this.opts.clusterName ?? 'lsbackup-test', status: red ? 'red' : 'green', timed_out: false, number_of_nodes: 1, number_of_data_nodes: 1, active_primary_shards: 0, unassigned_shards: 0 }];
+      const nodes = 1 + (this.opts.moreNodes?.length ?? 0);
+      return [200, { cluster_name: this.opts.clusterName ?? 'lsbackup-test', status: red ? 'red' : 'green', timed_out: false, number_of_nodes: nodes, number_of_data_nodes: nodes, active_primary_shards: 0, initializing_shards: 0, relocating_shards: 0, unassigned_shards: 0 }];
+    }
+    if (seg[0] === '_cluster' && seg[1] === 'settings' && seg.length === 2) {
+      if (method === 'PUT') {
+        for (const [k, v] of Object.entries((body?.persistent ?? {}) as Record<string, unknown>)) v === null ? this.clusterSettings.delete(k) : this.clusterSettings.set(k, v);
+        return [200, { acknowledged: true, persistent: body?.persistent ?? {}, transient: {} }];
+      }
+      if (method === 'GET') return [200, { persistent: Object.fromEntries(this.clusterSettings), transient: {} }];
+    }
+    if (seg[0] === '_flush' && seg.length === 1 && (method === 'POST' || method === 'GET')) {
+      const total = [...this.indices.values()].reduce((n, i) => n + i.shards, 0);
+      return [200, { _shards: { total, successful: total, failed: 0 } }];
     }
     if (seg[0] === '_cat' && seg[1] === 'indices' && method === 'GET') return [200, this.catIndices(seg[2], q)];
     if (seg[0] === '_snapshot') return this.snapshotApi(method, seg.slice(1), body, wait, user);
@@ -449,6 +551,12 @@ export class FakeEs {
           ? `[${name}] location [${location}] doesn't match any of the locations specified by path.repo`
           : `[${name}] location [${location}] doesn't match any of the locations specified by path.repo because this setting is empty`,
       );
+    }
+    // Every other node checks its own path.repo when it verifies the repository.
+    for (const [node, roots] of this.otherPathRepos) {
+      if (!roots.some((root) => isInside(root, resolved!))) {
+        throw new HttpError(500, 'repository_verification_exception', `[${name}] [[${node}, 'RemoteTransportException[[${node}][internal:admin/repository/verify]]; nested: RepositoryException[[${name}] location [${location}] doesn't match any of the locations specified by path.repo];']]`);
+      }
     }
     const readonly = String(settings.readonly ?? 'false') === 'true';
     if (!readonly) {
