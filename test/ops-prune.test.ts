@@ -295,7 +295,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
   const snap = (i: number) => snapshotNameOf(ids[i]!);
 
   async function snapshots(): Promise<string[]> {
-    const r = await es.api('GET', '/_snapshot/lsbackup/_all');
+    const r = await es.api('GET', '/_snapshot/lsbackup-logging/_all');
     assert.equal(r.status, 200, JSON.stringify(r.body));
     return sorted((r.body.snapshots as { snapshot: string }[]).map((x) => x.snapshot));
   }
@@ -309,7 +309,8 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
   before(async () => {
     const dir = tempDir('prune-es');
     const target = path.join(dir, 'backups');
-    location = path.join(target, '_elasticsearch');
+    // The coordinator keys the repository by the inventory group: [logging] is one cluster.
+    location = path.join(target, '_elasticsearch', 'logging');
     const yml = path.join(dir, 'elasticsearch.yml');
     await fsp.writeFile(yml, `path.repo: ["${target}"]\n`);
     const passwordFile = path.join(dir, 'password');
@@ -346,7 +347,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
     const r = await cli(['prune', '--keep-last', '2', '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(sorted(r.result.removed), sorted([ids[0]!, ids[1]!]));
-    for (const i of [0, 1]) assert.equal(reasonOf(r.result, ids[i]!), `${ids[i]}: not kept by any --keep rule; would delete Elasticsearch snapshot ${snap(i)} in repository lsbackup (${location})`);
+    for (const i of [0, 1]) assert.equal(reasonOf(r.result, ids[i]!), `${ids[i]}: not kept by any --keep rule; would delete Elasticsearch snapshot ${snap(i)} in repository lsbackup-logging (${location})`);
     assert.equal(reasonOf(r.result, ids[3]!), `${ids[3]}: kept (last)`);
     assert.deepEqual(es.requests.slice(mark), [], 'a dry run does not even ask the cluster');
     assert.deepEqual(await snapshots(), sorted([0, 1, 2, 3].map(snap)));
@@ -363,9 +364,9 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
     assert.match(
       lines[0]!,
       new RegExp(
-        `^lsbackup: ${ids[0]}: not kept by any --keep rule, but not removed: Elasticsearch snapshot ${snap(0)} in repository lsbackup \\(${location}\\) could not be deleted ` +
+        `^lsbackup: ${ids[0]}: not kept by any --keep rule, but not removed: Elasticsearch snapshot ${snap(0)} in repository lsbackup-logging \\(${location}\\) could not be deleted ` +
           `\\(node1: nothing answers at https://localhost:\\d+ \\(connection refused; .*\\); node2: nothing answers at .*\\); ` +
-          `the next prune or delete retries \\(by hand: DELETE /_snapshot/lsbackup/${snap(0)}\\)$`,
+          `the next prune or delete retries \\(by hand: DELETE /_snapshot/lsbackup-logging/${snap(0)}\\)$`,
       ),
     );
     assert.equal(reasonOf(r.result, ids[0]!), lines[0]!.replace(/^lsbackup: /, ''));
@@ -379,10 +380,10 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.result.removed, [ids[0]]);
     assert.deepEqual(r.result.held, []);
-    assert.equal(reasonOf(r.result, ids[0]!), `${ids[0]}: not kept by any --keep rule; node2: deleted snapshot ${snap(0)} from repository lsbackup`);
+    assert.equal(reasonOf(r.result, ids[0]!), `${ids[0]}: not kept by any --keep rule; node2: deleted snapshot ${snap(0)} from repository lsbackup-logging`);
     assert.deepEqual(await snapshots(), sorted([1, 2, 3].map(snap)));
     assert.deepEqual(await setIds(c.target), sorted(ids.slice(1)));
-    assert.ok(es.requests.some((x) => x.method === 'DELETE' && x.path === `/_snapshot/lsbackup/${snap(0)}`), 'through the snapshot API');
+    assert.ok(es.requests.some((x) => x.method === 'DELETE' && x.path === `/_snapshot/lsbackup-logging/${snap(0)}`), 'through the snapshot API');
   });
 
   test('every agent unreachable: delete keeps the set and says which snapshot is left, exit 1', async () => {
@@ -395,7 +396,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
     assert.equal(r.stdout.trim(), 'removed nothing');
     const lines = stderrLines(r.stderr);
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0]!, new RegExp(`^lsbackup: ${ids[1]}: named for removal, but not removed: Elasticsearch snapshot ${snap(1)} in repository lsbackup .* could not be deleted \\(node1: unreachable \\(connect ECONNREFUSED [\\d.:]+\\); node2: unreachable .*by hand: DELETE /_snapshot/lsbackup/${snap(1)}\\)$`));
+    assert.match(lines[0]!, new RegExp(`^lsbackup: ${ids[1]}: named for removal, but not removed: Elasticsearch snapshot ${snap(1)} in repository lsbackup-logging .* could not be deleted \\(node1: unreachable \\(connect ECONNREFUSED [\\d.:]+\\); node2: unreachable .*by hand: DELETE /_snapshot/lsbackup-logging/${snap(1)}\\)$`));
     assert.ok((await setIds(c.target)).includes(ids[1]!));
     assert.deepEqual(await snapshots(), sorted([1, 2, 3].map(snap)));
   });
@@ -406,11 +407,11 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
     assert.equal(r.stdout.trim(), `removed ${ids[1]}`);
     assert.deepEqual(await snapshots(), sorted([2, 3].map(snap)));
 
-    assert.equal((await es.api('DELETE', `/_snapshot/lsbackup/${snap(2)}`)).status, 200);
+    assert.equal((await es.api('DELETE', `/_snapshot/lsbackup-logging/${snap(2)}`)).status, 200);
     const d = await cli(['delete', ids[2]!]);
     assert.equal(d.code, 0, d.stderr);
     assert.deepEqual(d.result.removed, [ids[2]]);
-    assert.equal(reasonOf(d.result, ids[2]!), `${ids[2]}: named for removal; node1: snapshot ${snap(2)} was already gone from repository lsbackup`);
+    assert.equal(reasonOf(d.result, ids[2]!), `${ids[2]}: named for removal; node1: snapshot ${snap(2)} was already gone from repository lsbackup-logging`);
     assert.deepEqual(await setIds(c.target), [ids[3]]);
     assert.deepEqual(await snapshots(), [snap(3)]);
     r = await c.cli(['verify', ids[3]!, '-t', c.target]);
@@ -422,7 +423,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
     await fabricateSet(c.target, ids[3]!, copy);
     const r = await cli(['delete', copy]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(reasonOf(r.result, copy), `${copy}: named for removal; Elasticsearch snapshot ${snap(3)} in repository lsbackup (${location}) stays: set ${ids[3]} uses it too`);
+    assert.equal(reasonOf(r.result, copy), `${copy}: named for removal; Elasticsearch snapshot ${snap(3)} in repository lsbackup-logging (${location}) stays: set ${ids[3]} uses it too`);
     assert.deepEqual(await setIds(c.target), [ids[3]]);
     assert.deepEqual(await snapshots(), [snap(3)]);
   });
