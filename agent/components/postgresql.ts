@@ -27,8 +27,10 @@ const REPMGR_DEFAULTS = { privileged_user: 'ls_repmgr_admin', replication_user: 
 export interface HostPaths {
   libRoot: string;
   passwd: string;
+  /** The .pgpass backed up when present and pgpass_file is not set. */
+  pgpass: string;
 }
-const HOST: HostPaths = { libRoot: DEBIAN_LIB_ROOT, passwd: '/etc/passwd' };
+const HOST: HostPaths = { libRoot: DEBIAN_LIB_ROOT, passwd: '/etc/passwd', pgpass: DEFAULT_PGPASS };
 
 /** One cluster of Debian's layout: <root>/<version>/main holding postgresql.conf. */
 export interface ClusterLayout {
@@ -145,12 +147,12 @@ interface BackupPath {
 }
 
 /** What the backup copies besides the dumps. */
-async function configPathsOf(cfg: PostgresqlConfig, libRoot: string): Promise<{ layout?: ClusterLayout; paths: BackupPath[] }> {
+async function configPathsOf(cfg: PostgresqlConfig, host: HostPaths): Promise<{ layout?: ClusterLayout; paths: BackupPath[] }> {
   if (cfg.config_paths !== undefined) {
-    return { paths: cfg.config_paths.map((p) => ({ path: p, requiredBy: 'config_paths' })), layout: await pickCluster(cfg, libRoot).catch(() => undefined) };
+    return { paths: cfg.config_paths.map((p) => ({ path: p, requiredBy: 'config_paths' })), layout: await pickCluster(cfg, host.libRoot).catch(() => undefined) };
   }
-  const layout = await pickCluster(cfg, libRoot);
-  const pgpass = { path: cfg.pgpass_file ?? DEFAULT_PGPASS, requiredBy: cfg.pgpass_file !== undefined ? 'pgpass_file' : undefined };
+  const layout = await pickCluster(cfg, host.libRoot);
+  const pgpass = { path: cfg.pgpass_file ?? host.pgpass, requiredBy: cfg.pgpass_file !== undefined ? 'pgpass_file' : undefined };
   return { layout, paths: [{ path: layout.configDir, requiredBy: cfg.config_dir !== undefined ? 'config_dir' : `the cluster found under ${cfg.config_root}` }, pgpass] };
 }
 
@@ -600,7 +602,7 @@ function recordReplication(ctx: BackupContext, state: ServerState): void {
  * over the socket in /var/run/postgresql (peer auth, no password).
  */
 export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Component {
-  const restorePaths = cfg.config_paths ?? [cfg.config_dir ?? cfg.config_root, cfg.pgpass_file ?? DEFAULT_PGPASS];
+  const restorePaths = cfg.config_paths ?? [cfg.config_dir ?? cfg.config_root, cfg.pgpass_file ?? host.pgpass];
 
   /** Decided on the node each time it is used: a package upgrade may move the cluster. */
   async function connect(signal?: AbortSignal, layout?: ClusterLayout): Promise<Client> {
@@ -630,7 +632,7 @@ export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Compo
   }
 
   async function backup(ctx: BackupContext) {
-    const { layout, paths } = await configPathsOf(cfg, host.libRoot);
+    const { layout, paths } = await configPathsOf(cfg, host);
     // Before any dump: a required config path that is missing fails the part (writeZip would skip it).
     const zipped = await presentPaths(paths);
     const pg = await connect(ctx.signal, layout);
@@ -786,7 +788,7 @@ export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Compo
   }
 
   async function configPaths(): Promise<string[]> {
-    const { paths } = await configPathsOf(cfg, host.libRoot).catch(() => ({ paths: [] as BackupPath[] }));
+    const { paths } = await configPathsOf(cfg, host).catch(() => ({ paths: [] as BackupPath[] }));
     return paths.map((p) => p.path);
   }
 
