@@ -29,7 +29,7 @@ let pwFile: string;
 
 const configPaths = () => [confDir, pgpass];
 
-function component(port: number, opts: { passwordFile?: string; binDir?: string } = {}) {
+function component(port: number, opts: { passwordFile?: string; binDir?: string; backupFrom?: 'primary' | 'standby' } = {}) {
   return postgresql(
     postgresqlSchema.parse({
       host: '127.0.0.1',
@@ -38,6 +38,7 @@ function component(port: number, opts: { passwordFile?: string; binDir?: string 
       password_file: opts.passwordFile ?? pwFile,
       bin_dir: opts.binDir ?? PG_BIN,
       config_paths: configPaths(),
+      ...(opts.backupFrom ? { backup_from: opts.backupFrom } : {}),
     }),
   );
 }
@@ -285,6 +286,17 @@ test('postgresql: a standby is skipped with its reason, a restore on it is refus
     if (JSON.stringify(onStandbyNow) === JSON.stringify(sums)) break;
   }
   assert.deepEqual(onStandbyNow, sums, 'the standby has the restored rows');
+
+  // backup_from: standby turns it round: the standby is dumped, the primary (with a standby streaming) skipped.
+  const fromStandby = scratch('target');
+  const { manifest: m2 } = await backupLocal(runtimeOf([component(standby.port, { backupFrom: 'standby' })]), fromStandby);
+  assert.equal(partOf(m2).status, 'ok', partOf(m2).reason);
+  assert.equal(partOf(m2).meta.backed_up_from, 'standby');
+  assert.equal(partOf(m2).meta.primary, primary!.sockDir, 'without build directory facts, the primary is what the standby streams from');
+  assert.deepEqual(JSON.parse(partOf(m2).meta.databases!), JSON.parse(meta.databases!));
+  const { manifest: m3 } = await backupLocal(runtimeOf([component(primary!.port, { backupFrom: 'standby' })]), scratch('target'));
+  assert.equal(partOf(m3).status, 'skipped');
+  assert.equal(partOf(m3).reason, 'primary with standby(s) db2 and backup_from: standby; a standby is backed up instead');
 
   // A standby that does not stream now must be cloned again: the exact commands, as LambdaStack's recovery role runs them.
   await standby.stop();
