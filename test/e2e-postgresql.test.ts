@@ -74,3 +74,35 @@ test('PostgreSQL down: one clear error for that part, HAProxy on the same node s
     await pg!.start();
   }
 });
+
+test('a node set up like LambdaStack (peer auth, no password): agent.yaml names only where the server is; backup and restore through the CLI', async () => {
+  const ls = await PgCluster.lambdaStack();
+  let demo: DemoCluster | undefined;
+  try {
+    await ls.sql('postgres', "CREATE ROLE crm LOGIN PASSWORD 'crm-pw-3'; CREATE DATABASE crm OWNER crm;");
+    await ls.sql('crm', "SET ROLE crm; CREATE TABLE customers (id int PRIMARY KEY, name text); INSERT INTO customers SELECT g, 'klient ' || g FROM generate_series(1, 2000) g;");
+    // The test server's socket, port and config root; user, password, bin_dir and paths are the component's own.
+    const components = { postgresql: { host: ls.sockDir, port: ls.port, config_root: ls.layout!.configRoot } };
+    demo = await DemoCluster.create({ nodes: 1, groups: [['postgresql']], nodeOverrides: [{ components }] });
+    await demo.start();
+    const sums = await ls.tableSums();
+    const roles = await ls.globalsSnapshot();
+
+    const b = await demo.cli(['--json', 'backup', '-b', demo.buildDir, '-t', demo.target]);
+    assert.equal(b.code, 0, b.stderr + b.stdout.slice(-800));
+    const id = DemoCluster.result<{ backupId: string; status: string }>(b.stdout).backupId;
+    const manifest = await fsp.readFile(path.join(demo.target, id, 'manifest.json'), 'utf8');
+    assert.match(manifest, /node1\/postgresql\/db-crm\.dump/);
+    assert.ok(manifest.includes(JSON.stringify(path.join(ls.layout!.configDir, 'pg_hba.conf'))), 'the detected config dir is in the set');
+
+    await ls.sql('postgres', 'DROP DATABASE crm; DROP ROLE crm;');
+    const r = await demo.cli(['--json', 'restore', id, '-t', demo.target, '--node', 'node1']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-800));
+    assert.deepEqual(await ls.tableSums(), sums);
+    assert.equal(await ls.globalsSnapshot(), roles);
+  } finally {
+    await demo?.stop();
+    await demo?.remove();
+    await ls.destroy();
+  }
+});

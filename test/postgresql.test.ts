@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { dumpArtifact, planGlobals, postgresql, postgresqlSchema } from '../agent/components/postgresql.js';
+import { clientOsUser, dumpArtifact, pickCluster, planGlobals, postgresql, postgresqlSchema } from '../agent/components/postgresql.js';
 import { backupNode, restoreNode } from '../agent/runner.js';
 import { commitSet, partOf as toPart } from '../common/commit.js';
 import type { Component } from '../agent/components/component.js';
 import type { Manifest } from '../common/manifest.js';
+import { run } from '../common/exec.js';
 import { backupLocal, restoreLocal, runtimeOf as runtimeIn, tempDir } from './helpers/harness.js';
 import { PG_BIN, PgCluster, quoteIdent, requirePostgres } from './helpers/postgres.js';
 
@@ -19,6 +20,8 @@ const WEIRD = `metrics/2024 ü"q'`;
 
 let primary: PgCluster | undefined;
 let standby: PgCluster | undefined;
+/** A cluster set up the way LambdaStack's postgresql role does (peer auth, no password). */
+let lambdaStack: PgCluster | undefined;
 let work: string;
 let confDir: string;
 let pgpass: string;
@@ -26,7 +29,7 @@ let pwFile: string;
 
 const configPaths = () => [confDir, pgpass];
 
-function component(port: number, opts: { passwordFile?: string; binDir?: string } = {}) {
+function component(port: number, opts: { passwordFile?: string; binDir?: string; backupFrom?: 'primary' | 'standby' } = {}) {
   return postgresql(
     postgresqlSchema.parse({
       host: '127.0.0.1',
@@ -35,6 +38,7 @@ function component(port: number, opts: { passwordFile?: string; binDir?: string 
       password_file: opts.passwordFile ?? pwFile,
       bin_dir: opts.binDir ?? PG_BIN,
       config_paths: configPaths(),
+      ...(opts.backupFrom ? { backup_from: opts.backupFrom } : {}),
     }),
   );
 }
@@ -112,6 +116,7 @@ before(async () => {
 });
 
 after(async () => {
+  await lambdaStack?.destroy();
   await standby?.destroy();
   await primary?.destroy();
   if (work) await fsp.rm(work, { recursive: true, force: true });
@@ -209,31 +214,42 @@ test('postgresql: backup on the primary, full restore, then one database alone',
   assert.deepEqual(await files(configPaths()), afterEdits);
 });
 
-test('postgresql: a standby is skipped, not failed, and the set is still complete', async () => {
-  standby = await PgCluster.standbyOf(primary!);
+test('postgresql: a standby is skipped with its reason, a restore on it is refused, and a restore on the primary says what each standby needs', async () => {
+  standby = await PgCluster.standbyOf(primary!, 'db2');
   const onStandby = component(standby.port);
   const health = await onStandby.health();
   assert.equal(health.status, 'ok');
   assert.match(health.detail, /standby/);
 
-  // Primary and standby as two nodes of one set, the way the coordinator commits them.
+  // Primary and standby as two nodes of one set, the way the coordinator commits them, with what
+  // the build directory says of a replicated cluster (manifest.yml extensions.replication.enabled).
   const target = scratch('target');
   const id = '20000101T000001Z';
   const dir = path.join(target, id);
   await fsp.mkdir(dir, { mode: 0o700 });
   const signal = new AbortController().signal;
+  const plans = [{ component: 'postgresql', optional: false, facts: { replication: 'true', primary: 'db1' } }];
+  const sums = await primary!.tableSums();
   const results = [
-    ...(await backupNode(runtimeOf([component(primary!.port)], 'db1'), { backupId: id, target, node: 'db1', components: [] }, () => undefined, signal)),
-    ...(await backupNode(runtimeOf([onStandby], 'db2'), { backupId: id, target, node: 'db2', components: [] }, () => undefined, signal)),
+    ...(await backupNode(runtimeOf([component(primary!.port)], 'db1'), { backupId: id, target, node: 'db1', components: [], plans }, () => undefined, signal)),
+    ...(await backupNode(runtimeOf([onStandby], 'db2'), { backupId: id, target, node: 'db2', components: [], plans }, () => undefined, signal)),
   ];
   const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: {}, notCovered: [] }, results.map(toPart));
   const [onPrimary, skipped] = manifest.parts;
   assert.equal(onPrimary!.status, 'ok', onPrimary!.reason);
   assert.equal(skipped!.status, 'skipped');
-  assert.match(skipped!.reason, /standby/);
+  assert.equal(
+    skipped!.reason,
+    `standby (in recovery) at 127.0.0.1:${standby.port}, streaming from ${primary!.sockDir}:${primary!.port}; the primary is backed up instead (backup_from: standby backs up here)`,
+  );
   assert.equal(skipped!.artifacts.length, 0);
   assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
   assert.deepEqual(manifest.reasons, []);
+  const meta = onPrimary!.meta;
+  assert.deepEqual(
+    { replication: meta.replication, primary: meta.primary, standbys: meta.standbys, backedUpFrom: meta.backed_up_from, priv: meta.privileged_user, db: meta.repmgr_database },
+    { replication: 'true', primary: 'db1', standbys: JSON.stringify([{ name: 'db2', address: null }]), backedUpFrom: 'primary', priv: 'ls_repmgr_admin', db: 'ls_repmgr' },
+  );
 
   // A standby is read-only: a restore aimed at it is refused before anything is attempted.
   const refused = await restoreNode(
@@ -243,7 +259,60 @@ test('postgresql: a standby is skipped, not failed, and the set is still complet
     signal,
   );
   assert.equal(refused[0]!.status, 'failed');
-  assert.match(refused[0]!.reason, /standby.*restore onto the primary/);
+  assert.match(refused[0]!.reason, /standby \(in recovery, streaming from .*\); restore onto the primary/);
+
+  // On the primary, with the standby streaming: it receives the restore through WAL.
+  await primary!.sql('shop', 'DELETE FROM orders WHERE id > 10;');
+  const restoreOnPrimary = async (dryRun: boolean) => {
+    const events: { message?: string }[] = [];
+    const r = await restoreNode(
+      runtimeOf([component(primary!.port)], 'db1'),
+      { backupId: id, target, node: 'db1', components: [], dryRun, force: false, options: {} },
+      (e) => events.push(e),
+      signal,
+    );
+    assert.deepEqual(r.map((x) => x.status), ['ok'], JSON.stringify(r));
+    return messages(events);
+  };
+  const register = `then on db1, as root, so repmgr's records match the restored cluster: runuser -u postgres -- repmgr --superuser=ls_repmgr_admin primary register --force && systemctl start repmgrd`;
+  const said = await restoreOnPrimary(false);
+  assert.ok(said.includes('replication: standby(s) db2 stream from this primary and received the restore through WAL'), said.join('\n'));
+  assert.ok(said.includes(register), said.join('\n'));
+  assert.ok(!said.some((m) => m.startsWith('re-clone')), said.join('\n'));
+  assert.deepEqual(await primary!.tableSums(), sums);
+  let onStandbyNow: Record<string, string> = {};
+  for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+    onStandbyNow = await standby.tableSums();
+    if (JSON.stringify(onStandbyNow) === JSON.stringify(sums)) break;
+  }
+  assert.deepEqual(onStandbyNow, sums, 'the standby has the restored rows');
+
+  // backup_from: standby turns it round: the standby is dumped, the primary (with a standby streaming) skipped.
+  const fromStandby = scratch('target');
+  const { manifest: m2 } = await backupLocal(runtimeOf([component(standby.port, { backupFrom: 'standby' })]), fromStandby);
+  assert.equal(partOf(m2).status, 'ok', partOf(m2).reason);
+  assert.equal(partOf(m2).meta.backed_up_from, 'standby');
+  assert.equal(partOf(m2).meta.primary, primary!.sockDir, 'without build directory facts, the primary is what the standby streams from');
+  assert.deepEqual(JSON.parse(partOf(m2).meta.databases!), JSON.parse(meta.databases!));
+  const { manifest: m3 } = await backupLocal(runtimeOf([component(primary!.port, { backupFrom: 'standby' })]), scratch('target'));
+  assert.equal(partOf(m3).status, 'skipped');
+  assert.equal(partOf(m3).reason, 'primary with standby(s) db2 and backup_from: standby; a standby is backed up instead');
+
+  // A standby that does not stream now must be cloned again: the exact commands, as LambdaStack's recovery role runs them.
+  await standby.stop();
+  const plan = await restoreOnPrimary(true);
+  assert.ok(plan.includes('replication: no standby streams from this primary now'), plan.join('\n'));
+  const clone = [
+    'systemctl stop repmgrd',
+    'systemctl stop postgresql',
+    `runuser -u postgres -- repmgr -h db1 -U ls_repmgr_admin -d ls_repmgr -p ${primary!.port} standby clone --force`,
+    'systemctl start postgresql',
+    'runuser -u postgres -- repmgr standby register --force',
+    'systemctl start repmgrd',
+    'runuser -u postgres -- repmgr standby follow',
+  ].join(' && ');
+  assert.ok(plan.includes(`re-clone standby db2 from db1, as root on it: ${clone}`), plan.join('\n'));
+  assert.ok(plan.includes(register), plan.join('\n'));
 });
 
 test('postgresql: a wrong password fails with one clear line and leaves nothing behind', async () => {
@@ -351,4 +420,169 @@ test('postgresql: globals replay skips only the CREATE of what exists, whatever 
   assert.ok(plan.sql.includes("PASSWORD 'SCRAM-SHA-256$4096:app'"));
   assert.ok(!plan.sql.includes('/srv/fast'));
   assert.ok(plan.sql.includes('/srv/slow'));
+});
+
+test('postgresql: detection finds the one <root>/<version>/main (LambdaStack 14, Epiphany 13), picks by port among several, and says how it connects', async () => {
+  const root = scratch('layout');
+  const etc = path.join(root, 'etc/postgresql');
+  const lib = path.join(root, 'usr/lib/postgresql');
+  const passwd = path.join(root, 'passwd');
+  await fsp.writeFile(passwd, 'root:x:0:0:root:/root:/bin/bash\npostgres:x:101:104:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/bash\n');
+  const host = { libRoot: lib, passwd, pgpass: path.join(root, 'no/.pgpass') };
+  const cluster = async (version: string, conf: string) => {
+    await fsp.mkdir(path.join(etc, version, 'main'), { recursive: true });
+    await fsp.writeFile(path.join(etc, version, 'main/postgresql.conf'), conf);
+  };
+  const settings = (extra: Record<string, unknown> = {}) => postgresqlSchema.parse({ config_root: etc, ...extra });
+  const detect = (extra: Record<string, unknown> = {}) => postgresql(settings(extra), host).detect();
+  const peer = `peer auth as OS user postgres on /var/run/postgresql port 5432`;
+
+  assert.deepEqual(await detect(), {
+    present: false,
+    detail: `no PostgreSQL here: no PostgreSQL cluster under ${etc} (looked for ${etc}/*/main/postgresql.conf); set config_dir`,
+  });
+
+  // Epiphany: 13; the template's postgresql.conf names the data directory and sets no port.
+  await cluster('13', "data_directory = '/var/lib/postgresql/13/main'\t\t# use data in another directory\n#port = 5432\n");
+  assert.deepEqual(await detect(), { present: true, detail: `PostgreSQL 13 at ${etc}/13/main, data /var/lib/postgresql/13/main; ${peer}` });
+  await fsp.rm(path.join(etc, '13'), { recursive: true });
+
+  // LambdaStack: 14, with its client programs where postgresql-client-14 puts them.
+  await cluster('14', "data_directory = '/var/lib/postgresql/14/main'\nport 5432 # the 'name value' form\n");
+  await fsp.mkdir(path.join(lib, '14/bin'), { recursive: true });
+  await fsp.writeFile(path.join(lib, '14/bin/psql'), '');
+  assert.deepEqual(await detect(), { present: true, detail: `PostgreSQL 14 at ${etc}/14/main, data /var/lib/postgresql/14/main; ${peer}` });
+  assert.deepEqual(await pickCluster(settings(), lib), {
+    version: '14',
+    configDir: `${etc}/14/main`,
+    dataDir: '/var/lib/postgresql/14/main',
+    port: 5432,
+    binDir: `${lib}/14/bin`,
+  });
+  // Over TCP with a password the agent stays itself; peer is only for the socket.
+  assert.match((await detect({ host: '10.0.0.5', password_file: '/etc/lsbackup/pg.pw' })).detail, /; password for 'postgres' at 10\.0\.0\.5:5432$/);
+
+  // Two versions: the one on the configured port, else an error naming both and the setting.
+  await cluster('13', "data_directory = '/var/lib/postgresql/13/main'\nport = 5433\n");
+  assert.match((await detect()).detail, new RegExp(`^PostgreSQL 14 at ${etc}/14/main,`));
+  assert.match((await detect({ port: 5433 })).detail, new RegExp(`^PostgreSQL 13 at ${etc}/13/main,`));
+  const none = await detect({ port: 6000 });
+  assert.equal(none.present, true, 'PostgreSQL is here; the backup must fail saying what to set');
+  assert.equal(none.detail, `2 PostgreSQL clusters under ${etc}: ${etc}/13/main (port 5433), ${etc}/14/main (port 5432); none on port 6000: set config_dir (and port) in agent.yaml`);
+  await cluster('13', "data_directory = '/var/lib/postgresql/13/main'\n");
+  assert.match((await detect()).detail, /more than one on port 5432: set config_dir/);
+  assert.match((await detect({ config_dir: `${etc}/13/main` })).detail, new RegExp(`^PostgreSQL 13 at ${etc}/13/main, data /var/lib/postgresql/13/main;`));
+
+  // Whom the client programs run as (the tests run as root, as the agent does).
+  assert.equal((await clientOsUser(settings(), passwd))?.uid, 101);
+  assert.equal(await clientOsUser(settings({ host: '127.0.0.1' }), passwd), undefined);
+  assert.equal(await clientOsUser(settings({ user: 'lsb_admin' }), passwd), undefined, 'no such OS user: the agent connects as itself');
+  await assert.rejects(clientOsUser(settings({ os_user: 'pgadmin' }), passwd), /os_user 'pgadmin' is not a user of this node/);
+});
+
+test('postgresql: a node set up like LambdaStack (peer auth, postgres without a password, /etc/postgresql/15/main): round trip with no user or password set', async () => {
+  lambdaStack = await PgCluster.lambdaStack();
+  const ls = lambdaStack;
+  const L = ls.layout!;
+  // The setup really is peer-only: root, which the agent runs as, cannot log in as postgres.
+  const asRoot = await run([path.join(PG_BIN, 'psql'), '-X', '-w', '-h', ls.sockDir, '-p', String(ls.port), '-U', 'postgres', '-d', 'postgres', '-c', 'SELECT 1'], { check: false, cwd: '/' });
+  assert.notEqual(asRoot.code, 0);
+  assert.match(asRoot.stderr, /Peer authentication failed for user "postgres"/);
+  assert.equal(await ls.sql('postgres', "SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'postgres'"), 't');
+
+  await fsp.writeFile(L.pgpass, '*:*:*:ls_repmgr:repmgr-secret\n', { mode: 0o600 });
+  await run(['chown', 'postgres:postgres', L.pgpass]);
+  await ls.sql(
+    'postgres',
+    `CREATE ROLE app LOGIN PASSWORD 'app-secret-7';
+     CREATE ROLE readers NOLOGIN;
+     GRANT readers TO app;
+     CREATE DATABASE inventory OWNER app;
+     CREATE TABLE settings (id int PRIMARY KEY, v text);
+     INSERT INTO settings SELECT i, 'v' || i FROM generate_series(1, 50) i;`,
+  );
+  await ls.sql(
+    'inventory',
+    `SET ROLE app;
+     CREATE TABLE parts (id int PRIMARY KEY, name text, qty int);
+     INSERT INTO parts SELECT i, 'część ' || i, i % 17 FROM generate_series(1, 3000) i;
+     GRANT SELECT ON parts TO readers;`,
+  );
+
+  // Nothing but where this test's server is: no user, password, bin_dir or config paths.
+  const settings = postgresqlSchema.parse({ host: ls.sockDir, port: ls.port, config_root: L.configRoot });
+  assert.equal(settings.user, 'postgres');
+  const comp = postgresql(settings, { libRoot: '/usr/lib/postgresql', passwd: '/etc/passwd', pgpass: L.pgpass });
+  assert.deepEqual(await comp.detect(), {
+    present: true,
+    detail: `PostgreSQL 15 at ${L.configDir}, data ${ls.data}; peer auth as OS user postgres on ${ls.sockDir} port ${ls.port}`,
+  });
+  const health = await comp.health();
+  assert.equal(health.status, 'ok', health.detail);
+
+  const sums = await ls.tableSums();
+  const globals = await ls.globalsSnapshot();
+  const conf = await files([L.configDir, L.pgpass]);
+  assert.match(globals, /role app md5[0-9a-f]{32} /);
+  assert.ok(Object.keys(sums).some((k) => k.startsWith('inventory ')), JSON.stringify(sums));
+
+  const rt = runtimeOf([comp]);
+  const target = scratch('target');
+  const { id, manifest } = await backupLocal(rt, target);
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  const part = partOf(manifest);
+  assert.deepEqual(JSON.parse(part.meta.databases!), ['inventory', 'postgres']);
+  assert.equal(part.meta.config_dir, L.configDir);
+  assert.equal(part.meta.data_dir, ls.data);
+  assert.equal(part.meta.replication, 'unknown', 'no build directory facts and no standby: unknown, not false');
+  const hba = part.entries.find((e) => e.path === path.join(L.configDir, 'pg_hba.conf'));
+  assert.ok(hba && (hba.mode & 0o777) === 0o600 && hba.uid === 101, JSON.stringify(hba));
+  assert.ok(part.entries.some((e) => e.path === L.pgpass), 'the .pgpass is backed up when present');
+  const manifestText = await fsp.readFile(path.join(target, id, 'manifest.json'), 'utf8');
+  for (const secret of ['app-secret-7', 'repmgr-secret']) assert.ok(!manifestText.includes(secret), `manifest holds ${secret}`);
+
+  // Everything gone: the second database, the role, rows, the configuration edited and the .pgpass removed.
+  await ls.sql('postgres', 'DROP DATABASE inventory; DROP ROLE app; DROP ROLE readers; DELETE FROM settings WHERE id > 5;');
+  await fsp.writeFile(path.join(L.configDir, 'pg_hba.conf'), 'local all all trust\n');
+  await fsp.rm(L.pgpass);
+
+  const restored = await restoreLocal(rt, target, id);
+  assert.deepEqual(restored.results.map((r) => r.status), ['ok'], JSON.stringify(restored.results));
+  assert.ok(messages(restored.events).includes(`created database 'inventory'`), messages(restored.events).join('\n'));
+  assert.ok(!messages(restored.events).some((m) => m.startsWith('replication:')), 'nothing to say of standbys on a single node');
+  assert.deepEqual(await ls.tableSums(), sums);
+  assert.equal(await ls.globalsSnapshot(), globals);
+  assert.deepEqual(await files([L.configDir, L.pgpass]), conf);
+});
+
+test('postgresql: a required config path that is missing fails the part with one line naming it; a missing .pgpass is left out', async () => {
+  const ls = lambdaStack!;
+  const L = ls.layout!;
+  const absent = path.join(work, 'absent');
+  const base = { host: ls.sockDir, port: ls.port, config_root: L.configRoot };
+  const hostWith = (pgpass: string) => ({ libRoot: '/usr/lib/postgresql', passwd: '/etc/passwd', pgpass });
+  const cases: [Record<string, unknown>, string][] = [
+    [{ config_dir: `${absent}/etc/postgresql/14/main` }, `config_dir ${absent}/etc/postgresql/14/main does not exist`],
+    [{ pgpass_file: `${absent}/.pgpass` }, `config path ${absent}/.pgpass (pgpass_file) does not exist; nothing was backed up`],
+    [{ config_paths: [L.configDir, `${absent}/repmgr.conf`] }, `config path ${absent}/repmgr.conf (config_paths) does not exist; nothing was backed up`],
+    [{ config_root: `${absent}/etc/postgresql` }, `no PostgreSQL cluster under ${absent}/etc/postgresql (looked for ${absent}/etc/postgresql/*/main/postgresql.conf); set config_dir`],
+  ];
+  for (const [extra, reason] of cases) {
+    const comp = postgresql(postgresqlSchema.parse({ ...base, ...extra }), hostWith(L.pgpass));
+    const target = scratch('target');
+    // Served as configured in agent.yaml (detection alone would not serve a component it cannot find).
+    const { id, manifest } = await backupLocal(runtimeOf([comp]), target);
+    const part = partOf(manifest);
+    assert.equal(part.status, 'failed', JSON.stringify(extra));
+    assert.equal(part.reason, reason);
+    assert.equal(existsSync(path.join(target, id, 'node1/postgresql')), false);
+  }
+
+  // The default .pgpass is optional: LambdaStack writes it only with the repmgr extension.
+  const comp = postgresql(postgresqlSchema.parse(base), hostWith(`${absent}/.pgpass`));
+  const { manifest } = await backupLocal(runtimeOf([comp]), scratch('target'));
+  const part = partOf(manifest);
+  assert.equal(part.status, 'ok', part.reason);
+  assert.ok(part.entries.some((e) => e.path === path.join(L.configDir, 'postgresql.conf')));
+  assert.ok(!part.entries.some((e) => e.path.endsWith('.pgpass')), JSON.stringify(part.entries.map((e) => e.path)));
 });

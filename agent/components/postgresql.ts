@@ -1,18 +1,177 @@
 import type { ChildProcess } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createGzip, gunzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { CommandError, IntegrityError, LsbackupError, NotFoundError, PreconditionError, UnavailableError } from '../../common/errors.js';
 import { firstLines, redact, spawnChild } from '../../common/exec.js';
-import { duBytes } from '../../common/fsutil.js';
+import { duBytes, exists } from '../../common/fsutil.js';
 import { humanBytes } from '../../common/units.js';
-import type { BackupContext, Component, Health, RestoreContext } from './component.js';
+import type { BackupContext, Component, Detection, Health, RestoreContext } from './component.js';
 import { forEachBounded } from '../../common/parallel.js';
-import { detectPaths, filesArtifact, filesSchema, pathList, restoreFilesThenRun } from './files.js';
+import { filesArtifact, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
 const absolute = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
+
+/** LambdaStack's roles/postgresql/defaults/main.yml, Debian: config_dir /etc/postgresql/<v>/main, bin_dir /usr/lib/postgresql/<v>/bin. */
+const DEBIAN_CONFIG_ROOT = '/etc/postgresql';
+const DEBIAN_LIB_ROOT = '/usr/lib/postgresql';
+/** pg.base_dir (the postgres user's home) + .pgpass, written by the repmgr extension. */
+const DEFAULT_PGPASS = '/var/lib/postgresql/.pgpass';
+/** The names LambdaStack's configuration/postgresql defaults give repmgr's users and database. */
+const REPMGR_DEFAULTS = { privileged_user: 'ls_repmgr_admin', replication_user: 'ls_repmgr', repmgr_database: 'ls_repmgr' };
+
+/** Where the node's own files are looked up; tests point these at fixture trees. */
+export interface HostPaths {
+  libRoot: string;
+  passwd: string;
+  /** The .pgpass backed up when present and pgpass_file is not set. */
+  pgpass: string;
+}
+const HOST: HostPaths = { libRoot: DEBIAN_LIB_ROOT, passwd: '/etc/passwd', pgpass: DEFAULT_PGPASS };
+
+/** One cluster of Debian's layout: <root>/<version>/main holding postgresql.conf. */
+export interface ClusterLayout {
+  version: string;
+  configDir: string;
+  /** postgresql.conf's data_directory, when it names one. */
+  dataDir?: string;
+  /** postgresql.conf's port; 5432 (the server's default) when it sets none, as LambdaStack's template does. */
+  port: number;
+  /** <libRoot>/<version>/bin when it holds psql: the client programs of the server's own version. */
+  binDir?: string;
+}
+
+/** The value of a postgresql.conf setting (the last one wins, as in the server); quotes and comments stripped. */
+function confSetting(text: string, name: string): string | undefined {
+  let value: string | undefined;
+  // `name = value` or `name value`; the name must end where the separator starts (port, not portal).
+  const re = new RegExp(String.raw`^\s*${name}(?:\s*=\s*|\s+)('(?:[^']|'')*'|[^\s#]+)`, 'gm');
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const v = m[1]!;
+    value = v.startsWith("'") ? v.slice(1, -1).replace(/''/g, "'") : v;
+  }
+  return value;
+}
+
+export async function readLayout(configDir: string, version: string, libRoot = DEBIAN_LIB_ROOT): Promise<ClusterLayout> {
+  const text = await fsp.readFile(path.join(configDir, 'postgresql.conf'), 'utf8').catch(() => '');
+  const port = Number(confSetting(text, 'port') ?? 5432);
+  const binDir = path.join(libRoot, version, 'bin');
+  return {
+    version,
+    configDir,
+    dataDir: confSetting(text, 'data_directory'),
+    port: Number.isInteger(port) ? port : 5432,
+    binDir: version && (await exists(path.join(binDir, 'psql'))) ? binDir : undefined,
+  };
+}
+
+/** Every <root>/<version>/main with a postgresql.conf, oldest version first. */
+export async function findClusters(root: string, libRoot = DEBIAN_LIB_ROOT): Promise<ClusterLayout[]> {
+  const versions = await fsp.readdir(root).catch(() => [] as string[]);
+  const found: ClusterLayout[] = [];
+  for (const v of versions.sort((a, b) => Number(a) - Number(b) || a.localeCompare(b))) {
+    const dir = path.join(root, v, 'main');
+    if (await exists(path.join(dir, 'postgresql.conf'))) found.push(await readLayout(dir, v, libRoot));
+  }
+  return found;
+}
+
+/**
+ * The cluster this component serves: config_dir when set, else the one cluster under config_root,
+ * or of several the one on the configured port. Anything else is an error naming what was found
+ * and the setting that decides.
+ */
+export async function pickCluster(cfg: Pick<PostgresqlConfig, 'config_root' | 'config_dir' | 'port'>, libRoot = DEBIAN_LIB_ROOT): Promise<ClusterLayout> {
+  if (cfg.config_dir !== undefined) {
+    if (!(await exists(cfg.config_dir))) throw new PreconditionError(`config_dir ${cfg.config_dir} does not exist`);
+    return readLayout(cfg.config_dir, path.basename(path.dirname(cfg.config_dir)), libRoot);
+  }
+  const all = await findClusters(cfg.config_root, libRoot);
+  if (all.length === 0) throw new NotFoundError(`no PostgreSQL cluster under ${cfg.config_root} (looked for ${cfg.config_root}/*/main/postgresql.conf); set config_dir`);
+  if (all.length === 1) return all[0]!;
+  const onPort = all.filter((c) => c.port === cfg.port);
+  if (onPort.length === 1) return onPort[0]!;
+  const listed = all.map((c) => `${c.configDir} (port ${c.port})`).join(', ');
+  throw new PreconditionError(`${all.length} PostgreSQL clusters under ${cfg.config_root}: ${listed}; ${onPort.length ? 'more than one' : 'none'} on port ${cfg.port}: set config_dir (and port) in agent.yaml`);
+}
+
+export interface OsUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** An OS user from the passwd file: the agent needs uid, gid and home to run a program as them. */
+export async function lookupOsUser(name: string, passwd = HOST.passwd): Promise<OsUser | undefined> {
+  const text = await fsp.readFile(passwd, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 7 && f[0] === name) return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] || '/' };
+  }
+  return undefined;
+}
+
+/**
+ * Whom the client programs run as. Peer authentication (LambdaStack's `local all all peer`) lets
+ * only the OS user of the same name in, and root is not postgres: run as root they would fail
+ * with `Peer authentication failed for user "postgres"`. Undefined: as the agent itself.
+ */
+export async function clientOsUser(cfg: Pick<PostgresqlConfig, 'os_user' | 'host' | 'user'>, passwd = HOST.passwd): Promise<OsUser | undefined> {
+  const self = process.getuid?.();
+  if (cfg.os_user !== undefined) {
+    const u = await lookupOsUser(cfg.os_user, passwd);
+    if (!u) throw new PreconditionError(`os_user '${cfg.os_user}' is not a user of this node (${passwd})`);
+    if (u.uid === self) return undefined;
+    if (self !== 0) throw new PreconditionError(`os_user '${cfg.os_user}': the agent runs as uid ${self}, and only root can run programs as another user`);
+    return u;
+  }
+  if (self !== 0 || !cfg.host.startsWith('/')) return undefined;
+  return lookupOsUser(cfg.user, passwd);
+}
+
+/** How the component authenticates, in words for `lsbackup agents` and errors. */
+function authDetail(cfg: PostgresqlConfig, osUser: OsUser | undefined): string {
+  if (osUser) return `${cfg.password_file ? 'password or ' : ''}peer auth as OS user ${osUser.name} on ${cfg.host} port ${cfg.port}`;
+  return `${cfg.password_file ? 'password' : 'no password'} for '${cfg.user}' at ${cfg.host}:${cfg.port}`;
+}
+
+interface BackupPath {
+  path: string;
+  /** The setting that names it: then it is required, and missing it fails the backup. Optional paths (.pgpass) have none. */
+  requiredBy?: string;
+}
+
+/** What the backup copies besides the dumps. */
+async function configPathsOf(cfg: PostgresqlConfig, host: HostPaths): Promise<{ layout?: ClusterLayout; paths: BackupPath[] }> {
+  if (cfg.config_paths !== undefined) {
+    return { paths: cfg.config_paths.map((p) => ({ path: p, requiredBy: 'config_paths' })), layout: await pickCluster(cfg, host.libRoot).catch(() => undefined) };
+  }
+  const layout = await pickCluster(cfg, host.libRoot);
+  const pgpass = { path: cfg.pgpass_file ?? host.pgpass, requiredBy: cfg.pgpass_file !== undefined ? 'pgpass_file' : undefined };
+  return { layout, paths: [{ path: layout.configDir, requiredBy: cfg.config_dir !== undefined ? 'config_dir' : `the cluster found under ${cfg.config_root}` }, pgpass] };
+}
+
+/** Fails on the first required path that is missing; returns the paths to zip (optional ones only when present). */
+async function presentPaths(paths: BackupPath[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const there = await fsp.lstat(p.path).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return false;
+        throw new PreconditionError(`config path ${p.path}: ${err.code ?? err.message}`);
+      },
+    );
+    if (there) out.push(p.path);
+    else if (p.requiredBy) throw new PreconditionError(`config path ${p.path} (${p.requiredBy}) does not exist; nothing was backed up`);
+  }
+  return out;
+}
 
 export const postgresqlSchema = z
   .object({
@@ -25,7 +184,13 @@ export const postgresqlSchema = z
     database: z.string().min(1).default('postgres'),
     /** A file whose first line is the password; handed to the client programs as PGPASSWORD only. */
     password_file: absolute.optional(),
-    /** Directory of psql, pg_dump, pg_dumpall and pg_restore; by default they are found on PATH. */
+    /**
+     * The OS user the client programs run as. By default, when the agent runs as root and `host` is
+     * a socket directory, they run as the OS user named like `user` (LambdaStack's pg_hba.conf has
+     * `local all all peer` and no password for postgres); otherwise as the agent itself.
+     */
+    os_user: z.string().min(1).optional(),
+    /** Directory of psql, pg_dump, pg_dumpall and pg_restore; by default /usr/lib/postgresql/<version>/bin of the detected cluster, else PATH. */
     bin_dir: absolute.optional(),
     /**
      * Databases restored at once, each by its own pg_restore session. A restore is mostly server
@@ -33,7 +198,19 @@ export const postgresqlSchema = z
      * of its largest one.
      */
     restore_parallel: z.number().int().min(1).max(16).default(2),
-    config_paths: pathList.default(['/etc/postgresql/15/main', '/var/lib/postgresql/.pgpass']),
+    /** Where Debian's layout keeps one directory per cluster, <version>/main; the one cluster (or the one on `port`) is used. */
+    config_root: absolute.default(DEBIAN_CONFIG_ROOT),
+    /** The cluster's configuration directory, when detection under config_root is not wanted; must exist. */
+    config_dir: absolute.optional(),
+    /** The postgres user's .pgpass (repmgr's passwords); default LambdaStack's /var/lib/postgresql/.pgpass, backed up when present. Set here, it must exist. */
+    pgpass_file: absolute.optional(),
+    /** Exactly the files and directories to back up instead of the detected ones; every one must exist. */
+    config_paths: pathList.optional(),
+    /**
+     * Where a replicated cluster is dumped: on the primary (the default), or on a standby to keep
+     * the dump's load off the primary. The other node's part is skipped with the reason.
+     */
+    backup_from: z.enum(['primary', 'standby']).default('primary'),
     ...filesSchema,
   })
   .strict();
@@ -71,11 +248,27 @@ interface Exit {
   stderr: string;
 }
 
+/** A standby streaming from this server, as pg_stat_replication shows it (repmgr names it by node_name). */
+interface Standby {
+  name: string;
+  address: string | null;
+}
+
 interface ServerState {
   recovery: boolean;
   version: string;
   user: string;
+  /** Standbys streaming from this server now. */
+  standbys: Standby[] | null;
+  /** On a standby: the server it streams from (host:port). */
+  upstream: string | null;
 }
+
+const STATE_FIELDS = `'recovery', pg_is_in_recovery(), 'version', current_setting('server_version'), 'user', current_user,
+  'standbys', (SELECT json_agg(json_build_object('name', application_name, 'address', client_addr::text) ORDER BY application_name) FROM pg_stat_replication),
+  'upstream', (SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming' LIMIT 1)`;
+
+const STATE = `SELECT json_build_object(${STATE_FIELDS})`;
 
 const STDERR_KEEP = 64 * 1024;
 
@@ -88,13 +281,18 @@ interface RestoreFacts extends ServerState {
   sessions: Record<string, number> | null;
 }
 
-const RESTORE_FACTS = `SELECT json_build_object(
-  'recovery', pg_is_in_recovery(), 'version', current_setting('server_version'), 'user', current_user,
+const RESTORE_FACTS = `SELECT json_build_object(${STATE_FIELDS},
   'databases', (SELECT json_agg(datname) FROM pg_database),
   'roles', (SELECT json_agg(rolname) FROM pg_roles),
   'tablespaces', (SELECT json_agg(spcname) FROM pg_tablespace),
   'sessions', (SELECT json_object_agg(datname, n) FROM (SELECT datname, count(*) AS n FROM pg_stat_activity
     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname IS NOT NULL GROUP BY datname) s))`;
+
+/** What the node decides about reaching the server: whom to run the client programs as, and which ones. */
+interface Connection {
+  osUser?: OsUser;
+  binDir?: string;
+}
 
 /** How this component reaches the server: the client programs with the configured connection. */
 class Client {
@@ -103,15 +301,17 @@ class Client {
 
   constructor(
     private readonly cfg: PostgresqlConfig,
-    private readonly signal?: AbortSignal,
+    private readonly signal: AbortSignal | undefined,
+    private readonly conn: Connection,
   ) {}
 
   get where(): string {
-    return `${this.cfg.host}:${this.cfg.port} as '${this.cfg.user}'`;
+    return `${this.cfg.host}:${this.cfg.port} as '${this.cfg.user}'${this.conn.osUser ? ` (OS user ${this.conn.osUser.name}, peer)` : ''}`;
   }
 
   bin(name: string): string {
-    return this.cfg.bin_dir ? path.join(this.cfg.bin_dir, name) : name;
+    const dir = this.cfg.bin_dir ?? this.conn.binDir;
+    return dir ? path.join(dir, name) : name;
   }
 
   /** Read for every call, so a rotated password is picked up without restarting the agent. */
@@ -139,6 +339,8 @@ class Client {
       PGAPPNAME: 'lsbackup',
     };
     delete env.PGDATABASE;
+    const u = this.conn.osUser;
+    if (u) Object.assign(env, { HOME: u.home, USER: u.name, LOGNAME: u.name });
     const pw = await this.password();
     if (pw !== undefined) {
       env.PGPASSWORD = pw;
@@ -151,17 +353,30 @@ class Client {
    * Starts a client program. `exit` settles once it has exited and its output is drained; with
    * `stdout: 'stream'` the caller consumes stdout and it is not collected.
    */
-  async launch(cmd: string[], opts: { stdout?: 'collect' | 'stream'; input?: string } = {}): Promise<{ child: ChildProcess; exit: Promise<Exit> }> {
-    const child = spawnChild(cmd, { env: await this.env(), stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] }, this.signal);
+  async launch(cmd: string[], opts: { stdout?: 'collect' | 'stream'; input?: string | Readable } = {}): Promise<{ child: ChildProcess; exit: Promise<Exit> }> {
+    const u = this.conn.osUser;
+    // As another OS user the programs get its ids and home: the agent's cwd (/root) may be closed to it.
+    const as = u ? { uid: u.uid, gid: u.gid, cwd: (await exists(u.home)) ? u.home : '/' } : {};
+    const child = spawnChild(cmd, { env: await this.env(), stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...as }, this.signal);
     let stdout = '';
     let stderr = '';
     if (opts.stdout !== 'stream') child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       if (stderr.length < STDERR_KEEP) stderr += d;
     });
-    if (opts.input !== undefined) {
+    // A program that exits early closes its stdin; its exit status is the answer, not the EPIPE.
+    let inputError: Error | undefined;
+    if (typeof opts.input === 'string') {
       child.stdin!.on('error', () => undefined);
       child.stdin!.end(opts.input);
+    } else if (opts.input) {
+      child.stdin!.on('error', () => undefined);
+      const source = opts.input;
+      pipeline(source, child.stdin!).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+        inputError = err;
+        child.kill('SIGTERM');
+      });
     }
     const exit = new Promise<Exit>((resolve, reject) => {
       child.on('error', (err) => {
@@ -169,7 +384,10 @@ class Client {
         child.stdout?.destroy();
         reject(new CommandError(`${cmd[0]}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (install the PostgreSQL client or set bin_dir)' : err.message}`));
       });
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+      child.on('close', (code, signal) => {
+        if (inputError) reject(new CommandError(`${cmd[0]}: reading its input failed: ${inputError.message}`));
+        else resolve({ code, signal, stdout, stderr });
+      });
     });
     return { child, exit };
   }
@@ -201,9 +419,7 @@ class Client {
   }
 
   state(): Promise<ServerState> {
-    return this.json<ServerState>(
-      "SELECT json_build_object('recovery', pg_is_in_recovery(), 'version', current_setting('server_version'), 'user', current_user)",
-    );
+    return this.json<ServerState>(STATE);
   }
 
   /** Databases pg_dump can and should dump: templates and databases closed to connections are not data. */
@@ -346,21 +562,97 @@ function databasesOf(ctx: RestoreContext): string[] {
   return dbs as string[];
 }
 
+/** The standbys a backup recorded in its meta. */
+function standbysOf(raw: string | undefined): Standby[] {
+  try {
+    const v: unknown = JSON.parse(raw ?? '[]');
+    return Array.isArray(v) ? v.filter((x): x is Standby => typeof x?.name === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+const standbyNames = (list: Standby[]) => list.map((s) => (s.address ? `${s.name} (${s.address})` : s.name)).join(', ');
+
+/**
+ * What the backup records for a restore of a replicated cluster: the build directory's facts
+ * (`replication`, `primary`, `privileged_user`, `replication_user`, `repmgr_database`), with what
+ * the server shows where they are missing. Names only, never passwords.
+ */
+function recordReplication(ctx: BackupContext, state: ServerState): void {
+  const f = ctx.facts;
+  const standbys = state.standbys ?? [];
+  ctx.meta.replication = f.replication === 'true' || standbys.length > 0 || state.recovery ? 'true' : f.replication === 'false' ? 'false' : 'unknown';
+  ctx.meta.backed_up_from = state.recovery ? 'standby' : 'primary';
+  if (ctx.meta.replication === 'false') return;
+  // On a standby, the primary is what it streams from; on the primary, this node (the inventory's host name).
+  const primary = f.primary ?? (state.recovery ? state.upstream?.replace(/:\d+$/, '') : ctx.node);
+  if (primary) ctx.meta.primary = primary;
+  if (!state.recovery) ctx.meta.standbys = JSON.stringify(standbys);
+  for (const k of ['privileged_user', 'replication_user', 'repmgr_database'] as const) ctx.meta[k] = f[k] ?? REPMGR_DEFAULTS[k];
+}
+
 /**
  * PostgreSQL on the primary: roles and tablespaces (pg_dumpall --globals-only), one custom-format
  * dump per database, and the configuration files. A standby is skipped, not failed: the primary's
- * backup covers it.
+ * backup covers it (or the other way round with backup_from: standby).
+ *
+ * On a LambdaStack node nothing needs setting: the cluster is found under /etc/postgresql, its
+ * client programs are /usr/lib/postgresql/<version>/bin, and they run as the OS user postgres
+ * over the socket in /var/run/postgresql (peer auth, no password).
  */
-export function postgresql(cfg: PostgresqlConfig): Component {
-  const paths = cfg.config_paths;
+export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Component {
+  const restorePaths = cfg.config_paths ?? [cfg.config_dir ?? cfg.config_root, cfg.pgpass_file ?? host.pgpass];
+
+  /** Decided on the node each time it is used: a package upgrade may move the cluster. */
+  async function connect(signal?: AbortSignal, layout?: ClusterLayout): Promise<Client> {
+    const binDir = cfg.bin_dir ?? (layout ?? (await pickCluster(cfg, host.libRoot).catch(() => undefined)))?.binDir;
+    return new Client(cfg, signal, { osUser: await clientOsUser(cfg, host.passwd), binDir });
+  }
+
+  async function detect(): Promise<Detection> {
+    const osUser = await clientOsUser(cfg, host.passwd).catch(() => undefined);
+    const auth = authDetail(cfg, osUser);
+    if (cfg.config_paths !== undefined) {
+      const found: string[] = [];
+      for (const p of cfg.config_paths) if (await exists(p)) found.push(p);
+      if (found.length === 0) return { present: false, detail: `no PostgreSQL here (looked for ${cfg.config_paths.join(', ')})` };
+      return { present: true, detail: `PostgreSQL: ${found.join(', ')}; ${auth}` };
+    }
+    let layout: ClusterLayout;
+    try {
+      layout = await pickCluster(cfg, host.libRoot);
+    } catch (err) {
+      // Several clusters and none chosen: PostgreSQL is here, and its backup must say what to set.
+      if (err instanceof NotFoundError) return { present: false, detail: `no PostgreSQL here: ${err.message}` };
+      return { present: true, detail: (err as Error).message };
+    }
+    const data = layout.dataDir ? `, data ${layout.dataDir}` : '';
+    return { present: true, detail: `PostgreSQL ${layout.version} at ${layout.configDir}${data}; ${auth}` };
+  }
 
   async function backup(ctx: BackupContext) {
-    const pg = new Client(cfg, ctx.signal);
+    const { layout, paths } = await configPathsOf(cfg, host);
+    // Before any dump: a required config path that is missing fails the part (writeZip would skip it).
+    const zipped = await presentPaths(paths);
+    const pg = await connect(ctx.signal, layout);
     const state = await pg.state();
-    if (state.recovery) return { status: 'skipped' as const, reason: `standby (in recovery) at ${cfg.host}:${cfg.port}; the primary is backed up instead` };
+    const standbys = state.standbys ?? [];
+    if (state.recovery && cfg.backup_from === 'primary') {
+      const from = state.upstream ? `, streaming from ${state.upstream}` : '';
+      return { status: 'skipped' as const, reason: `standby (in recovery) at ${cfg.host}:${cfg.port}${from}; the primary is backed up instead (backup_from: standby backs up here)` };
+    }
+    if (!state.recovery && cfg.backup_from === 'standby' && standbys.length > 0) {
+      return { status: 'skipped' as const, reason: `primary with standby(s) ${standbyNames(standbys)} and backup_from: standby; a standby is backed up instead` };
+    }
     const dbs = await pg.databases();
     ctx.meta.server_version = state.version;
     ctx.meta.databases = JSON.stringify(dbs);
+    if (layout) {
+      ctx.meta.config_dir = layout.configDir;
+      if (layout.dataDir) ctx.meta.data_dir = layout.dataDir;
+    }
+    recordReplication(ctx, state);
 
     ctx.progress(0, 'dumping roles and tablespaces');
     await dumpInto(ctx, pg, globalsArtifact, 'pg_dumpall --globals-only', [pg.bin('pg_dumpall'), '-w', '--globals-only', '-l', conninfo(cfg.database)], true);
@@ -370,7 +662,7 @@ export function postgresql(cfg: PostgresqlConfig): Component {
       const cmd = [pg.bin('pg_dump'), '-w', '-Fc', `--compress=${ctx.compressionLevel}`, '-d', conninfo(db)];
       await dumpInto(ctx, pg, dumpArtifact(db), `pg_dump of database '${db}'`, cmd, false);
     }
-    await ctx.addZip(filesArtifact, paths);
+    await ctx.addZip(filesArtifact, zipped);
     return { status: 'ok' as const };
   }
 
@@ -411,22 +703,62 @@ export function postgresql(cfg: PostgresqlConfig): Component {
     const via = 'template1';
     // --create recreates the database with its owner, encoding, settings and grants; --exit-on-error
     // turns the first failing statement into a failed restore instead of a warning count.
-    const cmd = [pg.bin('pg_restore'), '-w', '--clean', '--if-exists', '--create', '--exit-on-error', '-d', conninfo(via), file];
-    const { exit } = await pg.launch(cmd);
+    // The dump goes in on stdin: artifacts are root's, 0600, and pg_restore may run as postgres.
+    const cmd = [pg.bin('pg_restore'), '-w', '--clean', '--if-exists', '--create', '--exit-on-error', '-d', conninfo(via)];
+    const { exit } = await pg.launch(cmd, { input: createReadStream(file, { highWaterMark: 1 << 20 }) });
     const e = await exit;
     if (e.code !== 0) throw pg.failure(`pg_restore of database '${db}'`, e);
     ctx.progress(size, `${exists ? 'recreated' : 'created'} database '${db}'`);
   }
 
   /** DROP DATABASE fails on a database in use; say so before anything has been changed. */
-  function checkUnused(facts: RestoreFacts, dbs: string[]): void {
+  function checkUnused(ctx: RestoreContext, facts: RestoreFacts, dbs: string[]): void {
     const busy = facts.sessions;
     const inUse = dbs.filter((d) => busy?.[d]);
     if (inUse.length > 0) {
+      // repmgrd keeps a session on repmgr's database on every node of a replicated cluster.
+      const repmgrDb = ctx.part.meta.repmgr_database ?? REPMGR_DEFAULTS.repmgr_database;
+      const repmgrd = inUse.includes(repmgrDb) ? `; repmgrd holds '${repmgrDb}': run systemctl stop repmgrd on every PostgreSQL node first` : '';
       throw new PreconditionError(
-        `database(s) in use: ${inUse.map((d) => `'${d}' (${busy![d]} session(s))`).join(', ')}; stop their clients and retry; nothing was changed`,
+        `database(s) in use: ${inUse.map((d) => `'${d}' (${busy![d]} session(s))`).join(', ')}; stop their clients and retry${repmgrd}; nothing was changed`,
       );
     }
+  }
+
+  /**
+   * After a whole-cluster restore of a replicated primary: standbys that stream from it received
+   * the restore through WAL; the others must be cloned again, and repmgr's records re-registered,
+   * as LambdaStack's recovery role (roles/recovery/tasks/postgresql.yml) does. Says exactly what to run.
+   */
+  function reportReplication(ctx: RestoreContext, facts: RestoreFacts): void {
+    const m = ctx.part.meta;
+    const now = facts.standbys ?? [];
+    const before = standbysOf(m.standbys);
+    if (m.replication !== 'true' && now.length === 0 && before.length === 0) return;
+    const primary = m.primary ?? ctx.node;
+    const priv = m.privileged_user ?? REPMGR_DEFAULTS.privileged_user;
+    const db = m.repmgr_database ?? REPMGR_DEFAULTS.repmgr_database;
+    const verb = ctx.dryRun ? 'would receive' : 'received';
+    ctx.report(
+      now.length > 0
+        ? `replication: standby(s) ${standbyNames(now)} stream from this primary and ${verb} the restore through WAL`
+        : `replication: no standby streams from this primary now`,
+    );
+    const streaming = new Set(now.map((x) => x.name));
+    const lost = before.filter((x) => !streaming.has(x.name));
+    const targets = lost.length > 0 ? lost.map((x) => `standby ${standbyNames([x])}`) : now.length === 0 ? ['each standby'] : [];
+    const asPg = 'runuser -u postgres --';
+    const clone = [
+      'systemctl stop repmgrd',
+      'systemctl stop postgresql',
+      `${asPg} repmgr -h ${primary} -U ${priv} -d ${db} -p ${cfg.port} standby clone --force`,
+      'systemctl start postgresql',
+      `${asPg} repmgr standby register --force`,
+      'systemctl start repmgrd',
+      `${asPg} repmgr standby follow`,
+    ].join(' && ');
+    for (const t of targets) ctx.report(`re-clone ${t} from ${primary}, as root on it: ${clone}`);
+    ctx.report(`then on ${primary}, as root, so repmgr's records match the restored cluster: ${asPg} repmgr --superuser=${priv} primary register --force && systemctl start repmgrd`);
   }
 
   async function restore(ctx: RestoreContext): Promise<void> {
@@ -436,33 +768,44 @@ export function postgresql(cfg: PostgresqlConfig): Component {
       throw new NotFoundError(`backup ${ctx.backupId} has no database '${only}' on node ${ctx.part.node} (it has: ${dbs.join(', ') || 'none'})`);
     }
     const targets = only !== undefined ? [only] : dbs;
-    const pg = new Client(cfg, ctx.signal);
+    const pg = await connect(ctx.signal);
     const facts = await pg.json<RestoreFacts>(RESTORE_FACTS);
-    if (facts.recovery) throw new PreconditionError(`the server at ${cfg.host}:${cfg.port} is a standby (in recovery); restore onto the primary`);
+    if (facts.recovery) {
+      const from = facts.upstream ? `, streaming from ${facts.upstream}` : '';
+      throw new PreconditionError(`the server at ${cfg.host}:${cfg.port} is a standby (in recovery${from}); restore onto the primary, and this standby follows it`);
+    }
     const existing = new Set(facts.databases);
-    checkUnused(facts, targets.filter((d) => existing.has(d)));
+    checkUnused(ctx, facts, targets.filter((d) => existing.has(d)));
 
     // A single database is restored alone: replaying all roles (and their passwords) or the
     // configuration is not what someone asking for one database expects.
     if (only === undefined) await restoreGlobals(ctx, pg, facts);
     await forEachBounded(targets, cfg.restore_parallel, (db) => restoreDatabase(ctx, pg, db, existing.has(db)));
-    if (only === undefined) await restoreFilesThenRun(ctx, { afterRestore: cfg.after_restore_command });
+    if (only === undefined) {
+      await restoreFilesThenRun(ctx, { afterRestore: cfg.after_restore_command });
+      reportReplication(ctx, facts);
+    }
+  }
+
+  async function configPaths(): Promise<string[]> {
+    const { paths } = await configPathsOf(cfg, host).catch(() => ({ paths: [] as BackupPath[] }));
+    return paths.map((p) => p.path);
   }
 
   return {
     name: 'postgresql',
-    restorePaths: paths,
-    detect: () => detectPaths('PostgreSQL', paths),
+    restorePaths,
+    detect: () => detect().catch((err: Error) => ({ present: false, detail: err.message })),
     async estimateBytes() {
-      const pg = new Client(cfg);
+      const pg = await connect();
       const data = await pg.json<number>(
         'SELECT coalesce(sum(pg_database_size(datname)), 0)::bigint FROM pg_database WHERE NOT datistemplate AND datallowconn',
       );
-      return Number(data) + (await duBytes(paths));
+      return Number(data) + (await duBytes(await configPaths()));
     },
     async health(): Promise<Health> {
       try {
-        const s = await new Client(cfg).state();
+        const s = await (await connect()).state();
         return { status: 'ok', detail: `PostgreSQL ${s.version} at ${cfg.host}:${cfg.port} accepts connections (${s.recovery ? 'standby' : 'primary'})` };
       } catch (err) {
         if (err instanceof PreconditionError) return { status: 'unknown', detail: err.message };
