@@ -21,7 +21,7 @@ export interface ClusterConfig {
   /** configuration/prometheus specification.alertmanager.enable (false by LambdaStack's default). */
   alertmanager: boolean;
   /** Repmgr streaming replication between the [postgresql] hosts. */
-  replication: { enabled: boolean; user: string; database: string };
+  replication: { enabled: boolean; user: string; privilegedUser: string; database: string };
   /** configuration/rabbitmq specification.rabbitmq_plugins (none by default: no management API). */
   rabbitmqPlugins: string[];
   /** cluster_name of configuration/logging and configuration/opendistro-for-elasticsearch, by inventory group. */
@@ -128,6 +128,7 @@ export function parseClusterConfig(text: string, file: string): ClusterConfig {
     replication: {
       enabled: flag('configuration/postgresql', ['extensions', 'replication', 'enabled'], false),
       user: text_('configuration/postgresql', ['extensions', 'replication', 'replication_user_name'], 'ls_repmgr'),
+      privilegedUser: text_('configuration/postgresql', ['extensions', 'replication', 'privileged_user_name'], 'ls_repmgr_admin'),
       database: text_('configuration/postgresql', ['extensions', 'replication', 'repmgr_database'], 'ls_repmgr'),
     },
     rabbitmqPlugins: plugins as string[],

@@ -68,7 +68,8 @@ export function plan(hosts: Map<string, InventoryHost>, nodes: string[], compone
             // Epiphany 1.3 and 2.x ignore the setting and replicate whenever there are two hosts.
             const enabled = cluster.kind === 'epiphany-cluster' ? pgHosts.length > 1 : cluster.replication.enabled;
             p.facts = { replication: String(enabled), postgresql_hosts: pgHosts.join(',') };
-            if (enabled) Object.assign(p.facts, { replication_user: cluster.replication.user, repmgr_database: cluster.replication.database });
+            // LambdaStack makes the first host of [postgresql] the primary (roles/postgresql replication extension).
+            if (enabled) Object.assign(p.facts, { primary: pgHosts[0]!, replication_user: cluster.replication.user, privileged_user: cluster.replication.privilegedUser, repmgr_database: cluster.replication.database });
           }
           break;
         case 'rabbitmq':

@@ -49,7 +49,7 @@ test("LambdaStack's manifest.yml: defaults read as LambdaStack ships them", asyn
   assert.equal(cfg.kind, 'lambdastack-cluster');
   assert.equal(cfg.version, '1.3.4');
   assert.equal(cfg.alertmanager, false);
-  assert.deepEqual(cfg.replication, { enabled: false, user: 'ls_repmgr', database: 'ls_repmgr' });
+  assert.deepEqual(cfg.replication, { enabled: false, user: 'ls_repmgr', privilegedUser: 'ls_repmgr_admin', database: 'ls_repmgr' });
   assert.deepEqual(cfg.rabbitmqPlugins, []);
   assert.deepEqual(cfg.esClusterNames, { logging: 'LambdaStackElastic', opendistro_for_elasticsearch: 'LambdaStackElastic' });
   assert.equal(cfg.components.get('postgresql'), 2);
@@ -98,7 +98,7 @@ test('replication, plugins and Epiphany: what the agents are told', async () => 
   assert.deepEqual(withRepl.rabbitmqPlugins, ['rabbitmq_management']);
   const inv = await readInventory(buildDir, 50551);
   const facts = [...plan(inv.hosts, ['postgresql1'], [], withRepl).hosts.values()][0]![0]!.facts;
-  assert.deepEqual(facts, { replication: 'true', postgresql_hosts: 'postgresql1,postgresql2', replication_user: 'ls_repmgr', repmgr_database: 'ls_repmgr' });
+  assert.deepEqual(facts, { replication: 'true', postgresql_hosts: 'postgresql1,postgresql2', primary: 'postgresql1', replication_user: 'ls_repmgr', privileged_user: 'ls_repmgr_admin', repmgr_database: 'ls_repmgr' });
   // Epiphany replicates whenever [postgresql] has two hosts, whatever the setting says.
   const epiphany = parseClusterConfig(text.replace('kind: lambdastack-cluster', 'kind: epiphany-cluster'), 'm.yml');
   assert.equal([...plan(inv.hosts, ['postgresql1'], [], epiphany).hosts.values()][0]![0]!.facts.replication, 'true');
