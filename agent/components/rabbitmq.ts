@@ -366,8 +366,9 @@ class Rabbitmqctl {
     await this.call('export_definitions', ['--quiet', 'export_definitions', '-'], { signal, consume });
   }
 
+  /** Fed on stdin: run as the rabbitmq user (Debian's wrapper) it could not read a root-only file. Not "-": 3.10 takes that for a file name. */
   async importDefinitions(file: string, signal: AbortSignal): Promise<void> {
-    await this.call('import_definitions', ['--quiet', 'import_definitions', '-'], { signal, stdin: () => createReadStream(file) });
+    await this.call('import_definitions', ['--quiet', 'import_definitions'], { signal, stdin: () => createReadStream(file) });
   }
 }
 
