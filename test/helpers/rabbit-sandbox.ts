@@ -127,22 +127,22 @@ export async function startRabbitSandbox(opts: SandboxOptions = {}): Promise<Rab
     // update-erlang-cookie.yml: template erlang-cookie.j2, owner rabbitmq, mode u=r,go=
     await fsp.writeFile(cookieFile, `${lambdastackCookie()}\n`, { mode: 0o400 });
   } else {
-  await fsp.writeFile(
-    path.join(etcDir, 'rabbitmq.conf'),
-    [
-      `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
-      `management.tcp.ip = 127.0.0.1`,
-      `management.tcp.port = ${mgmtPort}`,
-      // queue stats every half second instead of five, so counts show up quickly
-      'collect_statistics_interval = 500',
-      `default_user = ${user}`,
-      `default_pass = ${password}`,
-      'disk_free_limit.absolute = 50MB',
-      '',
-    ].join('\n'),
-  );
-  await fsp.writeFile(enabledPluginsFile, '[rabbitmq_management].\n');
-  await fsp.writeFile(envFile, '');
+    await fsp.writeFile(
+      path.join(etcDir, 'rabbitmq.conf'),
+      [
+        `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
+        `management.tcp.ip = 127.0.0.1`,
+        `management.tcp.port = ${mgmtPort}`,
+        // queue stats every half second instead of five, so counts show up quickly
+        'collect_statistics_interval = 500',
+        `default_user = ${user}`,
+        `default_pass = ${password}`,
+        'disk_free_limit.absolute = 50MB',
+        '',
+      ].join('\n'),
+    );
+    await fsp.writeFile(enabledPluginsFile, '[rabbitmq_management].\n');
+    await fsp.writeFile(envFile, '');
   }
   await fsp.writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   const env = {
