@@ -46,6 +46,10 @@ function config(extra: Record<string, unknown> = {}) {
     mnesia_base: sb.mnesiaBase,
     // As the default: single files, one of them absent.
     config_paths: ['rabbitmq.conf', 'enabled_plugins', 'advanced.config'].map((f) => path.join(sb.etcDir, f)),
+    env_file: sb.envFile,
+    enabled_plugins_file: sb.enabledPluginsFile,
+    erlang_cookie_file: sb.cookieFile,
+    rabbitmqctl_command: sb.ctlAsRabbitmq,
     stop_command: sb.stopCommand,
     start_command: sb.startCommand,
     ready_timeout_seconds: 90,
@@ -285,14 +289,25 @@ test('a broker that does not stop is never copied, and the start command still r
   assert.equal(await sb.pid(), pid);
 });
 
-test('with the management plugin off: a clear error naming the plugin, or the plugin enabled when the config allows it', async () => {
+test('with the management plugin off: definitions via rabbitmqctl, a clear error when the API is required, the plugin enabled only when asked', async () => {
   await run(sb.cli('rabbitmq-plugins', 'disable', 'rabbitmq_management'));
   try {
     await sb.waitUntilApiDown();
     const pid = await sb.pid();
+    // The enabled_plugins file now says the plugin is off: rabbitmqctl without probing the API.
     const off = rabbitmq(config({ messages: true }));
-    assert.equal((await off.health()).status, 'down');
-    const { manifest } = await backupLocal(runtimeOf([off]), scratch('rabbit-target'));
+    const health = await off.health();
+    assert.equal(health.status, 'ok', health.detail);
+    assert.match(health.detail, new RegExp(`^RabbitMQ \\d+\\.\\d+\\.\\d+ on ${sb.node} \\(management plugin off; rabbitmqctl\\)$`));
+    assert.match((await off.detect()).detail, /, management plugin off \(definitions via rabbitmqctl\)$/);
+    const viaCtl = await backupLocal(runtimeOf([rabbitmq(config())]), scratch('rabbit-target'));
+    assert.equal(viaCtl.manifest.status, 'complete', viaCtl.manifest.reasons.join('; '));
+    assert.equal(viaCtl.manifest.parts[0]!.meta.definitions_via, 'rabbitmqctl');
+
+    // The API required by the setting: the old clear error, and the broker left alone.
+    const apiOnly = rabbitmq(config({ messages: true, definitions_via: 'management_api' }));
+    assert.equal((await apiOnly.health()).status, 'down');
+    const { manifest } = await backupLocal(runtimeOf([apiOnly]), scratch('rabbit-target'));
     assert.equal(manifest.status, 'failed');
     const reason = manifest.parts[0]!.reason;
     assert.match(reason, /^management plugin is not enabled on 127\.0\.0\.1:\d+: connection refused/);
@@ -302,6 +317,8 @@ test('with the management plugin off: a clear error naming the plugin, or the pl
     const enabling = rabbitmq(config({ enable_management: true, enable_management_command: sb.cli('rabbitmq-plugins', 'enable', 'rabbitmq_management') }));
     const second = await backupLocal(runtimeOf([enabling]), scratch('rabbit-target'));
     assert.equal(second.manifest.status, 'complete', second.manifest.reasons.join('; '));
+    assert.equal(second.manifest.parts[0]!.meta.definitions_via, 'management_api');
+    assert.equal((await sb.api('GET', '/api/overview')).status, 200, 'enable_management: true enabled the plugin');
     assert.equal(await sb.pid(), pid);
   } finally {
     // Later tests in this file, if any, need the API; rabbitmq-plugins is slow, so only when it is off.
@@ -348,6 +365,15 @@ test('config: secrets stay out of the URL, one password source, unknown keys ref
   assert.equal(d.url, 'http://127.0.0.1:15672');
   assert.equal(d.messages, false);
   assert.equal(d.enable_management, false);
-  assert.match(d.node_name, /^rabbit@[^.]+$/);
+  // LambdaStack's layout: all of /etc/rabbitmq as its backup role takes it, the cookie of roles/rabbitmq.
+  assert.deepEqual(d.config_paths, ['/etc/rabbitmq']);
+  assert.equal(d.env_file, '/etc/rabbitmq/rabbitmq-env.conf');
+  assert.equal(d.erlang_cookie_file, '/var/lib/rabbitmq/.erlang.cookie');
+  assert.equal(d.definitions_via, 'auto');
+  assert.deepEqual(d.rabbitmqctl_command, ['rabbitmqctl']);
+  // Found in rabbitmq-env.conf when used, so not fixed here.
+  assert.equal(d.node_name, undefined);
+  bad({ erlang_cookie_file: '/var/lib/rabbitmq/cookie' });
+  bad({ definitions_via: 'http' });
   assert.deepEqual(d.stop_command, ['systemctl', 'stop', 'rabbitmq-server']);
 });

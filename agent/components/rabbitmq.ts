@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createReadStream, promises as fsp } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -7,12 +8,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { command } from '../../common/config.js';
-import { InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
+import { CommandError, InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { processAlive } from '../../common/lock.js';
-import { redact, run } from '../../common/exec.js';
-import { duBytes, exists } from '../../common/fsutil.js';
+import { firstLines, redact, run } from '../../common/exec.js';
+import { duBytes, exists, isInside } from '../../common/fsutil.js';
 import { pollUntil } from '../../common/poll.js';
-import type { BackupContext, Component, Health, RestoreContext } from './component.js';
+import type { BackupContext, ClusterFacts, Component, Detection, Health, RestoreContext } from './component.js';
 import { detectPaths, filesSchema, pathList } from './files.js';
 
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
@@ -26,9 +27,28 @@ function isApiUrl(s: string): boolean {
   }
 }
 
+const nodeName = z.string().regex(/^[\w.-]+@[\w.-]+$/, 'expected a node name like rabbit@host');
+
 export const rabbitmqSchema = z
   .object({
-    config_paths: pathList.default(['/etc/rabbitmq/rabbitmq.conf', '/etc/rabbitmq/enabled_plugins', '/etc/rabbitmq/advanced.config']),
+    /** All of /etc/rabbitmq, as LambdaStack's own backup role archives it (roles/backup/tasks/rabbitmq_rabbitmq_etc.yml). */
+    config_paths: pathList.default(['/etc/rabbitmq']),
+    /** Where NODENAME, USE_LONGNAME and ENABLED_PLUGINS_FILE are read from; backed up with the config. */
+    env_file: absolutePath.default('/etc/rabbitmq/rabbitmq-env.conf'),
+    /**
+     * The broker's Erlang cookie (LambdaStack's roles/rabbitmq cookie_file). Backed up, and what
+     * rabbitmqctl authenticates with: it reads $HOME/.erlang.cookie, so the name is fixed.
+     */
+    erlang_cookie_file: absolutePath.refine((p) => path.basename(p) === '.erlang.cookie', 'expected a path ending in /.erlang.cookie').default('/var/lib/rabbitmq/.erlang.cookie'),
+    /** Default: ENABLED_PLUGINS_FILE from env_file, else /etc/rabbitmq/enabled_plugins. Only read, to tell whether the management plugin is on. */
+    enabled_plugins_file: absolutePath.optional(),
+    /**
+     * auto: the management API where the plugin is on, rabbitmqctl export/import_definitions
+     * where it is off (LambdaStack's default, rabbitmq_plugins: []). The other two use only that way.
+     */
+    definitions_via: z.enum(['auto', 'management_api', 'rabbitmqctl']).default('auto'),
+    /** Debian's /usr/sbin/rabbitmqctl, which runs the real one as the rabbitmq user when started by root. */
+    rabbitmqctl_command: command.default(['rabbitmqctl']),
     /**
      * This node's management API (with management.path_prefix if one is set). It is also how the
      * agent tells that the broker stopped and came back, so not a URL that other nodes answer too.
@@ -43,21 +63,20 @@ export const rabbitmqSchema = z
     ca_file: absolutePath.optional(),
     /** How long a request may sit without a byte moving. */
     request_timeout_seconds: z.number().positive().default(120),
+    /** Enables the management plugin when it is off, and then uses the API; never done unless set. */
     enable_management: z.boolean().default(false),
     enable_management_command: command.default(['rabbitmq-plugins', 'enable', 'rabbitmq_management']),
     /** Copy the node's data dir (queues and their messages); stops the broker while it is copied. */
     messages: z.boolean().default(false),
     mnesia_base: absolutePath.default('/var/lib/rabbitmq/mnesia'),
-    node_name: z
-      .string()
-      .regex(/^[\w.-]+@[\w.-]+$/, 'expected a node name like rabbit@host')
-      .default(() => `rabbit@${os.hostname().split('.')[0]}`),
+    /** Default: NODENAME from env_file, else rabbit@<host> as RabbitMQ names itself (short host unless USE_LONGNAME=true). */
+    node_name: nodeName.optional(),
     /** Defaults to RabbitMQ's own default, <mnesia_base>/<node_name>.pid. */
     pid_file: absolutePath.optional(),
     /** Must return once the broker has stopped (systemctl stop does). */
     stop_command: command.default(['systemctl', 'stop', 'rabbitmq-server']),
     start_command: command.default(['systemctl', 'start', 'rabbitmq-server']),
-    /** When set, the broker counts as up once this exits 0; otherwise once the management API answers. */
+    /** When set, the broker counts as up once this exits 0; otherwise once the management API or rabbitmqctl status answers. */
     status_command: command.optional(),
     ready_timeout_seconds: z.number().positive().default(120),
     ...filesSchema,
@@ -186,6 +205,173 @@ class ManagementApi {
   }
 }
 
+/** What rabbitmq-env.conf says of the node, read the way RabbitMQ's rabbitmq-env script reads it. */
+export interface EnvSettings {
+  nodeName?: string;
+  longnames: boolean;
+  enabledPluginsFile?: string;
+}
+
+/**
+ * Reads the shell-style `KEY=value` lines of rabbitmq-env.conf. Both spellings count, and as in
+ * rabbitmq-env the RABBITMQ_-prefixed one wins. LambdaStack's template (roles/rabbitmq/templates/
+ * rabbitmq-env.conf.j2) sets only RABBITMQ_USE_LONGNAME and CONFIG_FILE.
+ */
+export function parseEnvFile(text: string): Record<string, string> {
+  const plain: Record<string, string> = {};
+  const prefixed: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*(?:export\s+)?(RABBITMQ_)?([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[3]!.trim();
+    const quoted = /^(["'])(.*)\1$/.exec(value);
+    value = quoted ? quoted[2]! : value.replace(/\s+#.*$/, '');
+    (m[1] ? prefixed : plain)[m[2]!] = value;
+  }
+  return { ...plain, ...prefixed };
+}
+
+/** The node name RabbitMQ gives itself: NODENAME (a bare name gets @host), else rabbit@host; host is short unless USE_LONGNAME=true. */
+export function envSettings(text: string, hostname = os.hostname()): EnvSettings {
+  const env = parseEnvFile(text);
+  const longnames = env.USE_LONGNAME?.toLowerCase() === 'true';
+  const host = longnames ? hostname : hostname.split('.')[0]!;
+  const given = env.NODENAME;
+  const nodeName = given ? (given.includes('@') ? given : `${given}@${host}`) : `rabbit@${host}`;
+  return { nodeName, longnames, enabledPluginsFile: env.ENABLED_PLUGINS_FILE || undefined };
+}
+
+/** The plugin names in an enabled_plugins file, an Erlang list such as `[rabbitmq_management,rabbitmq_shovel].` */
+export function parseEnabledPlugins(text: string): string[] {
+  const list = /\[([^\]]*)\]/.exec(text)?.[1] ?? '';
+  return list.split(',').map((s) => s.trim().replace(/^'(.*)'$/, '$1')).filter(Boolean);
+}
+
+/** Plugins that serve the management API: rabbitmq_management itself, and those enabling it as a dependency. */
+export function servesManagementApi(plugins: string[]): boolean {
+  return plugins.some((p) => p === 'rabbitmq_management' || /^rabbitmq_\w+_management$/.test(p) || p === 'rabbitmq_top' || p === 'rabbitmq_tracing');
+}
+
+/** rabbitmqctl could not talk to the node: it is not running, the cookie is not the broker's, or the name is wrong. */
+export class NodeUnreachableError extends UnavailableError {}
+
+/** The bullet lines rabbitmqctl prints for the node under DIAGNOSTICS; the first that is not a step that worked is the cause. */
+function unreachableCause(text: string): string {
+  const diag = text.split(/^DIAGNOSTICS\s*$/m)[1]?.split(/^Current node details:/m)[0] ?? '';
+  const bullets = [...diag.matchAll(/^\s*\*\s+(.+?)\s*$/gm)].map((m) => m[1]!);
+  const cause = bullets.find((b) => !/^(connected to epmd|epmd reports node '.*' uses port|suggestion:)/.test(b));
+  return cause ?? 'no diagnostics given';
+}
+
+interface CtlStatus {
+  rabbitmq_version?: string;
+  active_plugins?: string[];
+}
+
+/**
+ * RabbitMQ's own CLI against the local node: how definitions move when the management plugin is
+ * off. rabbitmqctl authenticates with $HOME/.erlang.cookie; run as root it would read root's,
+ * which is not the broker's, so HOME is the cookie's directory (Debian's wrapper switches to the
+ * rabbitmq user, whose HOME that already is).
+ */
+class Rabbitmqctl {
+  constructor(
+    private readonly cfg: Config,
+    readonly node: string,
+    private readonly longnames: boolean,
+  ) {}
+
+  private argv(args: string[]): string[] {
+    return [...this.cfg.rabbitmqctl_command, '-n', this.node, ...(this.longnames ? ['--longnames'] : []), ...args];
+  }
+
+  private async env(): Promise<NodeJS.ProcessEnv> {
+    const cookie = this.cfg.erlang_cookie_file;
+    // Without the file the CLI would write a new cookie into HOME, which the broker then refuses.
+    if (!(await exists(cookie))) {
+      throw new PreconditionError(`no Erlang cookie at ${cookie}: rabbitmqctl needs the broker's cookie to reach node ${this.node}; set erlang_cookie_file`);
+    }
+    return { ...process.env, HOME: path.dirname(cookie) };
+  }
+
+  /** One line for a failed call: the cause from rabbitmqctl's diagnostics, not its forty lines of advice. */
+  private failure(sub: string, code: number | null, stderr: string, stdout: string): Error {
+    const text = `${stderr}\n${stdout}`;
+    if (code === 69 || /unable to perform an operation on node|unable to connect to node/.test(text)) {
+      const cause = unreachableCause(text);
+      const hint = /distribution failed|authenticat|cookie/i.test(cause)
+        ? ` (is ${this.cfg.erlang_cookie_file} the cookie the broker runs with?)`
+        : /not running/.test(cause)
+          ? ' (is RabbitMQ running, and is node_name right?)'
+          : '';
+      return new NodeUnreachableError(`rabbitmqctl cannot reach RabbitMQ node ${this.node}: ${cause}${hint}`);
+    }
+    if (/requires the 'rabbit' app to be running|rabbit_is_not_running/.test(text)) {
+      return new UnavailableError(`RabbitMQ node ${this.node} is up but its rabbit application is not running (rabbitmqctl ${sub})`);
+    }
+    const why = code === null ? 'killed' : `exit ${code}`;
+    return new CommandError(`rabbitmqctl ${sub} on ${this.node} failed (${why}): ${firstLines(stderr || stdout)}`);
+  }
+
+  private notFound(err: unknown): Error {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return new PreconditionError(`${this.cfg.rabbitmqctl_command[0]}: command not found; install RabbitMQ's CLI tools or set rabbitmqctl_command`);
+    }
+    return err as Error;
+  }
+
+  /**
+   * Runs one subcommand, with `stdin` fed to it and its stdout handed to `consume` as it comes;
+   * rejects with one line when it fails, after `consume` is done either way.
+   */
+  private async call(sub: string, args: string[], opts: { signal?: AbortSignal; timeoutMs?: number; stdin?: () => Readable; consume?: (out: Readable) => Promise<unknown> }): Promise<string> {
+    const env = await this.env();
+    const child = spawn(this.argv(args)[0]!, this.argv(args).slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal, timeout: opts.timeoutMs, killSignal: 'SIGKILL' });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 65536) stderr += d;
+    });
+    const closed = new Promise<number | null>((resolve, reject) => {
+      child.on('error', (err) => reject(this.notFound(err)));
+      child.on('close', (code) => resolve(code));
+    });
+    child.stdin.on('error', () => undefined);
+    if (opts.stdin) pipeline(opts.stdin(), child.stdin).catch(() => undefined);
+    else child.stdin.end();
+    const consumed = opts.consume
+      ? opts.consume(child.stdout).then(() => undefined, (err: unknown) => err)
+      : (async () => {
+          for await (const c of child.stdout) stdout += (c as Buffer).toString('utf8');
+          return undefined;
+        })();
+    const code = await closed;
+    const consumeError = await consumed;
+    if (code !== 0) throw this.failure(sub, code, stderr, stdout);
+    if (consumeError) throw consumeError;
+    return stdout;
+  }
+
+  async status(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<CtlStatus> {
+    const out = await this.call('status', ['status', '--formatter', 'json'], { timeoutMs: 30_000, ...opts });
+    try {
+      return JSON.parse(out) as CtlStatus;
+    } catch {
+      throw new UnavailableError(`rabbitmqctl status on ${this.node} did not print JSON: ${out.slice(0, 120)}`);
+    }
+  }
+
+  /** Streams `export_definitions -` (RabbitMQ >= 3.8.2) to `consume`. */
+  async exportDefinitions(signal: AbortSignal, consume: (out: Readable) => Promise<unknown>): Promise<void> {
+    await this.call('export_definitions', ['--quiet', 'export_definitions', '-'], { signal, consume });
+  }
+
+  /** Fed on stdin: run as the rabbitmq user (Debian's wrapper) it could not read a root-only file. Not "-": 3.10 takes that for a file name. */
+  async importDefinitions(file: string, signal: AbortSignal): Promise<void> {
+    await this.call('import_definitions', ['--quiet', 'import_definitions'], { signal, stdin: () => createReadStream(file) });
+  }
+}
+
 /** Polls until `probe` reports no trouble (undefined); `signal` only stops the wait, it never leaves the broker half-handled. */
 async function waitFor(what: string, timeoutS: number, probe: () => Promise<string | undefined>, signal?: AbortSignal): Promise<void> {
   let last = '';
@@ -198,14 +384,77 @@ async function waitFor(what: string, timeoutS: number, probe: () => Promise<stri
   if (!done) throw new UnavailableError(`${what} (waited ${timeoutS}s; last: ${last})`);
 }
 
+type Route = 'management_api' | 'rabbitmqctl';
+
+/** How definitions move, and whether that was asked for (no fallback) or only expected (the API, falling back to rabbitmqctl). */
+interface RoutePlan {
+  route: Route;
+  pinned: boolean;
+  why: string;
+}
+
+/** The node as this host has it configured, read at every operation: rabbitmq-env.conf may change between them. */
+interface LocalNode {
+  name: string;
+  longnames: boolean;
+  enabledPluginsFile: string;
+  nodeDir: string;
+  /** Mnesia and Khepri data live in the node's directory; the feature-flags file beside it must match them. */
+  dataPaths: string[];
+  pidFile: string;
+  ctl: Rabbitmqctl;
+}
+
 export function rabbitmq(cfg: Config): Component {
   const api = new ManagementApi(cfg);
-  const nodeDir = path.join(cfg.mnesia_base, cfg.node_name);
-  // Mnesia and Khepri data live in the node's directory; the feature-flags file beside it must match them.
-  const dataPaths = [nodeDir, `${nodeDir}-feature_flags`];
-  const pidFile = cfg.pid_file ?? `${nodeDir}.pid`;
+  const cookie = cfg.erlang_cookie_file;
+  // What LambdaStack's backup role keeps (/etc/rabbitmq) plus the cookie, which a rebuilt node
+  // needs to rejoin its cluster; a path already inside another one is not listed twice.
+  const wanted = [...cfg.config_paths, cfg.env_file, cookie];
+  const configSources = wanted.filter((p, i) => !wanted.some((q, j) => j !== i && isInside(q, p) && (p !== q || j < i)));
   const artifactOf = (ctx: RestoreContext, file: string) => `${ctx.part.node}/${ctx.part.component}/${file}`;
   const hasArtifact = (ctx: RestoreContext, file: string) => ctx.part.artifacts.some((a) => a.path === artifactOf(ctx, file));
+
+  async function localNode(): Promise<LocalNode> {
+    const envText = await fsp.readFile(cfg.env_file, 'utf8').catch(() => '');
+    const env = envSettings(envText);
+    const name = cfg.node_name ?? env.nodeName!;
+    const nodeDir = path.join(cfg.mnesia_base, name);
+    return {
+      name,
+      longnames: env.longnames,
+      enabledPluginsFile: cfg.enabled_plugins_file ?? env.enabledPluginsFile ?? '/etc/rabbitmq/enabled_plugins',
+      nodeDir,
+      dataPaths: [nodeDir, `${nodeDir}-feature_flags`],
+      pidFile: cfg.pid_file ?? `${nodeDir}.pid`,
+      ctl: new Rabbitmqctl(cfg, name, env.longnames),
+    };
+  }
+
+  /**
+   * The setting wins; then what the build directory says (facts.rabbitmq_plugins, empty for none);
+   * then the node's enabled_plugins file, which RabbitMQ reads the same way (no file: no plugins).
+   */
+  async function planRoute(node: LocalNode, facts: ClusterFacts = {}): Promise<RoutePlan> {
+    if (cfg.definitions_via !== 'auto') return { route: cfg.definitions_via, pinned: true, why: `definitions_via: ${cfg.definitions_via}` };
+    if (cfg.enable_management) return { route: 'management_api', pinned: true, why: 'enable_management: true' };
+    let plugins: string[] | undefined;
+    let source: string;
+    if (facts.rabbitmq_plugins !== undefined) {
+      plugins = facts.rabbitmq_plugins.split(',').map((s) => s.trim()).filter(Boolean);
+      source = 'the build directory';
+    } else {
+      source = node.enabledPluginsFile;
+      try {
+        plugins = parseEnabledPlugins(await fsp.readFile(node.enabledPluginsFile, 'utf8'));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') plugins = [];
+      }
+    }
+    if (plugins === undefined) return { route: 'management_api', pinned: false, why: `${source} unreadable` };
+    const on = servesManagementApi(plugins);
+    return { route: on ? 'management_api' : 'rabbitmqctl', pinned: false, why: `management plugin ${on ? 'on' : 'off'} (${source})` };
+  }
 
   /** Runs `fn` against the management API, enabling the plugin first where the config allows it. */
   async function withManagement<T>(log: BackupContext['log'], signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
@@ -232,11 +481,45 @@ export function rabbitmq(cfg: Config): Component {
     return result!;
   }
 
-  /** Readiness: the status command succeeds, or the management API answers at all (a 401 is an answer). */
-  async function notReady(): Promise<string | undefined> {
+  /**
+   * Decides the route for one operation by asking the broker its version the planned way: an API
+   * that turns out to be off (and was not asked for) hands over to rabbitmqctl.
+   */
+  async function reachBroker(node: LocalNode, plan: RoutePlan, log: BackupContext['log'], signal: AbortSignal): Promise<{ route: Route; version: string }> {
+    if (plan.route === 'management_api') {
+      const overview = () => api.json<{ rabbitmq_version?: string }>('GET', '/api/overview', { signal });
+      try {
+        const o = plan.pinned ? await withManagement(log, signal, overview) : await overview();
+        return { route: 'management_api', version: o.rabbitmq_version ?? '' };
+      } catch (err) {
+        if (plan.pinned || !(err instanceof ManagementOffError)) throw err;
+        log.info(`${err.message}; using rabbitmqctl on ${node.name}`);
+      }
+    }
+    const s = await node.ctl.status({ signal });
+    return { route: 'rabbitmqctl', version: s.rabbitmq_version ?? '' };
+  }
+
+  /** An expected API that is found off becomes rabbitmqctl: readiness after a restart must ask the one that answers. */
+  async function routeNow(node: LocalNode, plan: RoutePlan, log: BackupContext['log']): Promise<RoutePlan> {
+    if (plan.pinned || plan.route === 'rabbitmqctl') return plan;
+    try {
+      (await api.request('GET', '/api/overview', { timeoutMs: 10_000 })).resume();
+    } catch (err) {
+      if (err instanceof ManagementOffError) {
+        log.info(`${err.message}; using rabbitmqctl on ${node.name}`);
+        return { route: 'rabbitmqctl', pinned: false, why: 'management API off' };
+      }
+    }
+    return plan;
+  }
+
+  /** Readiness: the status command succeeds, or the broker answers the way definitions go (a 401 is an answer). */
+  async function notReady(node: LocalNode, route: Route): Promise<string | undefined> {
     if (cfg.status_command) {
       return run(cfg.status_command, { timeoutMs: 30_000 }).then(() => undefined, (err: unknown) => messageOf(err));
     }
+    if (route === 'rabbitmqctl') return node.ctl.status().then(() => undefined, (err: unknown) => messageOf(err));
     try {
       (await api.request('GET', '/api/overview', { timeoutMs: 10_000 })).resume();
       return undefined;
@@ -246,114 +529,195 @@ export function rabbitmq(cfg: Config): Component {
   }
 
   /** The broker must be gone before its data dir is read or replaced: a live mnesia copy is not a backup. */
-  async function stopBroker(signal: AbortSignal): Promise<void> {
+  async function stopBroker(node: LocalNode, route: Route, signal: AbortSignal): Promise<void> {
     await run(cfg.stop_command, { signal });
+    const answering = route === 'rabbitmqctl' ? `rabbitmqctl status on ${node.name}` : `the management API at ${cfg.url}`;
     await waitFor(`RabbitMQ is still running after '${cfg.stop_command.join(' ')}', so its data dir is left alone`, cfg.ready_timeout_seconds, async () => {
-      const pid = Number((await fsp.readFile(pidFile, 'utf8').catch(() => '')).trim());
-      if (pid > 0 && processAlive(pid)) return `pid ${pid} from ${pidFile} is alive`;
-      if ((await notReady()) === undefined) return `the management API at ${cfg.url} still answers`;
+      const pid = Number((await fsp.readFile(node.pidFile, 'utf8').catch(() => '')).trim());
+      if (pid > 0 && processAlive(pid)) return `pid ${pid} from ${node.pidFile} is alive`;
+      if ((await notReady(node, route)) === undefined) return `${answering} still answers`;
       return undefined;
     }, signal);
   }
 
   /** Never given the operation's signal: a cancelled backup must still bring the broker back. */
-  async function startBroker(): Promise<void> {
+  async function startBroker(node: LocalNode, route: Route): Promise<void> {
     await run(cfg.start_command, { timeoutMs: cfg.ready_timeout_seconds * 1000 });
-    await waitFor(`RabbitMQ did not come back after '${cfg.start_command.join(' ')}'`, cfg.ready_timeout_seconds, notReady);
+    await waitFor(`RabbitMQ did not come back after '${cfg.start_command.join(' ')}'`, cfg.ready_timeout_seconds, () => notReady(node, route));
   }
 
   /** Runs `work` with the broker stopped and starts it again whatever happened, reporting both failures. */
-  async function whileStopped(ctx: { log: BackupContext['log']; signal: AbortSignal; progress: BackupContext['progress'] }, why: string, work: () => Promise<void>): Promise<void> {
+  async function whileStopped(
+    ctx: { log: BackupContext['log']; signal: AbortSignal; progress: BackupContext['progress'] },
+    node: LocalNode,
+    route: Route,
+    why: string,
+    work: () => Promise<void>,
+  ): Promise<void> {
     ctx.log.info(`stopping RabbitMQ to ${why}: ${cfg.stop_command.join(' ')}`);
     ctx.progress(0, `stopping RabbitMQ to ${why}`);
     let failure: unknown;
     try {
-      await stopBroker(ctx.signal);
+      await stopBroker(node, route, ctx.signal);
       await work();
     } catch (err) {
       failure = err;
     }
     ctx.progress(0, 'starting RabbitMQ again');
     try {
-      await startBroker();
+      await startBroker(node, route);
     } catch (err) {
       const before = failure ? `could not ${why}: ${messageOf(failure)}; then ` : '';
-      throw new UnavailableError(`${before}${messageOf(err)}; RabbitMQ on ${cfg.node_name} is DOWN`);
+      throw new UnavailableError(`${before}${messageOf(err)}; RabbitMQ on ${node.name} is DOWN`);
     }
     ctx.log.info('RabbitMQ is up again');
     if (failure) throw failure;
   }
 
-  async function restoreDataDir(ctx: RestoreContext): Promise<void> {
+  async function restoreDataDir(ctx: RestoreContext, node: LocalNode, route: Route): Promise<void> {
     const archive = artifactOf(ctx, MESSAGES);
     if (ctx.dryRun) {
-      ctx.progress(0, `would stop RabbitMQ (${cfg.stop_command.join(' ')}), replace ${nodeDir} and start it again`);
+      ctx.progress(0, `would stop RabbitMQ (${cfg.stop_command.join(' ')}), replace ${node.nodeDir} and start it again`);
       await ctx.restoreFiles({ archive });
       return;
     }
     const keep = new Set(ctx.part.entries.filter((e) => e.archive === archive).map((e) => e.path));
-    await whileStopped(ctx, `replace ${nodeDir}`, async () => {
+    await whileStopped(ctx, node, route, `replace ${node.nodeDir}`, async () => {
       const { rollbackDir } = await ctx.restoreFiles({ archive });
       // restoreFiles only adds and overwrites; a mnesia log or queue directory written after the
       // backup would be replayed on top of the restored tables, so everything else goes.
-      const removed = await removeExtras(nodeDir, keep);
-      ctx.log.info(`restored ${nodeDir}, removed ${removed} path(s) the backup did not have; previous files in ${rollbackDir}`);
+      const removed = await removeExtras(node.nodeDir, keep);
+      ctx.log.info(`restored ${node.nodeDir}, removed ${removed} path(s) the backup did not have; previous files in ${rollbackDir}`);
     });
   }
 
-  async function importDefinitions(ctx: RestoreContext): Promise<void> {
+  /** Puts /etc/rabbitmq and the cookie back, owners and modes included, and says when the cookie changed. */
+  async function restoreConfig(ctx: RestoreContext): Promise<void> {
+    if (!hasArtifact(ctx, CONFIG)) return;
+    const before = await fsp.readFile(cookie).catch(() => undefined);
+    await ctx.restoreFiles({ archive: artifactOf(ctx, CONFIG) });
+    if (ctx.dryRun) return;
+    const after = await fsp.readFile(cookie).catch(() => undefined);
+    if (before && after && !before.equals(after)) {
+      ctx.report(`replaced the Erlang cookie ${cookie} with the backup's; a broker started before keeps its old cookie until it restarts`);
+    }
+  }
+
+  async function importDefinitions(ctx: RestoreContext, node: LocalNode, plan: RoutePlan): Promise<void> {
     const file = ctx.artifactFile(DEFINITIONS);
     const { size } = await fsp.stat(file);
     if (ctx.dryRun) {
-      ctx.progress(0, `would POST ${DEFINITIONS} (${size} bytes) to ${cfg.url}/api/definitions`);
+      ctx.progress(0, plan.route === 'rabbitmqctl'
+        ? `would import ${DEFINITIONS} (${size} bytes) with rabbitmqctl import_definitions on ${node.name}`
+        : `would POST ${DEFINITIONS} (${size} bytes) to ${cfg.url}/api/definitions`);
       return;
     }
-    const res = await withManagement(ctx.log, ctx.signal, () =>
-      api.request('POST', '/api/definitions', { body: () => createReadStream(file), bodyBytes: size, signal: ctx.signal }),
-    );
-    res.resume();
+    const viaApi = async () => {
+      const res = await api.request('POST', '/api/definitions', { body: () => createReadStream(file), bodyBytes: size, signal: ctx.signal });
+      res.resume();
+    };
+    if (plan.route === 'rabbitmqctl') await node.ctl.importDefinitions(file, ctx.signal);
+    else if (plan.pinned) await withManagement(ctx.log, ctx.signal, viaApi);
+    else {
+      try {
+        await viaApi();
+      } catch (err) {
+        if (!(err instanceof ManagementOffError)) throw err;
+        ctx.log.info(`${err.message}; importing with rabbitmqctl on ${node.name}`);
+        await node.ctl.importDefinitions(file, ctx.signal);
+      }
+    }
     ctx.progress(size, 'definitions imported');
+  }
+
+  /**
+   * Definitions first, while the cookie on disk is still the one rabbitmqctl has been reaching the
+   * broker with (on a rebuilt node the backup's would not be, until a restart). Only when rabbitmqctl
+   * cannot reach the node with it, the damaged cookie is the likely cause: files first, then again.
+   */
+  async function importThenConfig(ctx: RestoreContext, node: LocalNode, plan: RoutePlan): Promise<void> {
+    try {
+      await importDefinitions(ctx, node, plan);
+    } catch (err) {
+      if (!(err instanceof NodeUnreachableError) || !hasArtifact(ctx, CONFIG)) throw err;
+      ctx.log.warn(`${err.message}; restoring the config files and Erlang cookie first, then importing again`);
+      await restoreConfig(ctx);
+      await importDefinitions(ctx, node, plan);
+      return;
+    }
+    await restoreConfig(ctx);
   }
 
   return {
     name: 'rabbitmq',
-    restorePaths: [...cfg.config_paths, cfg.mnesia_base],
-    detect: () => detectPaths('RabbitMQ', cfg.config_paths),
+    restorePaths: [...configSources, cfg.mnesia_base],
+
+    async detect(): Promise<Detection> {
+      const found = await detectPaths('RabbitMQ', cfg.config_paths);
+      if (!found.present) return found;
+      const node = await localNode();
+      const plan = await planRoute(node);
+      const how = plan.route === 'rabbitmqctl' ? 'definitions via rabbitmqctl' : 'definitions via the management API';
+      return { present: true, detail: `${found.detail}, node ${node.name}, ${plan.pinned ? plan.why : plan.why.replace(/ \(.*\)$/, '')} (${how})` };
+    },
 
     async estimateBytes() {
-      return (await duBytes(cfg.config_paths)) + DEFINITIONS_GUESS + (cfg.messages ? await duBytes(dataPaths) : 0);
+      const node = await localNode();
+      return (await duBytes(configSources)) + DEFINITIONS_GUESS + (cfg.messages ? await duBytes(node.dataPaths) : 0);
     },
 
     async health(): Promise<Health> {
+      const node = await localNode();
+      const plan = await planRoute(node);
+      if (plan.route === 'management_api') {
+        try {
+          const o = await api.json<{ rabbitmq_version?: string; node?: string }>('GET', '/api/overview', { timeoutMs: 10_000 });
+          return { status: 'ok', detail: `RabbitMQ ${o.rabbitmq_version ?? '?'} on ${o.node ?? node.name}` };
+        } catch (err) {
+          if (plan.pinned || !(err instanceof ManagementOffError)) return { status: err instanceof PermissionError ? 'degraded' : 'down', detail: messageOf(err) };
+        }
+      }
       try {
-        const o = await api.json<{ rabbitmq_version?: string; node?: string }>('GET', '/api/overview', { timeoutMs: 10_000 });
-        return { status: 'ok', detail: `RabbitMQ ${o.rabbitmq_version ?? '?'} on ${o.node ?? cfg.node_name}` };
+        const s = await node.ctl.status();
+        return { status: 'ok', detail: `RabbitMQ ${s.rabbitmq_version ?? '?'} on ${node.name} (management plugin off; rabbitmqctl)` };
       } catch (err) {
-        return { status: err instanceof PermissionError ? 'degraded' : 'down', detail: messageOf(err) };
+        return { status: 'down', detail: messageOf(err) };
       }
     },
 
     async backup(ctx) {
+      const node = await localNode();
       // Everything that can fail cheaply is checked before the broker is stopped.
-      const overview = await withManagement(ctx.log, ctx.signal, () => api.json<{ rabbitmq_version?: string }>('GET', '/api/overview', { signal: ctx.signal }));
-      if (cfg.messages && !(await exists(nodeDir))) {
-        throw new PreconditionError(`no data dir ${nodeDir}: check node_name and mnesia_base (RabbitMQ was not stopped)`);
+      const { route, version } = await reachBroker(node, await planRoute(node, ctx.facts), ctx.log, ctx.signal);
+      if (cfg.messages && !(await exists(node.nodeDir))) {
+        throw new PreconditionError(`no data dir ${node.nodeDir}: check node_name and mnesia_base (RabbitMQ was not stopped)`);
       }
-      ctx.meta.rabbitmq_version = overview.rabbitmq_version ?? '';
+      ctx.meta.rabbitmq_version = version;
       ctx.meta.messages = String(cfg.messages);
+      ctx.meta.definitions_via = route;
 
-      const res = await api.request('GET', '/api/definitions', { signal: ctx.signal });
-      if (!String(res.headers['content-type']).startsWith('application/json')) {
-        res.destroy();
-        throw new UnavailableError(`GET /api/definitions on ${cfg.url} answered ${res.headers['content-type']}, not JSON`);
+      if (route === 'rabbitmqctl') {
+        await node.ctl.exportDefinitions(ctx.signal, (out) => ctx.addStream(DEFINITIONS, out));
+        // A wrapper that prints a banner, or an export cut short, would be restored as garbage.
+        try {
+          JSON.parse(await fsp.readFile(path.join(ctx.outDir, DEFINITIONS), 'utf8'));
+        } catch {
+          throw new UnavailableError(`rabbitmqctl export_definitions on ${node.name} did not print one JSON document`);
+        }
+      } else {
+        const res = await api.request('GET', '/api/definitions', { signal: ctx.signal });
+        if (!String(res.headers['content-type']).startsWith('application/json')) {
+          res.destroy();
+          throw new UnavailableError(`GET /api/definitions on ${cfg.url} answered ${res.headers['content-type']}, not JSON`);
+        }
+        await ctx.addStream(DEFINITIONS, res);
       }
-      await ctx.addStream(DEFINITIONS, res);
-      await ctx.addZip(CONFIG, cfg.config_paths);
+      await ctx.addZip(CONFIG, configSources);
 
       if (cfg.messages) {
-        ctx.meta.node_name = cfg.node_name;
-        await whileStopped(ctx, `copy ${nodeDir}`, async () => {
-          await ctx.addZip(MESSAGES, dataPaths);
+        ctx.meta.node_name = node.name;
+        await whileStopped(ctx, node, route, `copy ${node.nodeDir}`, async () => {
+          await ctx.addZip(MESSAGES, node.dataPaths);
         });
       }
       return { status: 'ok' };
@@ -362,22 +726,31 @@ export function rabbitmq(cfg: Config): Component {
     async restore(ctx) {
       const opt = ctx.options.messages;
       if (opt !== undefined && opt !== 'true' && opt !== 'false') throw new InputError(`option messages=${opt}: expected true or false`);
+      const node = await localNode();
       const withMessages = opt === 'true' || (opt === undefined && cfg.messages && hasArtifact(ctx, MESSAGES));
       if (withMessages) {
         if (!hasArtifact(ctx, MESSAGES)) throw new PreconditionError(`backup ${ctx.backupId} has no messages for ${ctx.part.node}: it was taken without messages: true`);
         const from = ctx.part.meta.node_name ?? '';
-        if (from !== cfg.node_name) {
+        if (from !== node.name) {
           throw new PreconditionError(
-            `the messages in backup ${ctx.backupId} come from node ${from || '(unknown)'}, but this node is ${cfg.node_name}; mnesia data is bound to its node name, so they are not restored here`,
+            `the messages in backup ${ctx.backupId} come from node ${from || '(unknown)'}, but this node is ${node.name}; mnesia data is bound to its node name, so they are not restored here`,
           );
         }
       }
       // The data dir already holds the definitions as of its copy, which is newer than the export.
       const withDefinitions = hasArtifact(ctx, DEFINITIONS) && (ctx.options.definitions === 'true' || (!withMessages && ctx.options.definitions !== 'false'));
+      const plan = await routeNow(node, await planRoute(node), ctx.log);
 
-      if (hasArtifact(ctx, CONFIG)) await ctx.restoreFiles({ archive: artifactOf(ctx, CONFIG) });
-      if (withMessages) await restoreDataDir(ctx);
-      if (withDefinitions) await importDefinitions(ctx);
+      if (withMessages) {
+        // The broker restarts with the restored cookie and config, so they go first.
+        await restoreConfig(ctx);
+        await restoreDataDir(ctx, node, plan.route);
+        if (withDefinitions) await importDefinitions(ctx, node, plan);
+      } else if (withDefinitions) {
+        await importThenConfig(ctx, node, plan);
+      } else {
+        await restoreConfig(ctx);
+      }
       if (cfg.after_restore_command && !ctx.dryRun) await run(cfg.after_restore_command, { signal: ctx.signal });
     },
   };

@@ -23,6 +23,14 @@ export interface RabbitSandbox {
   user: string;
   password: string;
   passwordFile: string;
+  /** rabbitmq-env.conf, the Erlang cookie and enabled_plugins (absent when no plugin is enabled). */
+  envFile: string;
+  cookieFile: string;
+  enabledPluginsFile: string;
+  /** rabbitmqctl as Debian's /usr/sbin/rabbitmqctl runs it for root: as the rabbitmq user, HOME at its cookie. */
+  ctlAsRabbitmq: string[];
+  /** rabbitmqctl run as root with the caller's HOME, so the caller must point HOME at the cookie. */
+  ctlAsRoot: string[];
   /** A command line running one of RabbitMQ's CLI tools against this node. */
   cli(tool: 'rabbitmqctl' | 'rabbitmq-plugins' | 'rabbitmq-diagnostics', ...args: string[]): string[];
   startCommand: string[];
@@ -68,7 +76,23 @@ function checkInstalled(): void {
   if (process.getuid?.() !== 0) throw new Error('the RabbitMQ tests run the broker as the rabbitmq user and must run as root');
 }
 
-export async function startRabbitSandbox(): Promise<RabbitSandbox> {
+export interface SandboxOptions {
+  /**
+   * false: configured the way LambdaStack's roles/rabbitmq renders a node (rabbitmq_plugins: []):
+   * no enabled_plugins file, rabbitmq.conf and rabbitmq-env.conf from its templates, a cookie as
+   * update-erlang-cookie.yml writes it. Only ports, paths and the node name are the sandbox's own.
+   */
+  management?: boolean;
+}
+
+/** 15 ASCII letters, as set-erlang-cookie.yml generates a cookie (lookup('password', ... length=15 chars=ascii_letters)). */
+function lambdastackCookie(): string {
+  const letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  return Array.from(randomBytes(15), (b) => letters[b % letters.length]).join('');
+}
+
+export async function startRabbitSandbox(opts: SandboxOptions = {}): Promise<RabbitSandbox> {
+  const management = opts.management ?? true;
   checkInstalled();
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lsb-rabbit-'));
   const tag = randomBytes(4).toString('hex');
@@ -83,22 +107,43 @@ export async function startRabbitSandbox(): Promise<RabbitSandbox> {
   const pidFile = path.join(mnesiaBase, `${node}.pid`);
   for (const d of [mnesiaBase, etcDir, logDir]) await fsp.mkdir(d, { recursive: true });
 
-  await fsp.writeFile(
-    path.join(etcDir, 'rabbitmq.conf'),
-    [
-      `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
-      `management.tcp.ip = 127.0.0.1`,
-      `management.tcp.port = ${mgmtPort}`,
-      // queue stats every half second instead of five, so counts show up quickly
-      'collect_statistics_interval = 500',
-      `default_user = ${user}`,
-      `default_pass = ${password}`,
-      'disk_free_limit.absolute = 50MB',
-      '',
-    ].join('\n'),
-  );
-  await fsp.writeFile(path.join(etcDir, 'enabled_plugins'), '[rabbitmq_management].\n');
-  await fsp.writeFile(path.join(etcDir, 'rabbitmq-env.conf'), '');
+  const envFile = path.join(etcDir, 'rabbitmq-env.conf');
+  const cookieFile = path.join(root, '.erlang.cookie');
+  const enabledPluginsFile = path.join(etcDir, 'enabled_plugins');
+  if (!management) {
+    // templates/rabbitmq-server.j2: the AMQP listener, then custom_configurations as "name = value " lines
+    // (here the loopback address and a disk limit a test machine can meet).
+    await fsp.writeFile(
+      path.join(etcDir, 'rabbitmq.conf'),
+      `listeners.tcp.default = 127.0.0.1:${amqpPort}\n\n# To allow custom configs like vm_memory_high_watermark define it via custom_configurations in configuration/rabbitmq\n` +
+        'disk_free_limit.absolute                  = 50MB \n',
+    );
+    // templates/rabbitmq-env.conf.j2 with rabbitmq_use_longname AUTOCONFIGURED on a short hostname;
+    // NODENAME is the sandbox's addition, so the agent finds this node's name where LambdaStack would put one.
+    await fsp.writeFile(
+      envFile,
+      `# Ansible managed\n\nRABBITMQ_USE_LONGNAME=false\n\n# Specifies new style config file location\nCONFIG_FILE=${path.join(etcDir, 'rabbitmq.conf')}\nNODENAME=${node}\n`,
+    );
+    // update-erlang-cookie.yml: template erlang-cookie.j2, owner rabbitmq, mode u=r,go=
+    await fsp.writeFile(cookieFile, `${lambdastackCookie()}\n`, { mode: 0o400 });
+  } else {
+    await fsp.writeFile(
+      path.join(etcDir, 'rabbitmq.conf'),
+      [
+        `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
+        `management.tcp.ip = 127.0.0.1`,
+        `management.tcp.port = ${mgmtPort}`,
+        // queue stats every half second instead of five, so counts show up quickly
+        'collect_statistics_interval = 500',
+        `default_user = ${user}`,
+        `default_pass = ${password}`,
+        'disk_free_limit.absolute = 50MB',
+        '',
+      ].join('\n'),
+    );
+    await fsp.writeFile(enabledPluginsFile, '[rabbitmq_management].\n');
+    await fsp.writeFile(envFile, '');
+  }
   await fsp.writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   const env = {
     RABBITMQ_NODENAME: node,
@@ -107,8 +152,8 @@ export async function startRabbitSandbox(): Promise<RabbitSandbox> {
     RABBITMQ_NODE_PORT: String(amqpPort),
     RABBITMQ_DIST_PORT: String(distPort),
     RABBITMQ_CONFIG_FILE: path.join(etcDir, 'rabbitmq.conf'),
-    RABBITMQ_ENABLED_PLUGINS_FILE: path.join(etcDir, 'enabled_plugins'),
-    RABBITMQ_CONF_ENV_FILE: path.join(etcDir, 'rabbitmq-env.conf'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: enabledPluginsFile,
+    RABBITMQ_CONF_ENV_FILE: envFile,
     // a private epmd, so the test never shares (or kills) the host's
     ERL_EPMD_PORT: String(epmdPort),
   };
@@ -117,6 +162,8 @@ export async function startRabbitSandbox(): Promise<RabbitSandbox> {
   // HOME is the sandbox for the server and every CLI call alike: they find the same Erlang cookie there.
   const cliSh = path.join(root, 'cli.sh');
   await fsp.writeFile(cliSh, `#!/bin/sh\n. '${envSh}'\ntool="$1"; shift\nexec runuser -u rabbitmq -- env HOME='${root}' "${BIN}/$tool" "$@"\n`, { mode: 0o755 });
+  const ctlSh = path.join(root, 'ctl-as-root.sh');
+  await fsp.writeFile(ctlSh, `#!/bin/sh\n. '${envSh}'\nexec "${BIN}/rabbitmqctl" "$@"\n`, { mode: 0o755 });
   const startSh = path.join(root, 'start.sh');
   await fsp.writeFile(
     startSh,
@@ -152,7 +199,9 @@ export async function startRabbitSandbox(): Promise<RabbitSandbox> {
       await sleep(250);
     }
   };
-  const answers = () => api('GET', '/api/overview').then((r) => r.status === 200, () => false);
+  const apiAnswers = () => api('GET', '/api/overview').then((r) => r.status === 200, () => false);
+  // Without the management plugin the broker is up once rabbitmqctl status (which needs the rabbit app) succeeds.
+  const answers = management ? apiAnswers : () => run(cli('rabbitmqctl', 'status'), { timeoutMs: 30_000 }).then(() => true, () => false);
 
   const sb: RabbitSandbox = {
     node,
@@ -163,13 +212,18 @@ export async function startRabbitSandbox(): Promise<RabbitSandbox> {
     user,
     password,
     passwordFile,
+    envFile,
+    cookieFile,
+    enabledPluginsFile,
+    ctlAsRabbitmq: [cliSh, 'rabbitmqctl'],
+    ctlAsRoot: [ctlSh],
     cli,
     startCommand: [startSh],
     stopCommand: cli('rabbitmqctl', 'shutdown'),
     api,
     pid,
     waitUntilUp: (timeoutMs = 90_000) => waitUntil('not up', timeoutMs, answers),
-    waitUntilApiDown: (timeoutMs = 30_000) => waitUntil('management API still answers', timeoutMs, async () => !(await answers())),
+    waitUntilApiDown: (timeoutMs = 30_000) => waitUntil('management API still answers', timeoutMs, async () => !(await apiAnswers())),
     async destroy() {
       const p = await pid();
       if (p && isAlive(p)) {
