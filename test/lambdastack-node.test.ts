@@ -248,8 +248,11 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     await psql('DROP DATABASE shop');
     await psql('DROP ROLE app');
     await node!.sh('rabbitmqctl delete_vhost orders >/dev/null && rabbitmqctl delete_user shop >/dev/null');
-    await node!.sh('echo broken > /etc/haproxy/haproxy.cfg && rm /etc/ssl/haproxy/self-signed-test.tld.pem');
+    // (A lost certificate that haproxy.cfg names is the disaster-recovery issue's case: the check runs against the live tree.)
+    await node!.sh('echo broken > /etc/haproxy/haproxy.cfg && chmod 644 /etc/ssl/haproxy/self-signed-test.tld.pem');
     await node!.sh('sqlite3 /var/lib/grafana/grafana.db "DELETE FROM dashboard"');
+    // Prometheus loses its TSDB; Alertmanager's data beside it in /var/lib/prometheus must stay where it is.
+    await node!.sh('mkdir -p /var/lib/prometheus/alertmanager && echo keep > /var/lib/prometheus/alertmanager/marker-kept-by-restore && systemctl stop prometheus && find /var/lib/prometheus -mindepth 1 -maxdepth 1 -regextype egrep -regex ".*/([0-9A-Z]{26}|wal|chunks_head)" -exec rm -rf {} + && systemctl start prometheus');
 
     const r = await cli(['--json', 'restore', setId, '-t', target, '--node', 'node1']);
     assert.equal(r.code, 0, r.stdout.slice(-3000) + r.stderr);
@@ -261,6 +264,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     assert.equal(await node!.sh('rabbitmqctl list_policies -p orders --no-table-headers -q'), before.policies);
     assert.equal(await node!.sh('stat -c "%a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem'), before.haproxy);
     assert.equal(await node!.sh('sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"'), before.grafana);
+    assert.equal(await node!.sh('cat /var/lib/prometheus/alertmanager/marker-kept-by-restore'), 'keep\n');
     await waitReady('http://127.0.0.1:9090');
     const up = (await (await fetch(`http://127.0.0.1:9090/api/v1/query?query=up&time=${backupTime}`)).json()) as { data: { result: unknown[] } };
     assert.ok(up.data.result.length > 0, 'the restored TSDB has the samples scraped before the backup');

@@ -476,13 +476,23 @@ export function prometheus(settings: PrometheusConfig): Component {
 const depth = (p: string) => p.split('/').length;
 
 /**
- * Moves everything in the TSDB root (blocks, wal, chunks_head, lock) into a rollback directory
+ * What Prometheus keeps in its TSDB root: ULID-named blocks (and their .tmp-* forms while being
+ * written), the WAL, the head chunks, its lock and query log. LambdaStack's root is
+ * /var/lib/prometheus, which also holds Alertmanager's data (/var/lib/prometheus/alertmanager):
+ * anything else in the root is not the TSDB's and a restore leaves it where it is.
+ */
+export function isTsdbEntry(name: string): boolean {
+  return /^[0-9A-HJKMNP-TV-Z]{26}(\.tmp-.*)?$/.test(name) || ['wal', 'chunks_head', 'lock', 'queries.active'].includes(name);
+}
+
+/**
+ * Moves the TSDB's entries of the root (blocks, wal, chunks_head, lock) into a rollback directory
  * inside it, then the staged snapshot up into the root. Renames within one directory: instant and
  * no copy of a TSDB that may be hundreds of GiB. On failure, what was moved goes back.
  */
 async function swapIn(tsdb: string, staging: string, rollbackName: string): Promise<string> {
   const rollback = path.join(tsdb, rollbackName);
-  const old = (await fsp.readdir(tsdb)).filter((n) => !n.startsWith(OURS));
+  const old = (await fsp.readdir(tsdb)).filter((n) => !n.startsWith(OURS) && isTsdbEntry(n));
   await mkdirPrivate(rollback);
   const moved: string[] = [];
   const placed: string[] = [];
