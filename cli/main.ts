@@ -11,6 +11,7 @@ import type { RunSummary__Output as RunSummary } from '../proto/generated/lsback
 import type { ShowReply__Output as ShowReply } from '../proto/generated/lsbackup/v1/ShowReply.js';
 import type { SetInfo__Output as SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import { certsInit, certsIssue } from './certs.js';
+import { deploy, undeploy } from './deploy.js';
 import { connect, streamCall, unaryCall, type GlobalOptions } from './client.js';
 import { diffManifests } from './diff.js';
 import { partsTable, ProgressView, table } from './output.js';
@@ -235,6 +236,24 @@ program
     print(Boolean(g.json), r, () => `removed ${r.removed.join(', ') || 'nothing'}`);
     reportHeld(r);
   });
+
+for (const [name, what, run] of [
+  ['deploy', 'install or upgrade lsbackup on every host of the inventory (agents), and the coordinator and daily timer here, with ansible-playbook', deploy],
+  ['undeploy', 'take lsbackup off the hosts of the inventory and this master; backups and the CA stay', undeploy],
+] as const) {
+  program
+    .command(name)
+    .description(what)
+    .requiredOption('-b, --build-dir <dir>', "the cluster's LambdaStack build directory (inventory, manifest.yml, SSH key)")
+    .requiredOption('-t, --target <path>', 'shared backup location, mounted at the same path on every host')
+    .option('--pki <dir>', 'the cluster CA on this master', '/etc/lsbackup/pki')
+    .option('--coordinator-address <ip>', "this master's address as the agents and operators see it")
+    .action(async (o: { buildDir: string; target: string; pki: string; coordinatorAddress?: string }) => {
+      const r = await run({ buildDir: o.buildDir, target: absTarget(o.target), pki: path.resolve(o.pki), coordinatorAddress: o.coordinatorAddress, log: (line) => process.stdout.write(`${line}\n`) });
+      if (r.code !== 0) process.stderr.write(`${program.name()}: ${name} failed: ansible-playbook exited ${r.code} (its output is above)\n`);
+      process.exitCode = r.code === 0 ? 0 : 1;
+    });
+}
 
 const certs = program.command('certs').description("the cluster's mTLS certificates");
 certs

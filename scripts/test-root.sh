@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds (once) the Debian root that the LambdaStack-node tests boot with systemd-nspawn: a real
-# systemd with PostgreSQL, RabbitMQ, Prometheus, Alertmanager and HAProxy installed from Debian,
-# as a LambdaStack node has them. It lives outside the checkout and is rebuilt when missing or
-# when this script changes (its hash is stored in the root), so CI pays the 3-5 minutes once.
+# Builds (once) the Debian root that the LambdaStack-node and deploy tests boot with systemd-nspawn:
+# a real systemd with PostgreSQL, RabbitMQ, Prometheus, Alertmanager and HAProxy installed from
+# Debian, as a LambdaStack node has them, and sshd, sudo, python3 and ansible-core for the deploy.
+# It lives outside the checkout and is rebuilt when missing or when this script changes (its hash
+# is stored in the root), so CI pays the 3-5 minutes once.
 #
 #   scripts/test-root.sh [ROOT]        default ROOT: /var/cache/lsbackup/nspawn-bookworm
 #
@@ -36,7 +37,7 @@ cp /etc/resolv.conf "$BUILD/etc/resolv.conf" 2>/dev/null || true
 chroot "$BUILD" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
 chroot "$BUILD" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
   postgresql-15 postgresql-client-15 rabbitmq-server prometheus prometheus-alertmanager haproxy \
-  openssh-server sqlite3 libstdc++6 >&2
+  openssh-server sqlite3 libstdc++6 python3 sudo ansible-core openssl >&2
 chroot "$BUILD" apt-get clean
 rm -f "$BUILD/usr/sbin/policy-rc.d"
 # No unit Debian enabled may start at boot: each test configures and starts what it needs.
