@@ -96,7 +96,7 @@ function runPlaybook(args: string[], log: (line: string) => void): Promise<{ cod
   });
 }
 
-async function playbookRun(file: string, opts: DeployOptions, vars: Record<string, unknown>): Promise<{ code: number; recap: string[] }> {
+async function playbookRun(verb: 'deploy' | 'undeploy', file: string, opts: DeployOptions, vars: Record<string, unknown>): Promise<{ code: number; recap: string[] }> {
   need('ansible-playbook', 'ansible-core');
   if (!path.isAbsolute(opts.target)) throw new InputError(`target '${opts.target}' must be an absolute path`);
   const { inventory, hosts } = await agentHosts(opts.buildDir);
@@ -109,7 +109,7 @@ async function playbookRun(file: string, opts: DeployOptions, vars: Record<strin
     const all = { lsbackup_cli: cli, lsbackup_pki: opts.pki, lsbackup_target: opts.target, lsbackup_build_dir: path.resolve(opts.buildDir), lsbackup_coordinator_address: opts.coordinatorAddress ?? defaultAddress(), lsbackup_agent_extra: opts.agentExtra ?? '', ...vars };
     if (file === 'lsbackup.yml') Object.assign(all, { lsbackup_bundle: await buildBundle(work, opts.target, path.resolve(opts.buildDir)), lsbackup_node_binary: process.execPath });
     await fsp.writeFile(varsFile, JSON.stringify(all), { mode: 0o600 });
-    opts.log(`${file.replace('.yml', '')}: ${hosts.length} agent host(s) from ${inventory}: ${hosts.join(', ')}`);
+    opts.log(`${verb}: ${hosts.length} agent host(s) from ${inventory}: ${hosts.join(', ')}`);
     return await runPlaybook(['-i', inventory, '-i', extra, '-e', `@${varsFile}`, path.join(root, 'deploy', file)], opts.log);
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
@@ -118,9 +118,9 @@ async function playbookRun(file: string, opts: DeployOptions, vars: Record<strin
 
 export function deploy(opts: DeployOptions): Promise<{ code: number; recap: string[] }> {
   if (!existsSync(path.join(root, 'dist/agent/main.js'))) throw new PreconditionError(`${root} has no dist/: run 'npm run build' first`);
-  return playbookRun('lsbackup.yml', opts, {});
+  return playbookRun('deploy', 'lsbackup.yml', opts, {});
 }
 
 export function undeploy(opts: DeployOptions): Promise<{ code: number; recap: string[] }> {
-  return playbookRun('undeploy.yml', opts, {});
+  return playbookRun('undeploy', 'undeploy.yml', opts, {});
 }

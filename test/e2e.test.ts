@@ -175,6 +175,27 @@ describe('three nodes through the CLI', () => {
     });
   });
 
+  test('a manifest.yml beside the inventory that is broken stops the backup in one line naming it; nothing is written', async () => {
+    const manifest = path.join(c.buildDir, 'manifest.yml');
+    const sets = async () => (await fsp.readdir(c.target)).filter((n) => /^\d{8}T/.test(n)).sort();
+    const before = await sets();
+    try {
+      for (const [body, expected] of [
+        ['kind: lambdastack-cluster\nspecification: [unclosed\n', /^lsbackup: .*manifest\.yml document 1: not valid YAML: /],
+        ['kind: lambdastack-cluster\nspecification:\n  components:\n    postgress: {count: 1}\n', /^lsbackup: .*manifest\.yml document 1 \(kind: lambdastack-cluster\): unknown component 'postgress'/],
+      ] as const) {
+        await fsp.writeFile(manifest, body);
+        const r = await c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, expected);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      }
+      assert.deepEqual(await sets(), before);
+    } finally {
+      await fsp.rm(manifest, { force: true });
+    }
+  });
+
   test('a set without a manifest is listed as incomplete and not restored', async () => {
     const fake = '20200101T000000Z';
     await fsp.mkdir(path.join(c.target, fake, 'node1/haproxy'), { recursive: true });

@@ -76,6 +76,8 @@ export class Container {
     if (!pid) throw new Error(`systemd-nspawn did not boot ${root}: ${out.slice(-1000)}`);
     const c = new Container(name, child, pid, () => out);
     for (;;) {
+      // The root's /etc/hostname (debootstrap copies this machine's) would win over --hostname at boot.
+      await c.exec(['hostname', hostname]);
       const s = (await c.exec(['systemctl', 'is-system-running'])).stdout.trim();
       if (s === 'running' || s === 'degraded') break;
       if (Date.now() > deadline) throw new Error(`container ${hostname} is '${s}' after 60 s: ${out.slice(-1000)}`);
