@@ -148,6 +148,14 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(await node('node1').sh('sha256sum /etc/haproxy/haproxy.cfg; stat -c "%a %U %Y" /etc/haproxy/haproxy.cfg'), cfgBefore);
 
+    // PostgreSQL under the agent's hardened unit: the client programs switch to the postgres user.
+    const psql = (sql: string) => node('node2').sh(`runuser -u postgres -- psql -X -At -d shop -c "${sql}"`);
+    const rows = await psql('SELECT count(*), md5(string_agg(v, \',\' ORDER BY id)) FROM t');
+    await psql('DELETE FROM t WHERE id % 2 = 0');
+    r = await lsbackup(`restore ${firstSet} -t ${target} --node node2`);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(await psql('SELECT count(*), md5(string_agg(v, \',\' ORDER BY id)) FROM t'), rows);
+
     const since = (await node('node3').sh('date +%s')).trim();
     await node('node3').sh('systemctl stop prometheus && find /var/lib/prometheus -mindepth 1 -maxdepth 1 -regextype egrep -regex ".*/([0-9A-Z]{26}|wal|chunks_head)" -exec rm -rf {} + && systemctl start prometheus');
     r = await lsbackup(`restore ${firstSet} -t ${target} --node node3`);
@@ -210,6 +218,32 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
     assert.equal(journal.trim().split('\n').length, 1, journal);
     assert.match(journal, /\/etc\/lsbackup\/agent\.yaml.*compression_level/);
     await n1.sh('cp /root/agent.yaml.good /etc/lsbackup/agent.yaml && systemctl reset-failed lsbackup-agent && systemctl start lsbackup-agent');
+  });
+
+  test('an upgrade restarts the agents one host at a time, and not while a backup holds an agent', async () => {
+    // A bundle that differs on every host is what a new version looks like to the playbook.
+    for (const n of NODES) await node(n.name).sh('rm -f /var/cache/lsbackup/lsbackup.tgz');
+    const since = (await master!.sh('date +%s')).trim();
+    // node2 is busy for 20 s: its agent lock names a live process, as during a long backup.
+    await node('node2').sh('setsid sleep 20 >/dev/null 2>&1 & echo "{\\"pid\\":$!,\\"host\\":\\"node2\\",\\"what\\":\\"backup\\"}" > /var/lib/lsbackup/agent.lock');
+    const busyUntil = Number((await node('node2').sh('date +%s')).trim()) + 20;
+    const d = await deployCmd('deploy');
+    await node('node2').sh('rm -f /var/lib/lsbackup/agent.lock');
+    assert.equal(d.code, 0, d.stdout.slice(-3000) + d.stderr);
+    const windows: { host: string; stop: number; start: number }[] = [];
+    for (const n of NODES) {
+      const j = await node(n.name).sh(`journalctl -u lsbackup-agent --since @${since} --no-pager -o short-unix`);
+      const stop = j.split('\n').find((l) => /Stopping lsbackup-agent\.service|Stopping lsbackup agent/.test(l));
+      const start = j.split('\n').reverse().find((l) => /Started lsbackup-agent\.service|Started lsbackup agent/.test(l));
+      assert.ok(stop && start, `${n.name} was restarted:\n${j}`);
+      windows.push({ host: n.name, stop: Number(stop.split(' ')[0]), start: Number(start.split(' ')[0]) });
+    }
+    windows.sort((x, y) => x.stop - y.stop);
+    for (let i = 1; i < windows.length; i++) assert.ok(windows[i]!.stop >= windows[i - 1]!.start, `restarts overlap: ${JSON.stringify(windows)}`);
+    const node2 = windows.find((w) => w.host === 'node2')!;
+    assert.ok(node2.stop >= busyUntil - 1, `node2 restarted at ${node2.stop}, while it was busy until ${busyUntil}`);
+    const agents = await lsbackup(`agents -b ${buildDir}`);
+    assert.equal(agents.code, 0, agents.stdout + agents.stderr);
   });
 
   test('undeploy removes units, program and configs; the backups and the CA stay', async () => {
