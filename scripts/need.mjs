@@ -2,7 +2,7 @@
 // Checks (and where it can, installs) what `npm run demo` or `npm test` needs, before anything
 // runs, so a fresh machine gets either a working run or one message naming what is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 
 const purpose = process.argv[2] ?? 'test';
 const programs = {
@@ -22,6 +22,8 @@ const programs = {
     nsenter: 'util-linux',
     'systemd-nspawn': 'systemd-container',
     debootstrap: 'debootstrap',
+    'ansible-playbook': 'ansible-core',
+    'ssh-keygen': 'openssh-client',
   },
 }[purpose];
 
@@ -32,9 +34,19 @@ if (missing.length) {
   const line = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
   if (process.getuid?.() === 0 && has('apt-get')) {
     console.error(`lsbackup ${purpose}: installing ${missing.join(', ')} (${line})`);
-    // Debian starts services on install; our tests start their own instances instead.
+    // Debian starts services on install; our tests start their own instances instead. The
+    // policy-rc.d that stops it is taken away again (or the one the machine had put back), so
+    // later installs on this machine start their services as usual.
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    execFileSync('sh', ['-c', `printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && (apt-get update -q || true) && ${line}`], { stdio: 'inherit', env });
+    const policy = '/usr/sbin/policy-rc.d';
+    const saved = existsSync(policy) ? readFileSync(policy) : undefined;
+    try {
+      writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+      execFileSync('sh', ['-c', `(apt-get update -q || true) && ${line}`], { stdio: 'inherit', env });
+    } finally {
+      if (saved) writeFileSync(policy, saved);
+      else rmSync(policy, { force: true });
+    }
   } else {
     console.error(`lsbackup ${purpose} needs Debian packages that are not installed: ${missing.join(', ')}\nRun as root: ${line}`);
     process.exit(1);
