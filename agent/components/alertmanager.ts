@@ -8,7 +8,7 @@ import { firstLines, run } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
 import type { Component, RestoreContext } from './component.js';
 import { detectPaths, pathList } from './files.js';
-import { readyHealth, waitDown, waitReady } from './prometheus.js';
+import { readyHealth, waitDown, waitReady } from './service-wait.js';
 
 export const alertmanagerSchema = z
   .object({
