@@ -224,12 +224,22 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
     // A bundle that differs on every host is what a new version looks like to the playbook.
     for (const n of NODES) await node(n.name).sh('rm -f /var/cache/lsbackup/lsbackup.tgz');
     const since = (await master!.sh('date +%s')).trim();
-    // node2 is busy for 20 s: its agent lock names a live process, as during a long backup.
-    await node('node2').sh('setsid sleep 20 >/dev/null 2>&1 & echo "{\\"pid\\":$!,\\"host\\":\\"node2\\",\\"what\\":\\"backup\\"}" > /var/lib/lsbackup/agent.lock');
-    const busyUntil = Number((await node('node2').sh('date +%s')).trim()) + 20;
-    const d = await deployCmd('deploy');
-    await node('node2').sh('rm -f /var/lib/lsbackup/agent.lock');
-    assert.equal(d.code, 0, d.stdout.slice(-3000) + d.stderr);
+    // node2 is busy: its agent lock names a live process, as during a long backup.
+    await node('node2').sh('setsid sleep 600 >/dev/null 2>&1 & echo "{\\"pid\\":$!,\\"host\\":\\"node2\\",\\"what\\":\\"backup\\"}" > /var/lib/lsbackup/agent.lock');
+    const deploying = master!.spawn(['/usr/bin/node', path.join(repoRoot, 'dist/cli/main.js'), 'deploy', '-b', buildDir, '-t', target, '--coordinator-address', MASTER_IP]);
+    let out = '';
+    const done = new Promise<number>((resolve) => deploying.on('close', (code) => resolve(code ?? 1)));
+    deploying.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    // Once the playbook is at the wait, give it time it would need to restart node2 if it did not wait.
+    await new Promise<void>((resolve) => deploying.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('TASK [wait until no backup or restore runs on this agent]')) resolve();
+    }));
+    await new Promise((r) => setTimeout(r, 15_000));
+    const busyUntil = Number((await node('node2').sh('date +%s')).trim());
+    await node('node2').sh('kill $(sed -n "s/.*\\"pid\\":\\([0-9]*\\).*/\\1/p" /var/lib/lsbackup/agent.lock) && rm -f /var/lib/lsbackup/agent.lock');
+    const d = { code: await done, stdout: out, stderr: '' };
+    assert.equal(d.code, 0, d.stdout.slice(-3000));
     const windows: { host: string; stop: number; start: number }[] = [];
     for (const n of NODES) {
       const j = await node(n.name).sh(`journalctl -u lsbackup-agent --since @${since} --no-pager -o short-unix`);
