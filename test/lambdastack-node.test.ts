@@ -6,7 +6,8 @@
  * only node, listen and TLS. `lambdastack backup -b <build dir>` with LambdaStack's inventory and
  * manifest.yml gives a complete set, and each component round-trips.
  *
- * Elasticsearch and Kibana have no server here (see README): their groups are left empty.
+ * Elasticsearch has no server here (see README): its groups are left empty. Kibana's part is its
+ * config directory, which needs no server.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,8 +23,8 @@ import { Container, repoRoot, testRoot } from './helpers/nspawn.js';
 const fixtures = path.join(repoRoot, 'test/fixtures/lambdastack');
 const NODE_IP = '127.0.0.30';
 /** Groups this node serves; LambdaStack would spread them over machines, the container holds them all. */
-const NODE_GROUPS = ['postgresql', 'prometheus', 'grafana', 'rabbitmq', 'haproxy'];
-const EMPTIED = ['logging', 'kibana', 'opendistro_for_elasticsearch'];
+const NODE_GROUPS = ['postgresql', 'prometheus', 'grafana', 'rabbitmq', 'haproxy', 'kibana'];
+const EMPTIED = ['logging', 'opendistro_for_elasticsearch'];
 
 /** LambdaStack's inventory with this node in the groups it serves and the Elasticsearch groups emptied. */
 function inventoryFor(text: string, port: number): string {
@@ -188,6 +189,9 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     await node.writeFile('/etc/systemd/system/grafana-server.service', '[Service]\nExecStart=/bin/sleep infinity\n');
     await node.sh("mkdir -p /var/lib/grafana && sqlite3 /var/lib/grafana/grafana.db \"CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT); INSERT INTO dashboard (title) VALUES ('Cluster'), ('PostgreSQL');\" && systemctl daemon-reload && systemctl start grafana-server");
 
+    // Kibana as roles/kibana leaves it: /etc/kibana/kibana.yml (root:kibana 0660 there; root here).
+    await node.writeFile('/etc/kibana/kibana.yml', 'server.host: "0.0.0.0"\nelasticsearch.hosts: ["https://logging1:9200"]\nelasticsearch.username: kibanaserver\nelasticsearch.ssl.verificationMode: none\n', 0o660);
+
     // Alertmanager is not installed on a default LambdaStack node; Debian's package in the root is taken away.
     await node.sh('rm -f /lib/systemd/system/prometheus-alertmanager.service /etc/prometheus/alertmanager.yml && systemctl daemon-reload');
 
@@ -220,6 +224,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     assert.match(r.stdout, /node1 prometheus: Prometheus at http:\/\/127\.0\.0\.1:9090, unit \/etc\/systemd\/system\/prometheus\.service, TSDB \/var\/lib\/prometheus \(--storage\.tsdb\.path in/);
     assert.match(r.stdout, /node1 haproxy: HAProxy: \/etc\/haproxy\/haproxy\.cfg, runc container \/opt\/runc\/haproxy; config checked with the runc container's binary/);
     assert.match(r.stdout, /node1 rabbitmq: /);
+    assert.match(r.stdout, /node1 kibana: Kibana: \/etc\/kibana/);
     assert.doesNotMatch(r.stdout, /alertmanager/, 'alertmanager is not enabled in manifest.yml');
     assert.match(r.stdout, /not covered by lsbackup: .*kafka: kafka1, kafka2 \(holds Kafka topics/);
   });
@@ -229,7 +234,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     const res = result(r.stdout) as { status: string; backupId: string; reasons: string[]; parts: { component: string; status: string; reason: string }[] };
     assert.equal(res.status, 'complete', `${JSON.stringify(res.reasons)} ${r.stderr}`);
     assert.equal(r.code, 0);
-    assert.deepEqual(res.parts.map((p) => `${p.component}:${p.status}`).sort(), ['grafana:ok', 'haproxy:ok', 'postgresql:ok', 'prometheus:ok', 'rabbitmq:ok']);
+    assert.deepEqual(res.parts.map((p) => `${p.component}:${p.status}`).sort(), ['grafana:ok', 'haproxy:ok', 'kibana:ok', 'postgresql:ok', 'prometheus:ok', 'rabbitmq:ok']);
     setId = res.backupId;
     backupTime = Date.now() / 1000 - 2;
   });
@@ -244,6 +249,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
       policies: await node!.sh('rabbitmqctl list_policies -p orders --no-table-headers -q'),
       haproxy: await node!.sh('stat -c "%a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem'),
       grafana: await node!.sh('sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"'),
+      kibana: await node!.sh('stat -c "%a %U %s %Y" /etc/kibana/kibana.yml && sha256sum /etc/kibana/kibana.yml'),
     };
     await psql('DROP DATABASE shop');
     await psql('DROP ROLE app');
@@ -251,6 +257,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     // (A lost certificate that haproxy.cfg names is the disaster-recovery issue's case: the check runs against the live tree.)
     await node!.sh('echo broken > /etc/haproxy/haproxy.cfg && chmod 644 /etc/ssl/haproxy/self-signed-test.tld.pem');
     await node!.sh('sqlite3 /var/lib/grafana/grafana.db "DELETE FROM dashboard"');
+    await node!.sh('rm -rf /etc/kibana');
     // Prometheus loses its TSDB; Alertmanager's data beside it in /var/lib/prometheus must stay where it is.
     await node!.sh('mkdir -p /var/lib/prometheus/alertmanager && echo keep > /var/lib/prometheus/alertmanager/marker-kept-by-restore && systemctl stop prometheus && find /var/lib/prometheus -mindepth 1 -maxdepth 1 -regextype egrep -regex ".*/([0-9A-Z]{26}|wal|chunks_head)" -exec rm -rf {} + && systemctl start prometheus');
 
@@ -264,6 +271,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     assert.equal(await node!.sh('rabbitmqctl list_policies -p orders --no-table-headers -q'), before.policies);
     assert.equal(await node!.sh('stat -c "%a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem'), before.haproxy);
     assert.equal(await node!.sh('sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"'), before.grafana);
+    assert.equal(await node!.sh('stat -c "%a %U %s %Y" /etc/kibana/kibana.yml && sha256sum /etc/kibana/kibana.yml'), before.kibana);
     assert.equal(await node!.sh('cat /var/lib/prometheus/alertmanager/marker-kept-by-restore'), 'keep\n');
     await waitReady('http://127.0.0.1:9090');
     const up = (await (await fetch(`http://127.0.0.1:9090/api/v1/query?query=up&time=${backupTime}`)).json()) as { data: { result: unknown[] } };
