@@ -121,7 +121,7 @@ function agentConfig(n: DemoNode, pki: string, stateDir: string, extraComponents
   if (has('haproxy', 'load_balancer')) components.haproxy = { paths: [r('etc/haproxy'), r('etc/ssl/haproxy')], config_file: r('etc/haproxy/haproxy.cfg') };
   if (has('kibana', 'opensearch_dashboards')) components.kibana = { config_paths: [r('etc/kibana/kibana.yml')] };
   // The demo has no Grafana server to stop and start around a restore.
-  if (has('grafana')) components.grafana = { data_dir: r('var/lib/grafana'), stop_command: ['true'], start_command: ['true'] };
+  if (has('grafana')) components.grafana = { data_dir: r('var/lib/grafana'), config_paths: [], stop_command: ['true'], start_command: ['true'] };
   return {
     node: n.name,
     listen: `${n.ip}:${n.port}`,

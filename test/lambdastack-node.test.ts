@@ -187,6 +187,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
 
     // Grafana: no Debian package, so a unit standing in for grafana-server and a real SQLite database.
     await node.writeFile('/etc/systemd/system/grafana-server.service', '[Service]\nExecStart=/bin/sleep infinity\n');
+    await node.writeFile('/etc/grafana/grafana.ini', '[paths]\ndata = /var/lib/grafana\n[server]\nprotocol = https\ncert_file = /etc/grafana/ssl/grafana_cert.pem\n', 0o640);
     await node.sh("mkdir -p /var/lib/grafana && sqlite3 /var/lib/grafana/grafana.db \"CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT); INSERT INTO dashboard (title) VALUES ('Cluster'), ('PostgreSQL');\" && systemctl daemon-reload && systemctl start grafana-server");
 
     // Kibana as roles/kibana leaves it: /etc/kibana/kibana.yml (root:kibana 0660 there; root here).
@@ -250,6 +251,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
       haproxy: await node!.sh('stat -c "%a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem'),
       grafana: await node!.sh('sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"'),
       kibana: await node!.sh('stat -c "%a %U %s %Y" /etc/kibana/kibana.yml && sha256sum /etc/kibana/kibana.yml'),
+      grafanaIni: await node!.sh('stat -c "%a %U %s %Y" /etc/grafana/grafana.ini && sha256sum /etc/grafana/grafana.ini'),
     };
     await psql('DROP DATABASE shop');
     await psql('DROP ROLE app');
@@ -257,7 +259,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     // (A lost certificate that haproxy.cfg names is the disaster-recovery issue's case: the check runs against the live tree.)
     await node!.sh('echo broken > /etc/haproxy/haproxy.cfg && chmod 644 /etc/ssl/haproxy/self-signed-test.tld.pem');
     await node!.sh('sqlite3 /var/lib/grafana/grafana.db "DELETE FROM dashboard"');
-    await node!.sh('rm -rf /etc/kibana');
+    await node!.sh('rm -rf /etc/kibana /etc/grafana');
     // Prometheus loses its TSDB; Alertmanager's data beside it in /var/lib/prometheus must stay where it is.
     await node!.sh('mkdir -p /var/lib/prometheus/alertmanager && echo keep > /var/lib/prometheus/alertmanager/marker-kept-by-restore && systemctl stop prometheus && find /var/lib/prometheus -mindepth 1 -maxdepth 1 -regextype egrep -regex ".*/([0-9A-Z]{26}|wal|chunks_head)" -exec rm -rf {} + && systemctl start prometheus');
 
@@ -272,6 +274,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     assert.equal(await node!.sh('stat -c "%a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem'), before.haproxy);
     assert.equal(await node!.sh('sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"'), before.grafana);
     assert.equal(await node!.sh('stat -c "%a %U %s %Y" /etc/kibana/kibana.yml && sha256sum /etc/kibana/kibana.yml'), before.kibana);
+    assert.equal(await node!.sh('stat -c "%a %U %s %Y" /etc/grafana/grafana.ini && sha256sum /etc/grafana/grafana.ini'), before.grafanaIni);
     assert.equal(await node!.sh('cat /var/lib/prometheus/alertmanager/marker-kept-by-restore'), 'keep\n');
     await waitReady('http://127.0.0.1:9090');
     const up = (await (await fetch(`http://127.0.0.1:9090/api/v1/query?query=up&time=${backupTime}`)).json()) as { data: { result: unknown[] } };

@@ -18,6 +18,11 @@ export const grafanaSchema = z
       .string()
       .refine((p) => path.isAbsolute(p), 'expected an absolute path')
       .default('/var/lib/grafana'),
+    /**
+     * Grafana's configuration: grafana.ini, its TLS key and certificate, provisioning, ldap.toml
+     * (roles/grafana puts all of them under /etc/grafana). Backed up with the data directory.
+     */
+    config_paths: z.array(z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path')).default(['/etc/grafana']),
     /** Must return once Grafana has stopped: the database is replaced underneath it. */
     stop_command: command.default(['systemctl', 'stop', 'grafana-server']),
     start_command: command.default(['systemctl', 'start', 'grafana-server']),
@@ -111,7 +116,7 @@ export function grafana(cfg: Config): Component {
       const pages = await copyConsistently(dbFile, tmp);
       checkIntegrity(tmp, dbFile);
       await fsp.chmod(tmp, FILE_MODE);
-      await ctx.addZip(FILES, [dataDir], { exclude });
+      await ctx.addZip(FILES, [dataDir, ...cfg.config_paths], { exclude });
       await ctx.addStream(DB, createReadStream(tmp, { highWaterMark: 1 << 20 }));
       Object.assign(ctx.meta, {
         db_uid: String(st.uid),
@@ -200,9 +205,9 @@ export function grafana(cfg: Config): Component {
 
   return {
     name: 'grafana',
-    restorePaths: [dataDir],
+    restorePaths: [dataDir, ...cfg.config_paths],
     detect: () => detectPaths('Grafana', [path.join(dataDir, DB), '/etc/grafana/grafana.ini']),
-    estimateBytes: () => duBytes([dataDir], (p) => p === png || (p !== dbFile && skipped.has(p))),
+    estimateBytes: async () => (await duBytes([dataDir], (p) => p === png || (p !== dbFile && skipped.has(p)))) + (await duBytes(cfg.config_paths)),
     async health(): Promise<Health> {
       if (!(await exists(dataDir))) return { status: 'down', detail: `${dataDir} does not exist` };
       if (!(await exists(dbFile))) return { status: 'down', detail: `${dbFile} does not exist` };
