@@ -71,7 +71,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options }, emit, signal),
     ),
     Verify: streaming(deps, 'verify', async (req, emit) => {
-      const summary = await verifySet(req.target, req.backupId, emit);
+      const summary = await verifySet(req.target, req.backupId, emit, { quick: req.quick });
       deps.metrics?.recordVerify(summary);
       return summary;
     }),
