@@ -5,7 +5,7 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { commitSet, partOf } from '../common/commit.js';
-import { InputError, PreconditionError, messageOf } from '../common/errors.js';
+import { InputError, messageOf } from '../common/errors.js';
 import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
 import { acquireLock } from '../common/lock.js';
 import { humanBytes } from '../common/units.js';
@@ -114,7 +114,8 @@ export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: P
     const needed = Math.ceil(estimate * (1 + deps.spaceMargin));
     if (needed > free) {
       const msg = `backup needs about ${humanBytes(needed)} but ${args.target} has ${humanBytes(free)} free`;
-      if (!args.force) throw new PreconditionError(`${msg}; free space or pass --force to try anyway`);
+      // Refused before anything is written: the request does not fit, an input error (exit 2).
+      if (!args.force) throw new InputError(`${msg}; free space or pass --force to try anyway`);
       emit({ phase: 'info', message: `${msg}; going on because of --force` });
     }
 

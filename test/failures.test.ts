@@ -148,9 +148,12 @@ describe('a full disk', () => {
     await fsp.rm(mnt, { recursive: true, force: true });
   });
 
-  test('a backup that does not fit is refused with both numbers', async () => {
+  test('a backup that does not fit is refused with both numbers, as an input error (exit 2, one line, no set)', async () => {
+    const before = await fsp.readdir(c.target).catch(() => []);
     const r = await c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{')).length, 1, r.stderr);
+    assert.deepEqual(await fsp.readdir(c.target), before, 'nothing written');
     assert.match(r.stderr, /backup needs about [\d.]+ MiB but .* has [\d.]+ (KiB|MiB) free; free space or pass --force/);
   });
 

@@ -180,3 +180,19 @@ describe('manifest integrity and a complete verify', () => {
     assert.equal(hap.code, 0, hap.stdout + hap.stderr);
   });
 });
+
+describe('pki/ is owner-only', () => {
+  test('certs init and issue leave every file 0600 (ca.srl included) and the directory 0700', async () => {
+    const { certsInit, certsIssue } = await import('../cli/certs.js');
+    const { tempDir } = await import('./helpers/harness.js');
+    const dir = path.join(tempDir('pki'), 'pki');
+    await certsInit(dir);
+    await certsIssue(dir, 'node1', 'agent', ['127.0.0.2']);
+    await certsIssue(dir, 'operator', 'operator', []);
+    const modes: string[] = [];
+    for (const name of (await fsp.readdir(dir)).sort()) modes.push(`${name} ${((await fsp.stat(path.join(dir, name))).mode & 0o777).toString(8)}`);
+    assert.ok(modes.includes('ca.srl 600'), modes.join(', '));
+    assert.deepEqual(modes.filter((m) => !m.endsWith(' 600')), [], modes.join(', '));
+    assert.equal((await fsp.stat(dir)).mode & 0o777, 0o700);
+  });
+});
