@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Command, CommanderError, Option } from 'commander';
 import { VERSION } from '../common/commit.js';
 import { messageOf, socketErrorOf } from '../common/errors.js';
+import { oneLine, shown } from '../common/quote.js';
 import type { Manifest } from '../common/manifest.js';
 import { humanBytes } from '../common/units.js';
 import type { PruneReply__Output as PruneReply } from '../proto/generated/lsbackup/v1/PruneReply.js';
@@ -49,7 +50,8 @@ const program = new Command(path.basename(process.argv[1] ?? 'lsbackup').replace
   .option('--insecure', 'talk to the coordinator without TLS (testing only)')
   .option('--json', 'machine-readable output: JSON lines, then one result object')
   .exitOverride()
-  .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
+  // commander quotes the unknown command or option as typed: escaped and cut like ours.
+  .configureOutput({ outputError: (str, write) => write(oneLine(str.split('\n')[0]!, 500) + '\n') });
 
 program
   .command('backup')
@@ -84,7 +86,7 @@ program
     const options: Record<string, string> = {};
     for (const kv of o.option) {
       const eq = kv.indexOf('=');
-      if (eq <= 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.option', `--option '${kv}' is not key=value`);
+      if (eq <= 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.option', `--option '${shown(kv)}' is not key=value`);
       options[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
     if (o.database) options.database = o.database;
@@ -198,7 +200,7 @@ function reportHeld(r: PruneReply): void {
 
 const keepOpt = (flag: string, what: string) => new Option(`${flag} <n>`, what).argParser((v) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.keep', `${flag} '${v}' is not a whole number`);
+  if (!Number.isInteger(n) || n < 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.keep', `${flag} '${shown(v)}' is not a whole number`);
   return n;
 });
 
@@ -263,12 +265,13 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) process.exit(0);
-    if (err.code.startsWith('lsbackup.')) process.stderr.write(`${program.name()}: ${err.message}\n`);
+    if (err.code.startsWith('lsbackup.')) process.stderr.write(`${program.name()}: ${oneLine(err.message)}\n`);
     process.exit(EXIT_INPUT);
   }
   const code = (err as grpc.ServiceError)?.code;
   const msg = code === grpc.status.UNAVAILABLE ? `coordinator unreachable: ${socketErrorOf(err)}` : messageOf(err);
   if (globals(program).json) process.stdout.write(JSON.stringify({ error: msg, code }) + '\n');
-  process.stderr.write(`${program.name()}: ${msg}\n`);
+  // Whatever the coordinator or a library said, it is one line without terminal controls.
+  process.stderr.write(`${program.name()}: ${oneLine(msg)}\n`);
   process.exit(typeof code === 'number' && INPUT_CODES.has(code) ? EXIT_INPUT : 1);
 }

@@ -199,7 +199,7 @@ export async function readManifestIfAny(target: string, id: string): Promise<Man
     text = await fsp.readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    if (!(await isDir(dir))) throw new NotFoundError(`backup '${id}' not found in ${target}`);
+    if (!(await isDir(dir))) throw new NotFoundError(`backup '${id}' not found in ${shown(target)}`);
     return undefined;
   }
   return parseManifest(text, file);
@@ -216,7 +216,7 @@ export async function listSetIds(target: string): Promise<string[]> {
   try {
     names = await fsp.readdir(target);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`target '${target}' does not exist`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`target '${shown(target)}' does not exist`);
     throw err;
   }
   return names.filter((n) => ID_RE.test(n)).sort();

@@ -6,6 +6,7 @@ import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { commitSet, partOf } from '../common/commit.js';
 import { InputError, messageOf } from '../common/errors.js';
+import { shown } from '../common/quote.js';
 import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
 import { acquireLock } from '../common/lock.js';
 import { humanBytes } from '../common/units.js';
@@ -38,7 +39,7 @@ export function addressOf(h: InventoryHost): string {
 
 /** The target must be a directory we can write, created owner-only when it does not exist yet. */
 export async function prepareTarget(target: string): Promise<void> {
-  if (!target || !path.isAbsolute(target)) throw new InputError(`target '${target}' must be an absolute path`);
+  if (!target || !path.isAbsolute(target)) throw new InputError(`target '${shown(target)}' must be an absolute path`);
   try {
     await mkdirPrivate(target);
     await fsp.access(target, fsc.W_OK);
@@ -46,7 +47,7 @@ export async function prepareTarget(target: string): Promise<void> {
     await fsp.writeFile(probe, '');
     await fsp.rm(probe);
   } catch (err) {
-    throw new InputError(`target '${target}' is not writable: ${messageOf(err)}`);
+    throw new InputError(`target '${shown(target)}' is not writable: ${messageOf(err)}`);
   }
 }
 
@@ -70,6 +71,16 @@ function failedParts(host: InventoryHost, components: string[], reason: string, 
   return components.map((component) => ({ node: host.name, component, status, reason, durationMs: 0, bytes: 0, meta: {}, artifacts: [], entries: [] }));
 }
 
+/** A plan that finds nothing to back up says which inventory it read: the file may not be what the operator thinks. */
+function planFrom<T>(inventoryFile: string, make: () => T): T {
+  try {
+    return make();
+  } catch (err) {
+    if (err instanceof InputError && err.message.startsWith('nothing to back up')) throw new InputError(`${err.message} (inventory ${inventoryFile})`);
+    throw err;
+  }
+}
+
 /**
  * The coordinator's backup: check the plan, the agents and the space, fan out to every node at
  * once, and commit the set only after every part has answered (or is known to have failed).
@@ -77,7 +88,7 @@ function failedParts(host: InventoryHost, components: string[], reason: string, 
 export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
   const inv = await readInventory(args.buildDir, deps.agentPort);
   const cluster = await readClusterConfig(args.buildDir, inv.file);
-  const { hosts: chosen, notes } = plan(inv.hosts, args.nodes, args.components, cluster);
+  const { hosts: chosen, notes } = planFrom(inv.file, () => plan(inv.hosts, args.nodes, args.components, cluster));
   await prepareTarget(args.target);
   const release = await acquireLock(path.join(args.target, TARGET_LOCK), `backup of ${args.buildDir}`);
   try {

@@ -161,6 +161,53 @@ describe('manifest integrity and a complete verify', () => {
     });
   });
 
+  /** An error line that quotes hostile input: exit 2, one line, no terminal control, a sane length. */
+  function assertSafeLine(r: { code: number; stderr: string }, maxBytes = 600): string {
+    assert.equal(r.code, 2, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('{'));
+    assert.equal(lines.length, 1, JSON.stringify(r.stderr));
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(lines[0]!, /[\u0000-\u001f\u007f-\u009f\ufffd]/, JSON.stringify(lines[0]));
+    assert.ok(Buffer.byteLength(lines[0]!) <= maxBytes, `${Buffer.byteLength(lines[0]!)} bytes`);
+    return lines[0]!;
+  }
+
+  async function buildDirWith(name: string, inventory: string | Buffer): Promise<string> {
+    const dir = path.join(c.root, 'hostile', name);
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, 'inventory'), inventory);
+    return dir;
+  }
+
+  test('hostile input is quoted escaped and cut: terminal escapes, binary garbage, a 10 KB id, a newline in an id, NUL bytes', async () => {
+    const esc = await buildDirWith('escapes', '[haproxy]\nnode1 ansible_host=127.0.0.2 \u001b]0;owned\u0007\u001b[2J\n');
+    const l1 = assertSafeLine(await c.cli(['backup', '-b', esc, '-t', c.target]));
+    assert.match(l1, /inventory .*escapes\/inventory line 2: .*\\x1b\]0;owned\\x07\\x1b\[2J/);
+
+    const garbage = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 73 + 11) % 256));
+    const l2 = assertSafeLine(await c.cli(['backup', '-b', await buildDirWith('garbage', garbage), '-t', c.target]));
+    assert.match(l2, /inventory .*garbage\/inventory line \d+: /);
+
+    const nul = await buildDirWith('nul', Buffer.alloc(64));
+    const l3 = assertSafeLine(await c.cli(['backup', '-b', nul, '-t', c.target]));
+    assert.ok(l3.includes(path.join(nul, 'inventory')), `names the file: ${l3}`);
+
+    const long = assertSafeLine(await c.cli(['verify', 'x'.repeat(10_240), '-t', c.target]), 400);
+    assert.match(long, /backup id 'x+\.\.\. \(\d+ more characters\)' is not an id/);
+
+    const nl = assertSafeLine(await c.cli(['verify', '20261127T131500Z\nlsbackup: forged second line', '-t', c.target]));
+    assert.match(nl, /backup id '20261127T131500Z\\nlsbackup: forged second line' is not an id/);
+
+    const opt = assertSafeLine(await c.cli(['restore', id, '-t', c.target, '--node', 'node1', '--option', 'novalue\u001b[2J']));
+    assert.match(opt, /--option 'novalue\\x1b\[2J' is not key=value/);
+
+    const node = assertSafeLine(await c.cli(['restore', id, '-t', c.target, '--node', 'node\u001b[31mX']));
+    assert.match(node, /unknown node 'node\\x1b\[31mX'/);
+
+    const cmd = assertSafeLine(await c.cli(['bakup\u001b[2J']));
+    assert.match(cmd, /unknown command 'bakup\\x1b\[2J'/);
+  });
+
   test('a restore of a part that failed exits 1 and says so; it is never "ok"', async () => {
     const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
     assert.equal(r.code, 1, r.stderr);
