@@ -269,7 +269,12 @@ try {
     process.exit(EXIT_INPUT);
   }
   const code = (err as grpc.ServiceError)?.code;
-  const msg = code === grpc.status.UNAVAILABLE ? `coordinator unreachable: ${socketErrorOf(err)}` : messageOf(err);
+  const started = program.args[0] === 'backup' ? (err as { backupId?: string })?.backupId : undefined;
+  const target = (program.commands.find((c) => c.name() === program.args[0])?.opts() as { target?: string } | undefined)?.target;
+  const lost = started
+    ? `; backup ${started} had started: a set whose caller is gone is never committed complete, and its agents may still be finishing; see 'lsbackup show ${started}${target ? ` -t ${absTarget(target)}` : ' -t <target>'}'`
+    : '';
+  const msg = code === grpc.status.UNAVAILABLE ? `coordinator unreachable: ${socketErrorOf(err)}${lost}` : messageOf(err);
   if (globals(program).json) process.stdout.write(JSON.stringify({ error: msg, code }) + '\n');
   // Whatever the coordinator or a library said, it is one line without terminal controls.
   process.stderr.write(`${program.name()}: ${oneLine(msg)}\n`);

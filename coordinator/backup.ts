@@ -85,7 +85,13 @@ function planFrom<T>(inventoryFile: string, make: () => T): T {
  * The coordinator's backup: check the plan, the agents and the space, fan out to every node at
  * once, and commit the set only after every part has answered (or is known to have failed).
  */
-export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
+export async function runBackup(
+  deps: BackupDeps,
+  args: BackupArgs,
+  emit: (ev: ProgressEvent) => void,
+  signal: AbortSignal,
+  callerStillThere: () => Promise<boolean> = async () => !signal.aborted,
+): Promise<RunSummary> {
   const inv = await readInventory(args.buildDir, deps.agentPort);
   const cluster = await readClusterConfig(args.buildDir, inv.file);
   const { hosts: chosen, notes } = planFrom(inv.file, () => plan(inv.hosts, args.nodes, args.components, cluster));
@@ -163,7 +169,10 @@ export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: P
     const nodes: Manifest['nodes'] = {};
     for (const h of chosen.keys()) nodes[h.name] = { address: addressOf(h) };
     parts.sort((a, b) => a.node.localeCompare(b.node) || a.component.localeCompare(b.component));
-    const manifest = await commitSet(dir, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts);
+    // The CLI that asked is gone (stopped, its link lost, or it gave up on a frozen coordinator): it
+    // told its operator the backup failed, so the set must not turn up complete behind their back.
+    const callerGone = !(await callerStillThere()) ? [`the call that started backup ${id} ended before the backup did (the CLI stopped or lost the coordinator): nobody was told its result, so it is not complete`] : [];
+    const manifest = await commitSet(dir, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts, callerGone);
     log.info(`backup ${manifest.status}`, { reasons: manifest.reasons });
     return { backupId: id, status: manifest.status, reasons: manifest.reasons, parts: manifest.parts.map(summaryPart), notCovered: inv.notCovered, setDir: dir };
   } finally {

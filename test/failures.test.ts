@@ -102,6 +102,33 @@ describe('failure safety', () => {
     assert.equal(r3.code, 0, r3.stderr);
   });
 
+  test('a coordinator frozen (SIGSTOP) until the CLI gives up does not commit that set as complete once it resumes', async () => {
+    let id = '';
+    const r = await backupWatching(c, [], (ev) => {
+      if (!id && ev.backupId) {
+        id = ev.backupId;
+        c.coordinator!.kill('SIGSTOP');
+      }
+    });
+    try {
+      assert.ok(id, 'the backup had started');
+      assert.equal(r.code, 1, r.stderr);
+      const last = r.stderr.trim().split('\n').at(-1)!;
+      assert.match(last, new RegExp(`coordinator unreachable: .*backup ${id} had started: a set whose caller is gone is never committed complete.*lsbackup show ${id} -t ${c.target.replace(/[.]/g, '\\.')}`));
+    } finally {
+      c.coordinator!.kill('SIGCONT');
+    }
+    const manifest = path.join(c.target, id, 'manifest.json');
+    const deadline = Date.now() + 30_000;
+    while (!(await fsp.stat(manifest).catch(() => undefined)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    const show = DemoCluster.result<{ status: string; reasons: string[] }>((await c.cli(['--json', 'show', id, '-t', c.target])).stdout);
+    assert.notEqual(show.status, 'complete', JSON.stringify(show));
+    assert.ok(show.reasons.some((x) => /nobody was told its result|lost during backup/.test(x)), show.reasons.join('\n'));
+    // The coordinator is well again: the next backup is complete.
+    const again = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
   test('a coordinator killed mid-backup leaves a set that list shows as incomplete and delete removes', async () => {
     await makeSlow(c.nodes[0]!.root);
     let id = '';
