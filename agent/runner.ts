@@ -15,6 +15,7 @@ import { acquireLock } from '../common/lock.js';
 import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
+import { journal, recoverAfterCrash } from './recovery.js';
 
 export interface AgentRuntime {
   node: string;
@@ -168,6 +169,10 @@ export async function backupNode(
   const setDir = setDirOf(req.target, backupId);
   const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `backup ${backupId} of node ${node}`);
   try {
+    await recoverAfterCrash(rt.stateDir, rt.log, { rollbacks: true });
+    // Kept until the set is committed: then the next recovery removes what the manifest does not
+    // list (a half-written artifact of this run, should the agent be killed or lost).
+    await journal(rt.stateDir, `backup-${backupId}-${node}`, { kind: 'backup', backupId, setDir, node });
     await mkdirPrivate(path.join(setDir, node));
     const plans = new Map((req.plans ?? []).map((p) => [p.component, p]));
     const results = await Promise.all(chosen.map((c) => backupOne(rt, c, plans.get(c.name), backupId, setDir, node, emit, signal)));
@@ -201,6 +206,7 @@ export async function restoreNode(
 
   const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `restore ${backupId} of node ${node}`);
   try {
+    await recoverAfterCrash(rt.stateDir, rt.log, { rollbacks: true });
     emit({ node, phase: 'running', message: `checking ${parts.reduce((s, p) => s + p.artifacts.length, 0)} artifacts against the manifest`, backupId });
     const bad = await checkArtifacts(setDir, parts);
     if (bad.length > 0) {

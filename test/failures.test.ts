@@ -18,8 +18,13 @@ interface Summary {
 }
 
 /** Starts `lsbackup --json backup ...` and calls `onEvent` for every progress event as it arrives. */
-function backupWatching(c: DemoCluster, extra: string[], onEvent: (ev: { node: string; phase: string; bytesDone: number; backupId: string }) => void) {
-  const child = spawn(process.execPath, [bin.cli, '--json', 'backup', '-b', c.buildDir, '-t', c.target, ...extra], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
+function backupWatching(c: DemoCluster, extra: string[], onEvent: (ev: { node: string; component?: string; phase: string; bytesDone: number; backupId: string }) => void) {
+  return cliWatching(c, ['backup', '-b', c.buildDir, '-t', c.target, ...extra], onEvent);
+}
+
+/** Any `lsbackup --json <args>` run, its events handed to `onEvent` as they arrive. */
+function cliWatching(c: DemoCluster, args: string[], onEvent: (ev: { node: string; component?: string; phase: string; bytesDone: number; backupId: string }) => void) {
+  const child = spawn(process.execPath, [bin.cli, '--json', ...args], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
   let out = '';
   let err = '';
   let pending = '';
@@ -74,11 +79,62 @@ describe('failure safety', () => {
     assert.ok(s.reasons.some((x) => x.startsWith('node1/haproxy:') && /lost during backup/.test(x)), s.reasons.join('\n'));
     assert.deepEqual(s.parts.filter((p) => p.status === 'ok').map((p) => p.node), ['node2', 'node3']);
 
+    // The killed agent's half-written archive is in the set, listed nowhere: verify names it ...
+    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.zip');
+    assert.ok(await fsp.stat(orphan).catch(() => undefined), 'the killed agent left its half-written archive');
+    const v = await c.cli(['verify', s.backupId, '-t', c.target]);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /node1\/haproxy\/files\.zip: not listed in the manifest/);
+
     await fsp.rm(path.join(victim.root, 'etc/haproxy/big.map'));
     await c.startAgent(victim); // its lock file names a dead pid: it must be cleared, not block
+    // ... and the agent's next start removes it (its journal says which set it was writing).
+    assert.equal(await fsp.stat(orphan).catch(() => 'gone'), 'gone');
+    const v2 = await c.cli(['verify', s.backupId, '-t', c.target]);
+    assert.equal(v2.code, 0, v2.stdout + v2.stderr);
     const again = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
     assert.equal(again.code, 0, again.stderr + again.stdout.slice(-500));
     assert.equal(DemoCluster.result<Summary>(again.stdout).status, 'complete');
+  });
+
+  test('an agent killed during a restore: its next start removes the temp files beside the live ones and any half rollback copy', async () => {
+    const victim = c.nodes[0]!;
+    const live = path.join(victim.root, 'etc/haproxy');
+    await makeSlow(victim.root, 2);
+    const b = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target, '--node', victim.name]);
+    assert.equal(b.code, 0, b.stderr);
+    const id = DemoCluster.result<Summary>(b.stdout).backupId;
+    let killedAt = 0;
+    const r = await cliWatching(c, ['restore', id, '-t', c.target, '--node', victim.name], (ev) => {
+      if (!killedAt && ev.component === 'haproxy' && ev.phase === 'running' && ev.bytesDone > 0) {
+        killedAt = Date.now();
+        victim.process!.kill('SIGKILL');
+      }
+    });
+    assert.ok(killedAt > 0, 'killed while extracting');
+    assert.equal(r.code, 1);
+    const p = victim.process!;
+    if (p.exitCode === null && p.signalCode === null) await new Promise((res) => p.once('exit', res));
+    const temps = async () => (await fsp.readdir(live)).filter((n) => n.includes('.lsbackup-restore-'));
+    assert.ok((await temps()).length > 0, 'the killed restore left temp files beside the live files');
+    // A rollback copy cut short, as a kill during its cp would leave it.
+    const rollback = path.join(c.root, 'state', victim.name, 'rollback');
+    const half = path.join(rollback, `${id}-haproxy-1.partial`);
+    await fsp.mkdir(path.join(half, 'etc'), { recursive: true });
+
+    await c.startAgent(victim);
+    assert.deepEqual(await temps(), [], 'temp files removed at start');
+    assert.deepEqual((await fsp.readdir(rollback)).filter((n) => n.endsWith('.partial')), [], 'half rollback copy removed at start');
+    await fsp.rm(path.join(live, 'big.map'));
+
+    // A restore that completes leaves a marked copy under its final name, and no temp file.
+    const ok = await c.cli(['restore', id, '-t', c.target, '--node', victim.name]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(await temps(), []);
+    const copies = (await fsp.readdir(rollback)).filter((n) => !n.endsWith('.partial'));
+    assert.ok(copies.length > 0);
+    for (const n of copies) assert.ok((await fsp.readdir(path.join(rollback, n))).includes('.lsbackup-complete'), n);
+    assert.deepEqual(await fsp.readdir(path.join(c.root, 'state', victim.name, 'journal')).then((ns) => ns.filter((x) => x.startsWith('restore-'))), []);
   });
 
   test('a second backup of the same target is refused naming the running one; a stale lock is cleared', async () => {
