@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Entry, Part } from '../common/manifest.js';
 import { extractVerified, entryNameOf } from '../common/archive.js';
 import { IntegrityError, PermissionError } from '../common/errors.js';
-import { isInside, mkdirPrivate } from '../common/fsutil.js';
+import { isInside, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
+import { COMPLETE_MARKER, PARTIAL_SUFFIX, ROLLBACK_DIR, journal } from './recovery.js';
 import { run } from '../common/exec.js';
 
 export interface RestoreFilesArgs {
@@ -125,69 +126,91 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
   const cleanup = async () => {
     for (const t of staged.values()) await fsp.rm(t, { force: true });
   };
+  // Where the temp files go, written down before the first is made: an agent killed from here on
+  // finds them at its next start without looking through the node's directories.
+  const forget = await journal(a.stateDir, `restore-${a.backupId}-${a.part.component}-${process.pid}-${Date.now()}`, {
+    kind: 'restore',
+    backupId: a.backupId,
+    temps: entries.filter((e) => e.type !== 'dir').map(tempOf),
+  });
   try {
+    return await placeFiles();
+  } finally {
+    await cleanup();
+    await forget();
+  }
+
+  async function placeFiles(): Promise<{ restored: number; rollbackDir: string }> {
+    try {
+      for (const e of entries) {
+        if (e.type === 'dir') continue;
+        await checkRealTarget(e.path, a.restorePaths);
+        await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
+        await checkRealTarget(e.path, a.restorePaths);
+      }
+      for (const arch of archives) {
+        const mine = new Set(entries.filter((e) => e.archive === arch));
+        const allOfArchive = a.part.entries.filter((e) => e.archive === arch);
+        await extractVerified(
+          path.join(a.setDir, arch),
+          allOfArchive,
+          (e) => {
+            if (!mine.has(e)) return undefined;
+            const t = tempOf(e);
+            staged.set(e.path, t);
+            return t;
+          },
+          a.onBytes,
+        );
+      }
+      for (const e of entries) {
+        if (e.type !== 'symlink') continue;
+        const t = tempOf(e);
+        await fsp.rm(t, { force: true });
+        await fsp.symlink(e.linkTarget, t);
+        staged.set(e.path, t);
+      }
+      await a.validate?.(staged);
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+
+    // Made under a '.partial' name and renamed when whole: a copy cut short never looks usable, and
+    // the next start of the agent removes it (agent/recovery.ts).
+    const rollbackDir = path.join(a.stateDir, ROLLBACK_DIR, `${a.backupId}-${a.part.component}-${Date.now()}`);
+    const making = rollbackDir + PARTIAL_SUFFIX;
+    try {
+      await mkdirPrivate(making);
+      const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
+      for (const r of touched) {
+        if (!existed.has(r)) continue;
+        const copy = path.join(making, path.resolve(r));
+        await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
+        await run(['cp', '-a', '--', r, copy]);
+      }
+      // cp copies our temp files too; they are not part of what was replaced.
+      await run(['find', making, '-name', `*${tag}`, '-delete']);
+      await writeFileAtomic(path.join(making, COMPLETE_MARKER), `${new Date().toISOString()}\n`);
+      await fsp.rename(making, rollbackDir);
+    } catch (err) {
+      await cleanup();
+      await fsp.rm(making, { recursive: true, force: true });
+      throw err;
+    }
+    a.report?.(`rollback copy of the replaced files: ${rollbackDir}`);
+
     for (const e of entries) {
       if (e.type === 'dir') continue;
-      await checkRealTarget(e.path, a.restorePaths);
-      await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
-      await checkRealTarget(e.path, a.restorePaths);
+      const t = staged.get(e.path)!;
+      await applyMeta(e, t);
+      const old = await fsp.lstat(e.path).catch(() => undefined);
+      if (old?.isDirectory()) await fsp.rm(e.path, { recursive: true });
+      await fsp.rename(t, e.path);
+      staged.delete(e.path);
     }
-    for (const arch of archives) {
-      const mine = new Set(entries.filter((e) => e.archive === arch));
-      const allOfArchive = a.part.entries.filter((e) => e.archive === arch);
-      await extractVerified(
-        path.join(a.setDir, arch),
-        allOfArchive,
-        (e) => {
-          if (!mine.has(e)) return undefined;
-          const t = tempOf(e);
-          staged.set(e.path, t);
-          return t;
-        },
-        a.onBytes,
-      );
-    }
-    for (const e of entries) {
-      if (e.type !== 'symlink') continue;
-      const t = tempOf(e);
-      await fsp.rm(t, { force: true });
-      await fsp.symlink(e.linkTarget, t);
-      staged.set(e.path, t);
-    }
-    await a.validate?.(staged);
-  } catch (err) {
-    await cleanup();
-    throw err;
+    // Directories last and deepest first: writing into a directory changes its mtime.
+    for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
+    return { restored: entries.length, rollbackDir };
   }
-
-  const rollbackDir = path.join(a.stateDir, 'rollback', `${a.backupId}-${a.part.component}-${Date.now()}`);
-  try {
-    await mkdirPrivate(rollbackDir);
-    const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
-    for (const r of touched) {
-      if (!existed.has(r)) continue;
-      const copy = path.join(rollbackDir, path.resolve(r));
-      await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
-      await run(['cp', '-a', '--', r, copy]);
-    }
-    // cp copies our temp files too; they are not part of what was replaced.
-    await run(['find', rollbackDir, '-name', `*${tag}`, '-delete']);
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
-  a.report?.(`rollback copy of the replaced files: ${rollbackDir}`);
-
-  for (const e of entries) {
-    if (e.type === 'dir') continue;
-    const t = staged.get(e.path)!;
-    await applyMeta(e, t);
-    const old = await fsp.lstat(e.path).catch(() => undefined);
-    if (old?.isDirectory()) await fsp.rm(e.path, { recursive: true });
-    await fsp.rename(t, e.path);
-    staged.delete(e.path);
-  }
-  // Directories last and deepest first: writing into a directory changes its mtime.
-  for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
-  return { restored: entries.length, rollbackDir };
 }

@@ -18,8 +18,13 @@ interface Summary {
 }
 
 /** Starts `lsbackup --json backup ...` and calls `onEvent` for every progress event as it arrives. */
-function backupWatching(c: DemoCluster, extra: string[], onEvent: (ev: { node: string; phase: string; bytesDone: number; backupId: string }) => void) {
-  const child = spawn(process.execPath, [bin.cli, '--json', 'backup', '-b', c.buildDir, '-t', c.target, ...extra], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
+function backupWatching(c: DemoCluster, extra: string[], onEvent: (ev: { node: string; component?: string; phase: string; bytesDone: number; backupId: string }) => void) {
+  return cliWatching(c, ['backup', '-b', c.buildDir, '-t', c.target, ...extra], onEvent);
+}
+
+/** Any `lsbackup --json <args>` run, its events handed to `onEvent` as they arrive. */
+function cliWatching(c: DemoCluster, args: string[], onEvent: (ev: { node: string; component?: string; phase: string; bytesDone: number; backupId: string }) => void) {
+  const child = spawn(process.execPath, [bin.cli, '--json', ...args], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
   let out = '';
   let err = '';
   let pending = '';
@@ -74,11 +79,62 @@ describe('failure safety', () => {
     assert.ok(s.reasons.some((x) => x.startsWith('node1/haproxy:') && /lost during backup/.test(x)), s.reasons.join('\n'));
     assert.deepEqual(s.parts.filter((p) => p.status === 'ok').map((p) => p.node), ['node2', 'node3']);
 
+    // The killed agent's half-written archive is in the set, listed nowhere: verify names it ...
+    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.zip');
+    assert.ok(await fsp.stat(orphan).catch(() => undefined), 'the killed agent left its half-written archive');
+    const v = await c.cli(['verify', s.backupId, '-t', c.target]);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /node1\/haproxy\/files\.zip: not listed in the manifest/);
+
     await fsp.rm(path.join(victim.root, 'etc/haproxy/big.map'));
     await c.startAgent(victim); // its lock file names a dead pid: it must be cleared, not block
+    // ... and the agent's next start removes it (its journal says which set it was writing).
+    assert.equal(await fsp.stat(orphan).catch(() => 'gone'), 'gone');
+    const v2 = await c.cli(['verify', s.backupId, '-t', c.target]);
+    assert.equal(v2.code, 0, v2.stdout + v2.stderr);
     const again = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
     assert.equal(again.code, 0, again.stderr + again.stdout.slice(-500));
     assert.equal(DemoCluster.result<Summary>(again.stdout).status, 'complete');
+  });
+
+  test('an agent killed during a restore: its next start removes the temp files beside the live ones and any half rollback copy', async () => {
+    const victim = c.nodes[0]!;
+    const live = path.join(victim.root, 'etc/haproxy');
+    await makeSlow(victim.root, 2);
+    const b = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target, '--node', victim.name]);
+    assert.equal(b.code, 0, b.stderr);
+    const id = DemoCluster.result<Summary>(b.stdout).backupId;
+    let killedAt = 0;
+    const r = await cliWatching(c, ['restore', id, '-t', c.target, '--node', victim.name], (ev) => {
+      if (!killedAt && ev.component === 'haproxy' && ev.phase === 'running' && ev.bytesDone > 0) {
+        killedAt = Date.now();
+        victim.process!.kill('SIGKILL');
+      }
+    });
+    assert.ok(killedAt > 0, 'killed while extracting');
+    assert.equal(r.code, 1);
+    const p = victim.process!;
+    if (p.exitCode === null && p.signalCode === null) await new Promise((res) => p.once('exit', res));
+    const temps = async () => (await fsp.readdir(live)).filter((n) => n.includes('.lsbackup-restore-'));
+    assert.ok((await temps()).length > 0, 'the killed restore left temp files beside the live files');
+    // A rollback copy cut short, as a kill during its cp would leave it.
+    const rollback = path.join(c.root, 'state', victim.name, 'rollback');
+    const half = path.join(rollback, `${id}-haproxy-1.partial`);
+    await fsp.mkdir(path.join(half, 'etc'), { recursive: true });
+
+    await c.startAgent(victim);
+    assert.deepEqual(await temps(), [], 'temp files removed at start');
+    assert.deepEqual((await fsp.readdir(rollback)).filter((n) => n.endsWith('.partial')), [], 'half rollback copy removed at start');
+    await fsp.rm(path.join(live, 'big.map'));
+
+    // A restore that completes leaves a marked copy under its final name, and no temp file.
+    const ok = await c.cli(['restore', id, '-t', c.target, '--node', victim.name]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(await temps(), []);
+    const copies = (await fsp.readdir(rollback)).filter((n) => !n.endsWith('.partial'));
+    assert.ok(copies.length > 0);
+    for (const n of copies) assert.ok((await fsp.readdir(path.join(rollback, n))).includes('.lsbackup-complete'), n);
+    assert.deepEqual(await fsp.readdir(path.join(c.root, 'state', victim.name, 'journal')).then((ns) => ns.filter((x) => x.startsWith('restore-'))), []);
   });
 
   test('a second backup of the same target is refused naming the running one; a stale lock is cleared', async () => {
@@ -100,6 +156,33 @@ describe('failure safety', () => {
     await fsp.writeFile(path.join(c.target, '.lsbackup.lock'), JSON.stringify({ pid: dead.pid, host: (await import('node:os')).hostname(), what: 'backup of somewhere', since: new Date().toISOString() }));
     const r3 = await c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
     assert.equal(r3.code, 0, r3.stderr);
+  });
+
+  test('a coordinator frozen (SIGSTOP) until the CLI gives up does not commit that set as complete once it resumes', async () => {
+    let id = '';
+    const r = await backupWatching(c, [], (ev) => {
+      if (!id && ev.backupId) {
+        id = ev.backupId;
+        c.coordinator!.kill('SIGSTOP');
+      }
+    });
+    try {
+      assert.ok(id, 'the backup had started');
+      assert.equal(r.code, 1, r.stderr);
+      const last = r.stderr.trim().split('\n').at(-1)!;
+      assert.match(last, new RegExp(`coordinator unreachable: .*backup ${id} had started: a set whose caller is gone is never committed complete.*lsbackup show ${id} -t ${c.target.replace(/[.]/g, '\\.')}`));
+    } finally {
+      c.coordinator!.kill('SIGCONT');
+    }
+    const manifest = path.join(c.target, id, 'manifest.json');
+    const deadline = Date.now() + 30_000;
+    while (!(await fsp.stat(manifest).catch(() => undefined)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    const show = DemoCluster.result<{ status: string; reasons: string[] }>((await c.cli(['--json', 'show', id, '-t', c.target])).stdout);
+    assert.notEqual(show.status, 'complete', JSON.stringify(show));
+    assert.ok(show.reasons.some((x) => /nobody was told its result|lost during backup/.test(x)), show.reasons.join('\n'));
+    // The coordinator is well again: the next backup is complete.
+    const again = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+    assert.equal(again.code, 0, again.stderr);
   });
 
   test('a coordinator killed mid-backup leaves a set that list shows as incomplete and delete removes', async () => {
@@ -148,9 +231,12 @@ describe('a full disk', () => {
     await fsp.rm(mnt, { recursive: true, force: true });
   });
 
-  test('a backup that does not fit is refused with both numbers', async () => {
+  test('a backup that does not fit is refused with both numbers, as an input error (exit 2, one line, no set)', async () => {
+    const before = await fsp.readdir(c.target).catch(() => []);
     const r = await c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{')).length, 1, r.stderr);
+    assert.deepEqual(await fsp.readdir(c.target), before, 'nothing written');
     assert.match(r.stderr, /backup needs about [\d.]+ MiB but .* has [\d.]+ (KiB|MiB) free; free space or pass --force/);
   });
 
