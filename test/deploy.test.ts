@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { placeHosts } from './helpers/lambdastack-inventory.js';
 import { Container, repoRoot, testRoot } from './helpers/nspawn.js';
 
 const fixtures = path.join(repoRoot, 'test/fixtures/lambdastack');
@@ -24,23 +25,13 @@ const NODES = [
 ];
 
 /** LambdaStack's inventory with the three nodes in their groups, the other data groups emptied, the key path made real. */
-function inventoryFor(text: string, keyFile: string): string {
-  const ours = new Set(['haproxy', 'postgresql', 'prometheus', 'grafana', 'rabbitmq', 'logging', 'kibana', 'opendistro_for_elasticsearch']);
-  const out: string[] = [];
-  let group = '';
-  for (const line of text.split('\n')) {
-    const head = /^\[([^\]]+)\]$/.exec(line.trim());
-    if (head) {
-      group = head[1]!;
-      out.push(line);
-      for (const n of NODES) if (n.groups.includes(group)) out.push(`${n.name} ansible_host=${n.ip}`);
-      continue;
-    }
-    if (/^\S+ ansible_host=/.test(line) && ours.has(group)) continue;
-    out.push(line.startsWith('ansible_ssh_private_key_file=') ? `ansible_ssh_private_key_file=${keyFile}` : line);
-  }
-  return out.join('\n');
-}
+const inventoryFor = (text: string, keyFile: string) =>
+  placeHosts(
+    text,
+    NODES.map((n) => ({ line: `${n.name} ansible_host=${n.ip}`, groups: n.groups })),
+    ['haproxy', 'postgresql', 'prometheus', 'grafana', 'rabbitmq', 'logging', 'kibana', 'opendistro_for_elasticsearch'],
+    (line) => (line.startsWith('ansible_ssh_private_key_file=') ? `ansible_ssh_private_key_file=${keyFile}` : line),
+  );
 
 const SSHD = (ip: string) => `ListenAddress ${ip}\nPasswordAuthentication no\nPermitRootLogin no\n`;
 

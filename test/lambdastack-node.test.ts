@@ -18,6 +18,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { certsInit, certsIssue } from '../cli/certs.js';
 import { bin, freePort, spawnDaemon } from '../demo/cluster.js';
+import { placeHosts } from './helpers/lambdastack-inventory.js';
 import { Container, repoRoot, testRoot } from './helpers/nspawn.js';
 
 const fixtures = path.join(repoRoot, 'test/fixtures/lambdastack');
@@ -27,22 +28,8 @@ const NODE_GROUPS = ['postgresql', 'prometheus', 'grafana', 'rabbitmq', 'haproxy
 const EMPTIED = ['logging', 'opendistro_for_elasticsearch'];
 
 /** LambdaStack's inventory with this node in the groups it serves and the Elasticsearch groups emptied. */
-function inventoryFor(text: string, port: number): string {
-  const out: string[] = [];
-  let group = '';
-  for (const line of text.split('\n')) {
-    const head = /^\[([^\]]+)\]$/.exec(line.trim());
-    if (head) {
-      group = head[1]!;
-      out.push(line);
-      if (NODE_GROUPS.includes(group)) out.push(`node1 ansible_host=${NODE_IP} lsbackup_agent_port=${port}`);
-      continue;
-    }
-    if (/^\S+ ansible_host=/.test(line) && (NODE_GROUPS.includes(group) || EMPTIED.includes(group))) continue;
-    out.push(line);
-  }
-  return out.join('\n');
-}
+const inventoryFor = (text: string, port: number) =>
+  placeHosts(text, [{ line: `node1 ansible_host=${NODE_IP} lsbackup_agent_port=${port}`, groups: NODE_GROUPS }], [...NODE_GROUPS, ...EMPTIED]);
 
 const PG_HBA = `# Ansible managed (LambdaStack roles/postgresql/templates/pg_hba.conf.j2)
 # TYPE  DATABASE        USER            ADDRESS                 METHOD
