@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { VERSION } from '../common/commit.js';
-import { daemonOptions, exitOnStartError, stopOnSignals } from '../common/daemon.js';
+import { daemonOptions, exitOnStartError, listenError, stopOnSignals } from '../common/daemon.js';
 import { mkdirPrivate } from '../common/fsutil.js';
 import { createLogger } from '../common/log.js';
 import { serverCredentials } from '../common/tls.js';
@@ -18,7 +18,9 @@ try {
   await mkdirPrivate(cfg.state_dir);
   const { all, configured } = createComponents(cfg.components, cfg.detect);
   const rt = { node: cfg.node, version: VERSION, stateDir: cfg.state_dir, compressionLevel: cfg.compression_level, components: all, configured, log };
-  const { server, port } = await startAgentServer(rt, cfg.listen, creds, insecure);
+  const { server, port } = await startAgentServer(rt, cfg.listen, creds, insecure).catch((err: unknown) => {
+    throw listenError(err, cfg.listen, opts.config);
+  });
   if (insecure) log.warn('running WITHOUT TLS (--insecure): any client that reaches this port can read and overwrite backups');
   log.info(`listening on ${cfg.listen.replace(/:\d+$/, '')}:${port}, components: ${[...configured].join(', ') || 'none configured'}${cfg.detect ? ' (the others are looked for on this node at each request)' : ''}`);
   stopOnSignals(server, log);

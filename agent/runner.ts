@@ -7,12 +7,12 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { writeZip } from '../common/archive.js';
-import { InputError, IntegrityError, NotFoundError, PreconditionError, messageOf } from '../common/errors.js';
+import { InputError, IntegrityError, PreconditionError, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
 import { acquireLock } from '../common/lock.js';
-import { checkSetId, readManifest, readManifestIfAny, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
+import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 
@@ -192,12 +192,7 @@ export async function restoreNode(
   const setDir = setDirOf(req.target, backupId);
   const manifest = req.force ? await readManifestIfAny(req.target, backupId) : await readManifest(req.target, backupId);
   if (!manifest) throw new IntegrityError(`backup '${backupId}' has no manifest; a forced restore still needs the manifest to know what to write`);
-  const nodeParts = manifest.parts.filter((p) => p.node === node);
-  if (nodeParts.length === 0) throw new NotFoundError(`node '${node}' has no parts in backup ${backupId} (nodes: ${[...new Set(manifest.parts.map((p) => p.node))].join(', ')})`);
-  for (const w of req.components) {
-    if (!nodeParts.some((p) => p.component === w)) throw new NotFoundError(`backup ${backupId} has no '${w}' part for node ${node} (it has: ${nodeParts.map((p) => p.component).join(', ')})`);
-  }
-  const parts = nodeParts.filter((p) => p.status === 'ok' && (req.components.length === 0 || req.components.includes(p.component)));
+  const parts = restorableParts(manifest, node, req.components);
   const components = parts.map((p) => {
     const c = rt.components.get(p.component as ComponentName);
     if (!c) throw new InputError(`component '${p.component}' is not configured on this agent (${rt.node}); configure it to restore here`);

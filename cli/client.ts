@@ -53,11 +53,14 @@ export function unaryCall<Res>(fn: (cb: (err: grpc.ServiceError | null, res?: Re
 export function streamCall(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void): Promise<RunSummary> {
   return new Promise((resolve, reject) => {
     let summary: RunSummary | undefined;
+    let backupId = '';
     stream.on('data', (ev: ProgressEvent) => {
+      if (ev.backupId) backupId = ev.backupId;
       if (ev.summary) summary = ev.summary;
       else onEvent(ev);
     });
-    stream.on('error', reject);
+    // The run the call was about, for a message that says where to look once the link is lost.
+    stream.on('error', (err) => reject(Object.assign(err, { backupId })));
     stream.on('end', () => (summary ? resolve(summary) : reject(new Error('the coordinator ended the call without a result'))));
     const cancel = () => stream.cancel();
     process.once('SIGINT', cancel);

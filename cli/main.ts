@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Command, CommanderError, Option } from 'commander';
 import { VERSION } from '../common/commit.js';
 import { messageOf, socketErrorOf } from '../common/errors.js';
+import { oneLine, shown } from '../common/quote.js';
 import type { Manifest } from '../common/manifest.js';
 import { humanBytes } from '../common/units.js';
 import type { PruneReply__Output as PruneReply } from '../proto/generated/lsbackup/v1/PruneReply.js';
@@ -50,7 +51,8 @@ const program = new Command(path.basename(process.argv[1] ?? 'lsbackup').replace
   .option('--insecure', 'talk to the coordinator without TLS (testing only)')
   .option('--json', 'machine-readable output: JSON lines, then one result object')
   .exitOverride()
-  .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
+  // commander quotes the unknown command or option as typed: escaped and cut like ours.
+  .configureOutput({ outputError: (str, write) => write(oneLine(str.split('\n')[0]!, 500) + '\n') });
 
 program
   .command('backup')
@@ -85,7 +87,7 @@ program
     const options: Record<string, string> = {};
     for (const kv of o.option) {
       const eq = kv.indexOf('=');
-      if (eq <= 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.option', `--option '${kv}' is not key=value`);
+      if (eq <= 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.option', `--option '${shown(kv)}' is not key=value`);
       options[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
     if (o.database) options.database = o.database;
@@ -98,11 +100,12 @@ program
 
 program
   .command('verify')
-  .description('recompute the checksum of every file of a set')
+  .description('recompute the checksum of every file of a set and of every file inside its archives')
   .argument('<id>', 'backup id')
   .requiredOption('-t, --target <path>', 'shared backup location')
-  .action(async (id: string, o: { target: string }, cmd: Command) => {
-    const s = await followStream(cmd, (c) => c.Verify({ target: absTarget(o.target), backupId: id }) as never);
+  .option('--quick', 'check the artifacts only, not the entries inside the archives')
+  .action(async (id: string, o: { target: string; quick?: boolean }, cmd: Command) => {
+    const s = await followStream(cmd, (c) => c.Verify({ target: absTarget(o.target), backupId: id, quick: Boolean(o.quick) }) as never);
     print(Boolean(globals(cmd).json), s, () => (s.status === 'ok' ? `backup ${id}: every file matches its manifest` : [`backup ${id}: ${s.reasons.length} bad file(s)`, ...s.reasons.map((r) => `  ${r}`)].join('\n')));
     process.exitCode = s.status === 'ok' ? 0 : 1;
   });
@@ -198,7 +201,7 @@ function reportHeld(r: PruneReply): void {
 
 const keepOpt = (flag: string, what: string) => new Option(`${flag} <n>`, what).argParser((v) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.keep', `${flag} '${v}' is not a whole number`);
+  if (!Number.isInteger(n) || n < 0) throw new CommanderError(EXIT_INPUT, 'lsbackup.keep', `${flag} '${shown(v)}' is not a whole number`);
   return n;
 });
 
@@ -281,12 +284,18 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) process.exit(0);
-    if (err.code.startsWith('lsbackup.')) process.stderr.write(`${program.name()}: ${err.message}\n`);
+    if (err.code.startsWith('lsbackup.')) process.stderr.write(`${program.name()}: ${oneLine(err.message)}\n`);
     process.exit(EXIT_INPUT);
   }
   const code = (err as grpc.ServiceError)?.code;
-  const msg = code === grpc.status.UNAVAILABLE ? `coordinator unreachable: ${socketErrorOf(err)}` : messageOf(err);
+  const started = program.args[0] === 'backup' ? (err as { backupId?: string })?.backupId : undefined;
+  const target = (program.commands.find((c) => c.name() === program.args[0])?.opts() as { target?: string } | undefined)?.target;
+  const lost = started
+    ? `; backup ${started} had started: a set whose caller is gone is never committed complete, and its agents may still be finishing; see 'lsbackup show ${started}${target ? ` -t ${absTarget(target)}` : ' -t <target>'}'`
+    : '';
+  const msg = code === grpc.status.UNAVAILABLE ? `coordinator unreachable: ${socketErrorOf(err)}${lost}` : messageOf(err);
   if (globals(program).json) process.stdout.write(JSON.stringify({ error: msg, code }) + '\n');
-  process.stderr.write(`${program.name()}: ${msg}\n`);
+  // Whatever the coordinator or a library said, it is one line without terminal controls.
+  process.stderr.write(`${program.name()}: ${oneLine(msg)}\n`);
   process.exit(typeof code === 'number' && INPUT_CODES.has(code) ? EXIT_INPUT : 1);
 }

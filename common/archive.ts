@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { ZipArchive } from 'archiver';
@@ -12,6 +12,7 @@ import type { Artifact, Entry } from './manifest.js';
 import { HashingStream } from './hash.js';
 import { FILE_MODE, fsyncPath } from './fsutil.js';
 import { IntegrityError, LsbackupError } from './errors.js';
+import { shown } from './quote.js';
 
 export interface ZipOptions {
   /** 0 stores entries as they are (data that is already compressed); 1-9 deflate. */
@@ -237,7 +238,7 @@ export async function extractVerified(
   const byName = new Map<string, Entry>();
   for (const e of entries) byName.set(e.type === 'dir' ? e.name + '/' : e.name, e);
   for (const f of dir.files) {
-    if (!byName.has(f.path)) throw new IntegrityError(`archive ${path.basename(zipFile)} holds '${f.path}', which its manifest does not list; refusing to restore`);
+    if (!byName.has(f.path)) throw new IntegrityError(`archive ${path.basename(zipFile)} holds '${shown(f.path)}', which its manifest does not list; refusing to restore`);
   }
   const zipByName = new Map(dir.files.map((f) => [f.path, f]));
   const jobs = entries
@@ -260,4 +261,42 @@ export async function extractVerified(
   };
   // Entries are independent: inflating several at once puts every core to work, as tar | gzip does.
   await forEachBounded(jobs, EXTRACT_PARALLEL, one);
+}
+
+/**
+ * Reads every file entry of `zipFile` and checks it against its manifest entry without writing
+ * anything: what `verify` does so that a wrong entry is found before a restore needs it. Returns
+ * one line per problem (an entry the manifest does not list, one it lists that is missing, a size
+ * or SHA-256 that differs), named by the artifact's path in the set.
+ */
+export async function checkArchive(zipFile: string, artifactPath: string, entries: Entry[], onBytes?: (n: number) => void): Promise<string[]> {
+  const problems: string[] = [];
+  let dir: unzipper.CentralDirectory;
+  try {
+    dir = await unzipper.Open.file(zipFile);
+  } catch (err) {
+    return [`${artifactPath}: not a readable zip: ${(err as Error).message}`];
+  }
+  const listed = new Set(entries.map((e) => (e.type === 'dir' ? e.name + '/' : e.name)));
+  for (const f of dir.files) if (!listed.has(f.path)) problems.push(`${artifactPath}: holds '${shown(f.path)}', which the manifest does not list`);
+  const zipByName = new Map(dir.files.map((f) => [f.path, f]));
+  const one = async (e: Entry): Promise<void> => {
+    const f = zipByName.get(e.name);
+    if (!f) {
+      problems.push(`${artifactPath}: ${e.path} is missing from the archive`);
+      return;
+    }
+    const hashing = new HashingStream(onBytes);
+    try {
+      await pipeline(await entryData(zipFile, f), hashing, new Writable({ write: (_c, _e, cb) => cb() }));
+    } catch (err) {
+      problems.push(`${artifactPath}: ${e.path}: ${(err as Error).message}`);
+      return;
+    }
+    const sha = hashing.digest();
+    if (hashing.bytes !== e.size) problems.push(`${artifactPath}: ${e.path}: ${hashing.bytes} bytes, manifest says ${e.size}`);
+    else if (sha !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch`);
+  };
+  await forEachBounded(entries.filter((e) => e.type === 'file'), EXTRACT_PARALLEL, one);
+  return problems;
 }

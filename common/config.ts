@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { InputError } from './errors.js';
+import { oneLine, shown } from './quote.js';
 
 /**
  * Loads a YAML config and checks it against its schema at start, so a wrong key or type is
@@ -29,10 +30,21 @@ export function parseConfig<S extends z.ZodType>(file: string, data: unknown, sc
   const issue = result.error.issues[0]!;
   const key = issue.path.length ? issue.path.join('.') : '(top level)';
   let what = issue.message;
-  if (issue.code === 'unrecognized_keys') what = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
-  throw new InputError(`config file ${file}: key '${key}': ${what}`);
+  if (issue.code === 'unrecognized_keys') what = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${shown(k)}'`).join(', ')}`;
+  throw new InputError(`config file ${file}: key '${shown(key)}': ${oneLine(what, 300)}`);
 }
 
 export const command = z.array(z.string().min(1)).min(1);
 
-export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50551');
+/**
+ * A daemon's listen address. Port 0 would make the system pick a random port that no coordinator
+ * or CLI can know, and above 65535 grpc-js fails at bind with a message naming neither file nor
+ * key: both are config errors, reported as such.
+ */
+export const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:50551')
+  .refine((v) => {
+    const port = Number(v.slice(v.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'expected a port from 1 to 65535');

@@ -3,10 +3,11 @@ import { Command } from 'commander';
 import { VERSION } from './commit.js';
 import type { Logger } from 'winston';
 import { LsbackupError, messageOf } from './errors.js';
+import { oneLine } from './quote.js';
 
 /** A user mistake at start (bad config, missing cert) is one line on stderr and exit 2. */
 export function exitOnStartError(program: string, err: unknown): never {
-  process.stderr.write(`${program}: ${messageOf(err)}\n`);
+  process.stderr.write(`${program}: ${oneLine(messageOf(err))}\n`);
   process.exit(err instanceof LsbackupError ? 2 : 1);
 }
 
@@ -35,4 +36,10 @@ export function daemonOptions(name: string, description: string): { config: stri
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .parse()
     .opts<{ config: string; insecure?: boolean }>();
+}
+
+/** A bind failure names the address and where it was configured; grpc-js wraps the socket error in a list. */
+export function listenError(err: unknown, listen: string, configFile: string): Error {
+  const inner = /errors: \[(.*)\]$/.exec(messageOf(err))?.[1] ?? messageOf(err);
+  return new Error(`cannot listen on ${listen} (key 'listen' in ${configFile}): ${inner}`);
 }

@@ -1,7 +1,10 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { InputError, IntegrityError, NotFoundError } from './errors.js';
 import { writeFileAtomic } from './fsutil.js';
+import { shown } from './quote.js';
 
 /** The on-disk shape of a backup set; docs/FORMAT.md is the reference. */
 export const FORMAT = 'lsbackup-set/1';
@@ -9,65 +12,104 @@ export const MANIFEST = 'manifest.json';
 export const COMPONENTS = ['haproxy', 'elasticsearch', 'kibana', 'prometheus', 'alertmanager', 'grafana', 'postgresql', 'rabbitmq'] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
 
-export type SetStatus = 'complete' | 'partial' | 'failed';
-export type PartStatus = 'ok' | 'failed' | 'skipped';
-
-export interface Artifact {
-  path: string;
-  kind: 'zip' | 'stream';
-  size: number;
-  sha256: string;
-  mode: number;
-}
-
-export interface Entry {
-  archive: string;
-  name: string;
-  path: string;
-  type: 'file' | 'dir' | 'symlink';
-  size: number;
-  sha256: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtimeNs: string;
-  linkTarget: string;
-}
-
-export interface Part {
-  node: string;
-  component: string;
-  status: PartStatus;
-  reason: string;
-  durationMs: number;
-  bytes: number;
-  meta: Record<string, string>;
-  artifacts: Artifact[];
-  entries: Entry[];
-}
-
-export interface Manifest {
-  format: string;
-  id: string;
-  status: SetStatus;
-  reasons: string[];
-  startedAt: string;
-  finishedAt: string;
-  buildDir: string;
-  coordinatorVersion: string;
-  nodes: Record<string, { address: string }>;
-  notCovered: string[];
-  parts: Part[];
-}
-
 const ID_RE = /^\d{8}T\d{6}Z$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const ownerId = z.number().int().min(0).max(0xffffffff);
+
+export const setStatuses = ['complete', 'partial', 'failed'] as const;
+export const partStatuses = ['ok', 'failed', 'skipped'] as const;
+
+/*
+ * One schema gives both the types the code uses and the check every reader makes before it
+ * believes a byte of a manifest (docs/FORMAT.md, "manifest.json"). Unknown keys are allowed and
+ * dropped: a newer writer may add some, and the digest has covered them already.
+ */
+export const artifactSchema = z.object({
+  path: z.string().min(1),
+  kind: z.enum(['zip', 'stream']),
+  size: count,
+  sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits'),
+  mode: z.number().int().min(0).max(0xffff),
+});
+
+export const entrySchema = z.object({
+  archive: z.string(),
+  name: z.string(),
+  path: z.string(),
+  type: z.enum(['file', 'dir', 'symlink']),
+  size: count,
+  sha256: z.string().regex(/^([0-9a-f]{64})?$/, 'expected 64 lower-case hex digits, or "" for a directory or symlink'),
+  mode: z.number().int().min(0).max(0xffff),
+  uid: ownerId,
+  gid: ownerId,
+  mtimeNs: z.string().regex(/^\d{1,30}$/, 'expected nanoseconds as decimal digits'),
+  linkTarget: z.string(),
+});
+
+export const partSchema = z
+  .object({
+    node: z.string().min(1),
+    component: z.enum(COMPONENTS),
+    status: z.enum(partStatuses),
+    reason: z.string(),
+    durationMs: count,
+    bytes: count,
+    meta: z.record(z.string(), z.string()),
+    artifacts: z.array(artifactSchema),
+    entries: z.array(entrySchema),
+  })
+  .superRefine((p, ctx) => {
+    // verify and restore join these paths to the set directory: they must stay inside their part.
+    p.artifacts.forEach((a, i) => {
+      const inPart = a.path.startsWith(`${p.node}/${p.component}/`) && !a.path.split('/').some((seg) => seg === '..' || seg === '.' || seg === '');
+      if (!inPart) ctx.addIssue({ code: 'custom', path: ['artifacts', i, 'path'], message: `expected ${p.node}/${p.component}/<file>, without '..'` });
+    });
+    const zips = new Set(p.artifacts.filter((a) => a.kind === 'zip').map((a) => a.path));
+    p.entries.forEach((e, i) => {
+      if (!zips.has(e.archive)) ctx.addIssue({ code: 'custom', path: ['entries', i, 'archive'], message: 'expected one of the zip artifacts of its part' });
+    });
+  });
+
+/** Room for a signature or MAC over the same canonical bytes later (FORMAT.md). */
+export const integritySchema = z.object({ sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });
+
+export const manifestSchema = z
+  .object({
+    format: z.literal(FORMAT),
+    id: z.string().regex(ID_RE, 'expected an id of the form YYYYMMDDTHHMMSSZ'),
+    status: z.enum(setStatuses),
+    reasons: z.array(z.string()),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    buildDir: z.string(),
+    coordinatorVersion: z.string(),
+    nodes: z.record(z.string(), z.object({ address: z.string() })),
+    notCovered: z.array(z.string()),
+    parts: z.array(partSchema),
+    integrity: integritySchema.optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.status === 'complete' && m.parts.some((p) => p.status === 'failed')) {
+      ctx.addIssue({ code: 'custom', path: ['status'], message: "'complete' although a part failed" });
+    }
+  });
+
+export type SetStatus = (typeof setStatuses)[number];
+export type PartStatus = (typeof partStatuses)[number];
+export type Artifact = z.output<typeof artifactSchema>;
+export type Entry = z.output<typeof entrySchema>;
+/** `component` is any string where parts are built (the agent's report); the schema narrows it on read. */
+export type Part = Omit<z.output<typeof partSchema>, 'component'> & { component: string };
+export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts'> & { parts: Part[] };
+
 
 export function newSetId(now = new Date()): string {
   return now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function checkSetId(id: string): string {
-  if (!ID_RE.test(id)) throw new InputError(`backup id '${id}' is not an id of the form YYYYMMDDTHHMMSSZ`);
+  if (!ID_RE.test(id)) throw new InputError(`backup id '${shown(id)}' is not an id of the form YYYYMMDDTHHMMSSZ`);
   return id;
 }
 
@@ -81,29 +123,86 @@ export function setStatusOf(parts: Pick<Part, 'status'>[]): SetStatus {
   return parts.some((p) => p.status === 'ok') ? 'complete' : 'failed';
 }
 
-export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
-  await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+/**
+ * The canonical form the digest is taken over (FORMAT.md): keys sorted at every level, no
+ * whitespace. Taken from the parsed JSON, so keys this version does not know are covered too.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
+
+/** SHA-256 of everything in a manifest but its `integrity`. */
+export function manifestDigest(m: object): string {
+  const { integrity: _ignored, ...content } = m as Record<string, unknown>;
+  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+}
+
+/** The manifest with its digest: what is written. */
+export function sealManifest<M extends object>(m: M): M & { integrity: { sha256: string } } {
+  const { integrity: _old, ...content } = m as M & { integrity?: unknown };
+  return { ...(content as M), integrity: { sha256: manifestDigest(content) } };
+}
+
+export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
+  await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(sealManifest(manifest), null, 2) + '\n');
+}
+
+/**
+ * Checks a manifest's text before anything of it is believed: JSON, format, its own digest when
+ * it has one, then the schema. One line naming the file and what is wrong.
+ */
+export function parseManifest(text: string, file: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new IntegrityError(`manifest ${file} is not valid JSON`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new IntegrityError(`manifest ${file} is not a JSON object`);
+  const obj = raw as Record<string, unknown>;
+  if (obj.format !== FORMAT) throw new IntegrityError(`manifest ${file} has format '${shown(obj.format)}', this lsbackup reads ${FORMAT}`);
+  const integrity = obj.integrity as { sha256?: unknown } | undefined;
+  if (integrity && typeof integrity === 'object' && typeof integrity.sha256 === 'string' && integrity.sha256 !== manifestDigest(obj)) {
+    throw new IntegrityError(`manifest ${file}: digest mismatch (integrity.sha256 does not match its content): it was changed or damaged after it was written`);
+  }
+  const result = manifestSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path.length ? issue.path.join('.') : '(top level)';
+    throw new IntegrityError(`manifest ${file}: key '${shown(key)}': ${shown(issue.message)}`);
+  }
+  return result.data;
+}
+
+/** Whether a manifest read by this version had its own digest checked (FORMAT.md 1.1). */
+export function isSealed(m: Manifest): boolean {
+  return Boolean(m.integrity?.sha256);
+}
+
+export const UNSEALED_NOTE = 'manifest has no integrity digest (written before format 1.1): its own integrity is unchecked';
 
 /** Reads a set's manifest; `undefined` when the set is incomplete (no manifest yet). */
 export async function readManifestIfAny(target: string, id: string): Promise<Manifest | undefined> {
   const dir = setDir(target, id);
+  const file = path.join(dir, MANIFEST);
   let text: string;
   try {
-    text = await fsp.readFile(path.join(dir, MANIFEST), 'utf8');
+    text = await fsp.readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    if (!(await isDir(dir))) throw new NotFoundError(`backup '${id}' not found in ${target}`);
+    if (!(await isDir(dir))) throw new NotFoundError(`backup '${id}' not found in ${shown(target)}`);
     return undefined;
   }
-  let m: Manifest;
-  try {
-    m = JSON.parse(text) as Manifest;
-  } catch {
-    throw new IntegrityError(`manifest of backup '${id}' is not valid JSON: ${path.join(dir, MANIFEST)}`);
-  }
-  if (m.format !== FORMAT) throw new IntegrityError(`backup '${id}' has format '${m.format}', this lsbackup reads ${FORMAT}`);
-  return m;
+  return parseManifest(text, file);
 }
 
 export async function readManifest(target: string, id: string): Promise<Manifest> {
@@ -117,7 +216,7 @@ export async function listSetIds(target: string): Promise<string[]> {
   try {
     names = await fsp.readdir(target);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`target '${target}' does not exist`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`target '${shown(target)}' does not exist`);
     throw err;
   }
   return names.filter((n) => ID_RE.test(n)).sort();
@@ -129,4 +228,22 @@ async function isDir(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The parts of `node` a restore of `components` (all when empty) will write. A part that was
+ * asked for and failed or was skipped, or a node with nothing restorable, is refused: a restore
+ * that restores nothing must not end "ok".
+ */
+export function restorableParts(m: Manifest, node: string, components: string[]): Part[] {
+  const nodeParts = m.parts.filter((p) => p.node === node);
+  if (nodeParts.length === 0) throw new NotFoundError(`node '${shown(node)}' has no parts in backup ${m.id} (nodes: ${[...new Set(m.parts.map((p) => p.node))].join(', ')})`);
+  for (const w of components) {
+    const p = nodeParts.find((x) => x.component === w);
+    if (!p) throw new NotFoundError(`backup ${m.id} has no '${shown(w)}' part for node ${node} (it has: ${nodeParts.map((x) => x.component).join(', ')})`);
+    if (p.status !== 'ok') throw new IntegrityError(`backup ${m.id}: part ${node}/${w} ${p.status === 'failed' ? 'failed' : 'was skipped'} during the backup (${p.reason || 'no reason recorded'}); it holds nothing to restore`);
+  }
+  const parts = nodeParts.filter((p) => p.status === 'ok' && (components.length === 0 || components.includes(p.component)));
+  if (parts.length === 0) throw new IntegrityError(`backup ${m.id} holds nothing to restore on ${node}: ${nodeParts.map((p) => `${p.component} ${p.status}`).join(', ')}`);
+  return parts;
 }

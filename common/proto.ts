@@ -19,6 +19,10 @@ if (!protoFile) throw new Error(`proto/lsbackup.proto not found next to ${here};
 const definition = protoLoader.loadSync(protoFile, { longs: Number, enums: String, defaults: true, oneofs: true, keepCase: false });
 export const proto = (grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType).lsbackup.v1;
 
+// grpc-js prints its own line beside ours for every failure we report (a port in use gives two
+// lines); every error reaches us through a callback anyway. GRPC_VERBOSITY=DEBUG brings them back.
+if (!process.env.GRPC_VERBOSITY) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+
 export const DEFAULT_AGENT_PORT = 50551;
 export const DEFAULT_COORDINATOR_PORT = 50550;
 

@@ -5,7 +5,8 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { commitSet, partOf } from '../common/commit.js';
-import { InputError, PreconditionError, messageOf } from '../common/errors.js';
+import { InputError, messageOf } from '../common/errors.js';
+import { shown } from '../common/quote.js';
 import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
 import { acquireLock } from '../common/lock.js';
 import { humanBytes } from '../common/units.js';
@@ -38,7 +39,7 @@ export function addressOf(h: InventoryHost): string {
 
 /** The target must be a directory we can write, created owner-only when it does not exist yet. */
 export async function prepareTarget(target: string): Promise<void> {
-  if (!target || !path.isAbsolute(target)) throw new InputError(`target '${target}' must be an absolute path`);
+  if (!target || !path.isAbsolute(target)) throw new InputError(`target '${shown(target)}' must be an absolute path`);
   try {
     await mkdirPrivate(target);
     await fsp.access(target, fsc.W_OK);
@@ -46,7 +47,7 @@ export async function prepareTarget(target: string): Promise<void> {
     await fsp.writeFile(probe, '');
     await fsp.rm(probe);
   } catch (err) {
-    throw new InputError(`target '${target}' is not writable: ${messageOf(err)}`);
+    throw new InputError(`target '${shown(target)}' is not writable: ${messageOf(err)}`);
   }
 }
 
@@ -70,14 +71,30 @@ function failedParts(host: InventoryHost, components: string[], reason: string, 
   return components.map((component) => ({ node: host.name, component, status, reason, durationMs: 0, bytes: 0, meta: {}, artifacts: [], entries: [] }));
 }
 
+/** A plan that finds nothing to back up says which inventory it read: the file may not be what the operator thinks. */
+function planFrom<T>(inventoryFile: string, make: () => T): T {
+  try {
+    return make();
+  } catch (err) {
+    if (err instanceof InputError && err.message.startsWith('nothing to back up')) throw new InputError(`${err.message} (inventory ${inventoryFile})`);
+    throw err;
+  }
+}
+
 /**
  * The coordinator's backup: check the plan, the agents and the space, fan out to every node at
  * once, and commit the set only after every part has answered (or is known to have failed).
  */
-export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
+export async function runBackup(
+  deps: BackupDeps,
+  args: BackupArgs,
+  emit: (ev: ProgressEvent) => void,
+  signal: AbortSignal,
+  callerStillThere: () => Promise<boolean> = async () => !signal.aborted,
+): Promise<RunSummary> {
   const inv = await readInventory(args.buildDir, deps.agentPort);
   const cluster = await readClusterConfig(args.buildDir, inv.file);
-  const { hosts: chosen, notes } = plan(inv.hosts, args.nodes, args.components, cluster);
+  const { hosts: chosen, notes } = planFrom(inv.file, () => plan(inv.hosts, args.nodes, args.components, cluster));
   await prepareTarget(args.target);
   const release = await acquireLock(path.join(args.target, TARGET_LOCK), `backup of ${args.buildDir}`);
   try {
@@ -114,7 +131,8 @@ export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: P
     const needed = Math.ceil(estimate * (1 + deps.spaceMargin));
     if (needed > free) {
       const msg = `backup needs about ${humanBytes(needed)} but ${args.target} has ${humanBytes(free)} free`;
-      if (!args.force) throw new PreconditionError(`${msg}; free space or pass --force to try anyway`);
+      // Refused before anything is written: the request does not fit, an input error (exit 2).
+      if (!args.force) throw new InputError(`${msg}; free space or pass --force to try anyway`);
       emit({ phase: 'info', message: `${msg}; going on because of --force` });
     }
 
@@ -151,7 +169,10 @@ export async function runBackup(deps: BackupDeps, args: BackupArgs, emit: (ev: P
     const nodes: Manifest['nodes'] = {};
     for (const h of chosen.keys()) nodes[h.name] = { address: addressOf(h) };
     parts.sort((a, b) => a.node.localeCompare(b.node) || a.component.localeCompare(b.component));
-    const manifest = await commitSet(dir, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts);
+    // The CLI that asked is gone (stopped, its link lost, or it gave up on a frozen coordinator): it
+    // told its operator the backup failed, so the set must not turn up complete behind their back.
+    const callerGone = !(await callerStillThere()) ? [`the call that started backup ${id} ended before the backup did (the CLI stopped or lost the coordinator): nobody was told its result, so it is not complete`] : [];
+    const manifest = await commitSet(dir, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts, callerGone);
     log.info(`backup ${manifest.status}`, { reasons: manifest.reasons });
     return { backupId: id, status: manifest.status, reasons: manifest.reasons, parts: manifest.parts.map(summaryPart), notCovered: inv.notCovered, setDir: dir };
   } finally {

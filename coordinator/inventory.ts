@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { InputError } from '../common/errors.js';
+import { shown } from '../common/quote.js';
 import type { ComponentName } from '../common/manifest.js';
 
 /** Which inventory groups mean which components; a group not listed here is not backed up. */
@@ -68,9 +69,9 @@ export async function findInventory(buildDir: string): Promise<string> {
   try {
     st = await fsp.stat(buildDir);
   } catch {
-    throw new InputError(`build directory '${buildDir}' does not exist`);
+    throw new InputError(`build directory '${shown(buildDir)}' does not exist`);
   }
-  if (!st.isDirectory()) throw new InputError(`build directory '${buildDir}' is not a directory`);
+  if (!st.isDirectory()) throw new InputError(`build directory '${shown(buildDir)}' is not a directory`);
   for (const name of CANDIDATES) {
     const p = path.join(buildDir, name);
     const s = await fsp.stat(p).catch(() => undefined);
@@ -80,7 +81,7 @@ export async function findInventory(buildDir: string): Promise<string> {
       if (files.length) return path.join(p, files[0]!);
     }
   }
-  throw new InputError(`build directory '${buildDir}' has no Ansible inventory (looked for ${CANDIDATES.join(', ')})`);
+  throw new InputError(`build directory '${shown(buildDir)}' has no Ansible inventory (looked for ${CANDIDATES.join(', ')})`);
 }
 
 interface RawHost {
@@ -93,6 +94,8 @@ function parseIni(text: string, file: string): Map<string, RawHost> {
   let group = 'ungrouped';
   let section: 'hosts' | 'vars' | 'children' = 'hosts';
   text.split(/\r?\n/).forEach((raw, i) => {
+    // Terminal escapes, NUL bytes, undecodable bytes: not an inventory line, and never echoed raw.
+    if (/[\p{Cc}\p{Cf}\ufffd]/u.test(raw.replace(/\t/g, ' '))) throw new InputError(`inventory ${file} line ${i + 1}: holds control characters or bytes that are not text: '${shown(raw.trim())}'`);
     const line = raw.replace(/\s[#;].*$/, '').trim();
     if (!line || line.startsWith('#') || line.startsWith(';')) return;
     const head = /^\[([^\]]+)\]$/.exec(line);
@@ -107,7 +110,7 @@ function parseIni(text: string, file: string): Map<string, RawHost> {
     const vars: Record<string, string> = {};
     for (const p of pairs) {
       const eq = p.indexOf('=');
-      if (eq <= 0) throw new InputError(`inventory ${file} line ${i + 1}: expected 'name key=value ...', got '${raw.trim()}'`);
+      if (eq <= 0) throw new InputError(`inventory ${file} line ${i + 1}: expected 'name key=value ...', got '${shown(raw.trim())}'`);
       vars[p.slice(0, eq)] = p.slice(eq + 1).replace(/^(['"])(.*)\1$/, '$2');
     }
     const h = hosts.get(name!) ?? { vars: {}, groups: new Set<string>() };
@@ -130,6 +133,7 @@ function parseYaml(text: string, file: string): Map<string, RawHost> {
     if (!node || typeof node !== 'object') return;
     const g = node as { hosts?: Record<string, Record<string, unknown> | null>; children?: Record<string, unknown> };
     for (const [name, vars] of Object.entries(g.hosts ?? {})) {
+      if (/[\p{C}\ufffd]/u.test(name)) throw new InputError(`inventory ${file}: host name '${shown(name)}' holds control characters or bytes that are not text`);
       const h = hosts.get(name) ?? { vars: {}, groups: new Set<string>() };
       for (const [k, v] of Object.entries(vars ?? {})) h.vars[k] = String(v);
       h.groups.add(groupName);
@@ -159,7 +163,7 @@ export async function readInventory(buildDir: string, defaultPort: number): Prom
     }
     const portVar = h.vars.lsbackup_agent_port;
     const port = portVar ? Number(portVar) : defaultPort;
-    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new InputError(`inventory ${file}: host ${name} has lsbackup_agent_port='${portVar}', expected a port number`);
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new InputError(`inventory ${file}: host ${shown(name)} has lsbackup_agent_port='${shown(portVar)}', expected a port number`);
     hosts.set(name, { name, address: h.vars.ansible_host ?? name, port, components, groups: [...h.groups] });
   }
   return { file, hosts, notCovered: describeNotCovered(uncovered) };

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { daemonOptions, exitOnStartError, stopOnSignals } from '../common/daemon.js';
+import { daemonOptions, exitOnStartError, listenError, stopOnSignals } from '../common/daemon.js';
 import { createLogger } from '../common/log.js';
 import { clientCredentials, serverCredentials } from '../common/tls.js';
 import { AgentPool } from './agents.js';
@@ -17,7 +17,9 @@ try {
   // The coordinator's own certificate (role coordinator) is also what agents accept.
   const pool = new AgentPool(clientCredentials(cfg.tls, insecure), cfg.agent_timeout_s * 1000);
   const metrics = cfg.metrics_listen ? new Metrics() : undefined;
-  const { server, port } = await startCoordinatorServer({ pool, log, agentPort: cfg.agent_port, spaceMargin: cfg.space_margin, insecure, metrics }, cfg.listen, creds);
+  const { server, port } = await startCoordinatorServer({ pool, log, agentPort: cfg.agent_port, spaceMargin: cfg.space_margin, insecure, metrics }, cfg.listen, creds).catch((err: unknown) => {
+    throw listenError(err, cfg.listen, opts.config);
+  });
   if (metrics && cfg.metrics_listen) {
     await metrics.serve(cfg.metrics_listen);
     log.info(`metrics on http://${cfg.metrics_listen}/metrics`);

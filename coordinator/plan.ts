@@ -1,4 +1,5 @@
 import { InputError } from '../common/errors.js';
+import { shown } from '../common/quote.js';
 import { COMPONENTS } from '../common/manifest.js';
 import type { ClusterConfig } from './cluster-config.js';
 import type { InventoryHost } from './inventory.js';
@@ -27,10 +28,10 @@ const ES_GROUPS = ['logging', 'opendistro_for_elasticsearch', 'opensearch', 'ela
  */
 export function plan(hosts: Map<string, InventoryHost>, nodes: string[], components: string[], cluster?: ClusterConfig): BackupPlan {
   for (const c of components) {
-    if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${c}' (known: ${COMPONENTS.join(', ')})`);
+    if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${shown(c)}' (known: ${COMPONENTS.join(', ')})`);
   }
   for (const n of nodes) {
-    if (!hosts.has(n)) throw new InputError(`unknown node '${n}' (inventory has: ${[...hosts.keys()].join(', ')})`);
+    if (!hosts.has(n)) throw new InputError(`unknown node '${shown(n)}' (inventory has: ${[...hosts.keys()].join(', ')})`);
   }
   const notes: string[] = [];
   if (cluster && !cluster.alertmanager && [...hosts.values()].some((h) => h.components.has('alertmanager'))) {

@@ -91,7 +91,7 @@ export async function prune(req: PruneRequest, pool: AgentPool, now = new Date()
   await listSetIds(req.target); // names a missing target before the lock file would
   const unlock = req.dryRun ? async () => undefined : await acquireLock(path.join(req.target, TARGET_LOCK), 'prune');
   try {
-    const sets = (await readSets(req.target)).map(({ info, manifest }) => ({ id: info.backupId!, status: info.status!, time: timeOfId(info.backupId!), manifest }));
+    const sets = (await readSets(req.target)).map(({ info, manifest }) => ({ id: info.backupId!, status: info.status!, reason: info.reasons?.[0] ?? '', time: timeOfId(info.backupId!), manifest }));
     const removed: string[] = [];
     const kept: string[] = [];
     const held: string[] = [];
@@ -109,6 +109,9 @@ export async function prune(req: PruneRequest, pool: AgentPool, now = new Date()
       let why: string | undefined;
       if (req.removeIds.includes(s.id)) why = 'named for removal';
       else if (!byPolicy) why = undefined;
+      // Nothing of a corrupt manifest is believed, not even what it keeps outside the set (a
+      // snapshot); only the operator's delete removes it.
+      else if (s.status === 'corrupt') why = undefined;
       else if (s.status === 'incomplete') why = now.getTime() - s.time.getTime() > graceMs ? 'incomplete and older than the grace period' : undefined;
       else if (s.status !== 'complete') why = newestComplete && s.id < newestComplete ? `${s.status} and older than the newest complete set` : undefined;
       else if (!keep.has(s.id)) why = 'not kept by any --keep rule';
@@ -117,7 +120,8 @@ export async function prune(req: PruneRequest, pool: AgentPool, now = new Date()
         doomed.push({ id: s.id, why, manifest: s.manifest });
       } else {
         kept.push(s.id);
-        reasons.set(s.id, `${s.id}: kept (${keep.get(s.id) ?? (s.status === 'incomplete' ? 'incomplete, within the grace period' : s.status)})`);
+        const corrupt = s.status === 'corrupt' ? `corrupt: ${s.reason}; 'lsbackup delete ${s.id}' removes it` : undefined;
+        reasons.set(s.id, `${s.id}: kept (${corrupt ?? keep.get(s.id) ?? (s.status === 'incomplete' ? 'incomplete, within the grace period' : s.status)})`);
       }
     }
     const usedBy = new Map<string, string>();

@@ -6,7 +6,8 @@ import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { InputError, IntegrityError, NotFoundError, PreconditionError } from '../common/errors.js';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { COMPONENTS, readManifestIfAny, setDir } from '../common/manifest.js';
+import { COMPONENTS, readManifestIfAny, restorableParts, setDir } from '../common/manifest.js';
+import { shown } from '../common/quote.js';
 import { AgentPool, describeRpcError, drain } from './agents.js';
 import { addressOf, TARGET_LOCK } from './backup.js';
 import { readInventory } from './inventory.js';
@@ -29,19 +30,21 @@ export interface RestoreArgs {
 export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort: number }, args: RestoreArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
   if (!args.node) throw new InputError('restore needs --node <host>: restore runs one node at a time');
   for (const c of args.components) {
-    if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${c}' (known: ${COMPONENTS.join(', ')})`);
+    if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${shown(c)}' (known: ${COMPONENTS.join(', ')})`);
   }
   const m = await readManifestIfAny(args.target, args.backupId);
   if (!m) {
     throw new IntegrityError(`backup '${args.backupId}' is incomplete (never committed); ${args.force ? 'even --force cannot restore a set without a manifest' : 'refusing to restore it'}`);
   }
+  if (!m.parts.some((p) => p.node === args.node)) {
+    throw new NotFoundError(`unknown node '${shown(args.node)}' in backup ${m.id} (it has: ${[...new Set(m.parts.map((p) => p.node))].join(', ')})`);
+  }
+  restorableParts(m, args.node, args.components);
   if (m.status !== 'complete' && !args.force) {
     const mine = m.parts.filter((p) => p.node === args.node && p.status === 'failed');
     if (mine.length) emit({ node: args.node, phase: 'info', message: `backup ${m.id} is ${m.status}; the failed parts of ${args.node} (${mine.map((p) => p.component).join(', ')}) are not restored` });
   }
-  if (!m.parts.some((p) => p.node === args.node)) {
-    throw new NotFoundError(`unknown node '${args.node}' in backup ${m.id} (it has: ${[...new Set(m.parts.map((p) => p.node))].join(', ')})`);
-  }
+
   let address = m.nodes[args.node]?.address;
   if (args.buildDir) {
     const inv = await readInventory(args.buildDir, deps.agentPort);
@@ -88,10 +91,12 @@ async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: Rest
     throw new PreconditionError(`agent of ${args.node} (${address}): ${describeRpcError(err)}; nothing was restored there unless its progress said so`);
   }
   const failed = results.filter((r) => r.status === 'failed');
+  // A restore that restored nothing is never "ok", whatever the agent said.
+  const nothing = results.length === 0 ? [`${args.node}: the agent restored nothing`] : [];
   return {
     backupId: id,
-    status: failed.length ? 'failed' : 'ok',
-    reasons: failed.map((r) => `${r.node}/${r.component}: ${r.reason}`),
+    status: failed.length || nothing.length ? 'failed' : 'ok',
+    reasons: [...failed.map((r) => `${r.node}/${r.component}: ${r.reason}`), ...nothing],
     parts: results,
     notCovered: [],
     setDir: setDir(args.target, id),

@@ -1,3 +1,4 @@
+import type { Http2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'winston';
 import type { CoordinatorHandlers } from '../common/proto.js';
@@ -28,14 +29,56 @@ export interface CoordinatorDeps {
 
 type Emit = (ev: ProgressEvent) => void;
 
+/** The HTTP/2 session a call came in on; grpc-js keeps it a few objects deep. */
+function sessionOf(call: object): Http2Session | undefined {
+  let o: unknown = call;
+  for (let depth = 0; depth < 4 && o && typeof o === 'object'; depth++) {
+    const rec = o as { stream?: { session?: Http2Session }; call?: unknown; nextCall?: unknown };
+    if (rec.stream?.session && typeof rec.stream.session.ping === 'function') return rec.stream.session;
+    o = rec.call ?? rec.nextCall;
+  }
+  return undefined;
+}
+
+/**
+ * Whether the caller is still there, asked with an HTTP/2 ping. A CLI that gave up on a frozen
+ * coordinator has closed its connection, but the coordinator learns that only when it next
+ * writes to it or its keepalive runs out, which may be after it has committed a set.
+ */
+function callerAnswers(call: grpc.ServerWritableStream<unknown, unknown>, signal: AbortSignal, timeoutMs = 5_000): Promise<boolean> {
+  if (signal.aborted || call.cancelled) return Promise.resolve(false);
+  const session = sessionOf(call);
+  if (!session) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    try {
+      const sent = session.ping((err) => {
+        clearTimeout(timer);
+        resolve(!err && !signal.aborted);
+      });
+      if (!sent) {
+        clearTimeout(timer);
+        resolve(false);
+      }
+    } catch {
+      clearTimeout(timer);
+      resolve(false);
+    }
+  });
+}
+
 /** A streaming call: progress events, then one final event carrying the summary. */
-function streaming<Req>(deps: CoordinatorDeps, name: string, work: (req: Req, emit: Emit, signal: AbortSignal) => Promise<RunSummary>): grpc.handleServerStreamingCall<Req, ProgressEvent> {
+function streaming<Req>(
+  deps: CoordinatorDeps,
+  name: string,
+  work: (req: Req, emit: Emit, signal: AbortSignal, callerStillThere: () => Promise<boolean>) => Promise<RunSummary>,
+): grpc.handleServerStreamingCall<Req, ProgressEvent> {
   return (call) => {
     const abort = new AbortController();
     call.on('cancelled', () => abort.abort());
     (async () => {
       authorize(call, ['operator'], deps.insecure);
-      const summary = await work(call.request, (ev) => call.write(ev), abort.signal);
+      const summary = await work(call.request, (ev) => call.write(ev), abort.signal, () => callerAnswers(call as grpc.ServerWritableStream<unknown, unknown>, abort.signal));
       call.write({ phase: 'summary', backupId: summary.backupId, summary });
     })().then(
       () => call.end(),
@@ -61,9 +104,9 @@ function unary<Req, Res>(deps: CoordinatorDeps, work: (req: Req) => Promise<Res>
 
 export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers {
   return {
-    Backup: streaming(deps, 'backup', async (req, emit, signal) => {
+    Backup: streaming(deps, 'backup', async (req, emit, signal, callerStillThere) => {
       const started = Date.now();
-      const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force }, emit, signal);
+      const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force }, emit, signal, callerStillThere);
       deps.metrics?.recordBackup(summary, Date.now() - started);
       return summary;
     }),
@@ -71,7 +114,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options }, emit, signal),
     ),
     Verify: streaming(deps, 'verify', async (req, emit) => {
-      const summary = await verifySet(req.target, req.backupId, emit);
+      const summary = await verifySet(req.target, req.backupId, emit, { quick: req.quick });
       deps.metrics?.recordVerify(summary);
       return summary;
     }),

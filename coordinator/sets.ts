@@ -3,9 +3,11 @@ import path from 'node:path';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
-import { InputError } from '../common/errors.js';
-import { MANIFEST, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
+import { InputError, IntegrityError, messageOf } from '../common/errors.js';
+import { MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
 import { checkArtifacts } from '../common/verify.js';
+import { checkArchive } from '../common/archive.js';
+import { shown } from '../common/quote.js';
 
 /** A set is named by its directory: that is what restore, prune and delete act on. */
 export function setInfoOf(m: Manifest, dirName = m.id): SetInfo {
@@ -18,8 +20,18 @@ export function setInfoOf(m: Manifest, dirName = m.id): SetInfo {
     components: [...new Set(m.parts.map((p) => p.component))],
     startedAt: m.startedAt,
     finishedAt: m.finishedAt,
-    reasons: dirName === m.id ? m.reasons : [...m.reasons, `directory ${dirName} holds the manifest of set ${m.id} (copied or renamed)`],
+    reasons: [
+      ...m.reasons,
+      ...(dirName === m.id ? [] : [`directory ${dirName} holds the manifest of set ${m.id} (copied or renamed)`]),
+      ...(isSealed(m) ? [] : [UNSEALED_NOTE]),
+    ],
   };
+}
+
+/** A set whose manifest fails its digest or schema: listed, so nobody mistakes it for an incomplete run, but nothing of it is believed. */
+async function corruptInfo(target: string, id: string, why: string): Promise<SetInfo> {
+  const st = await fsp.stat(setDir(target, id));
+  return { backupId: id, status: 'corrupt', bytes: 0, files: 0, nodes: [], components: [], startedAt: st.mtime.toISOString(), finishedAt: '', reasons: [why] };
 }
 
 async function incompleteInfo(target: string, id: string): Promise<SetInfo> {
@@ -33,7 +45,14 @@ async function incompleteInfo(target: string, id: string): Promise<SetInfo> {
 export async function readSets(target: string): Promise<{ info: SetInfo; manifest?: Manifest }[]> {
   const out: { info: SetInfo; manifest?: Manifest }[] = [];
   for (const id of await listSetIds(target)) {
-    const manifest = await readManifestIfAny(target, id).catch(() => undefined);
+    let manifest: Manifest | undefined;
+    try {
+      manifest = await readManifestIfAny(target, id);
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      out.push({ info: await corruptInfo(target, id, messageOf(err)) });
+      continue;
+    }
     out.push({ info: manifest ? setInfoOf(manifest, id) : await incompleteInfo(target, id), manifest });
   }
   return out;
@@ -50,20 +69,51 @@ export async function showSet(target: string, id: string): Promise<{ set: SetInf
   return { set: setInfoOf(m, id), manifestJson: JSON.stringify(m) };
 }
 
-/** Recomputes every artifact's size and SHA-256; names each file that is missing or differs. */
-export async function verifySet(target: string, id: string, emit: (ev: ProgressEvent) => void): Promise<RunSummary> {
+/** Every file in a set directory (relative, '/'-separated), manifest aside. */
+async function filesOfSet(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const d of await fsp.readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const child = rel ? `${rel}/${d.name}` : d.name;
+      if (d.isDirectory()) await walk(child);
+      else if (child !== MANIFEST) out.push(child);
+    }
+  };
+  await walk('');
+  return out.sort();
+}
+
+/**
+ * Recomputes every artifact's size and SHA-256, reads every entry of every zip that matched
+ * (unless `quick`), and names each file that is missing, differs, or is in the set unlisted.
+ */
+export async function verifySet(target: string, id: string, emit: (ev: ProgressEvent) => void, opts: { quick?: boolean } = {}): Promise<RunSummary> {
   const m = await readManifest(target, id);
-  const total = m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0);
+  const dir = setDir(target, id);
+  const artifacts = m.parts.flatMap((p) => p.artifacts);
+  const zips = opts.quick ? [] : artifacts.filter((a) => a.kind === 'zip');
+  const total = artifacts.reduce((t, a) => t + a.size, 0) + m.parts.reduce((s, p) => s + p.entries.filter((e) => zips.some((z) => z.path === e.archive)).reduce((t, e) => t + e.size, 0), 0);
   let done = 0;
   let last = 0;
-  emit({ phase: 'started', backupId: id, bytesTotal: total, message: `verifying ${m.parts.reduce((s, p) => s + p.artifacts.length, 0)} files` });
-  const bad = await checkArtifacts(path.join(target, id), m.parts, (n) => {
+  const onBytes = (n: number) => {
     done += n;
     if (Date.now() - last > 250) {
       last = Date.now();
       emit({ phase: 'running', backupId: id, bytesDone: done, bytesTotal: total });
     }
-  });
+  };
+  emit({ phase: 'started', backupId: id, bytesTotal: total, message: `verifying ${artifacts.length} files${opts.quick ? ' (quick: artifacts only)' : ` and the entries of ${zips.length} archives`}` });
+  if (!isSealed(m)) emit({ phase: 'info', backupId: id, message: UNSEALED_NOTE });
+  const bad = await checkArtifacts(dir, m.parts, onBytes);
+  const listed = new Set(artifacts.map((a) => a.path));
+  for (const f of await filesOfSet(dir)) if (!listed.has(f)) bad.push(`${shown(f)}: not listed in the manifest`);
+  for (const part of m.parts) {
+    for (const z of part.artifacts.filter((a) => zips.includes(a))) {
+      // An archive that failed its own checksum is named already; its entries would only repeat it.
+      if (bad.some((b) => b.startsWith(`${z.path}: `))) continue;
+      bad.push(...(await checkArchive(path.join(dir, z.path), z.path, part.entries.filter((e) => e.archive === z.path), onBytes)));
+    }
+  }
   for (const b of bad) emit({ phase: 'failed', backupId: id, message: b });
-  return { backupId: id, status: bad.length ? 'failed' : 'ok', reasons: bad, parts: [], notCovered: [], setDir: setDir(target, id) };
+  return { backupId: id, status: bad.length ? 'failed' : 'ok', reasons: bad, parts: [], notCovered: [], setDir: dir };
 }

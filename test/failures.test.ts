@@ -102,6 +102,33 @@ describe('failure safety', () => {
     assert.equal(r3.code, 0, r3.stderr);
   });
 
+  test('a coordinator frozen (SIGSTOP) until the CLI gives up does not commit that set as complete once it resumes', async () => {
+    let id = '';
+    const r = await backupWatching(c, [], (ev) => {
+      if (!id && ev.backupId) {
+        id = ev.backupId;
+        c.coordinator!.kill('SIGSTOP');
+      }
+    });
+    try {
+      assert.ok(id, 'the backup had started');
+      assert.equal(r.code, 1, r.stderr);
+      const last = r.stderr.trim().split('\n').at(-1)!;
+      assert.match(last, new RegExp(`coordinator unreachable: .*backup ${id} had started: a set whose caller is gone is never committed complete.*lsbackup show ${id} -t ${c.target.replace(/[.]/g, '\\.')}`));
+    } finally {
+      c.coordinator!.kill('SIGCONT');
+    }
+    const manifest = path.join(c.target, id, 'manifest.json');
+    const deadline = Date.now() + 30_000;
+    while (!(await fsp.stat(manifest).catch(() => undefined)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    const show = DemoCluster.result<{ status: string; reasons: string[] }>((await c.cli(['--json', 'show', id, '-t', c.target])).stdout);
+    assert.notEqual(show.status, 'complete', JSON.stringify(show));
+    assert.ok(show.reasons.some((x) => /nobody was told its result|lost during backup/.test(x)), show.reasons.join('\n'));
+    // The coordinator is well again: the next backup is complete.
+    const again = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
   test('a coordinator killed mid-backup leaves a set that list shows as incomplete and delete removes', async () => {
     await makeSlow(c.nodes[0]!.root);
     let id = '';
@@ -148,9 +175,12 @@ describe('a full disk', () => {
     await fsp.rm(mnt, { recursive: true, force: true });
   });
 
-  test('a backup that does not fit is refused with both numbers', async () => {
+  test('a backup that does not fit is refused with both numbers, as an input error (exit 2, one line, no set)', async () => {
+    const before = await fsp.readdir(c.target).catch(() => []);
     const r = await c.cli(['backup', '-b', c.buildDir, '-t', c.target]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{')).length, 1, r.stderr);
+    assert.deepEqual(await fsp.readdir(c.target), before, 'nothing written');
     assert.match(r.stderr, /backup needs about [\d.]+ MiB but .* has [\d.]+ (KiB|MiB) free; free space or pass --force/);
   });
 

@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { snapshotNameOf } from '../agent/components/elasticsearch.js';
-import { DemoCluster, bin } from '../demo/cluster.js';
+import { DemoCluster, bin, freePort } from '../demo/cluster.js';
 import { FakeEs, makePki } from './helpers/es-server.js';
 import { tempDir } from './helpers/harness.js';
 import { fabricateIncomplete, fabricateSet, idAt, run, setIds, whileDown } from './helpers/ops.js';
@@ -438,7 +438,8 @@ describe('a bad daemon config: exit 2 and one line naming the file, the key and 
     if (dir) await fsp.rm(dir, { recursive: true, force: true });
   });
 
-  const good = { node: 'node1', listen: '127.0.0.1:0', state_dir: '/var/lib/lsbackup', insecure: true, components: { haproxy: {} } };
+  // A fixed port is the only kind a coordinator can know; the good config gets a free one below.
+  const good = { node: 'node1', listen: '127.0.0.1:50551', state_dir: '/var/lib/lsbackup', insecure: true, components: { haproxy: {} } };
   const cases: [string, string, Record<string, unknown> | string, RegExp][] = [
     ['agent', 'a misspelt key', { ...good, compresion_level: 5 }, /key '\(top level\)': unknown key 'compresion_level'$/],
     ['agent', 'a string for a number', { ...good, compression_level: 'high' }, /key 'compression_level': Invalid input: expected number, received string$/],
@@ -450,6 +451,11 @@ describe('a bad daemon config: exit 2 and one line naming the file, the key and 
     ['agent', 'a half tls section', { ...good, tls: { ca: '/etc/lsbackup/pki/ca.crt' } }, /key 'tls\.cert': Invalid input: expected string, received undefined$/],
     ['agent', 'broken YAML', 'node: [node1\nlisten: x\n', /not valid YAML: /],
     ['coordinator', 'a port out of range', { agent_port: 70000, insecure: true }, /key 'agent_port': Too big: expected number to be <=65535$/],
+    ['agent', 'a listen port out of range', { ...good, listen: '127.0.0.2:70000' }, /key 'listen': expected a port from 1 to 65535$/],
+    ['agent', 'listen port 0 (a random port nobody can know)', { ...good, listen: '127.0.0.2:0' }, /key 'listen': expected a port from 1 to 65535$/],
+    ['coordinator', 'a listen port out of range', { listen: '127.0.0.1:70000', insecure: true }, /key 'listen': expected a port from 1 to 65535$/],
+    ['coordinator', 'metrics_listen port 0', { metrics_listen: '127.0.0.1:0', insecure: true }, /key 'metrics_listen': expected a port from 1 to 65535$/],
+    ['agent', 'an unknown key with terminal escapes', { ...good, ['x\u001b[2J\u001b]0;owned\u0007']: 1 }, /unknown key 'x\\x1b\[2J\\x1b\]0;owned\\x07'$/],
     ['coordinator', 'a misspelt key', { metrics_listn: '127.0.0.1:9100', insecure: true }, /key '\(top level\)': unknown key 'metrics_listn'$/],
   ];
   for (const [daemon, what, body, msg] of cases) {
@@ -466,6 +472,22 @@ describe('a bad daemon config: exit 2 and one line naming the file, the key and 
     });
   }
 
+  test('a listen port in use: exit 1 and one line naming the address, the key and the file', async () => {
+    const net = await import('node:net');
+    const holder = net.createServer();
+    const port = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as import('node:net').AddressInfo).port)));
+    try {
+      const file = path.join(dir, 'agent-port-in-use.yaml');
+      await fsp.writeFile(file, YAML.stringify({ ...good, listen: `127.0.0.1:${port}`, state_dir: path.join(dir, 'state') }));
+      const r = await run(process.execPath, [bin.agent, '--config', file], { timeoutMs: 15_000 });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^lsbackup-agent: cannot listen on 127\\.0\\.0\\.1:${port} \\(key 'listen' in ${file.replace(/[.]/g, '\\.')}\\): listen EADDRINUSE`));
+    } finally {
+      holder.close();
+    }
+  });
+
   test('a missing config file', async () => {
     const r = await run(process.execPath, [bin.agent, '--config', path.join(dir, 'absent.yaml')]);
     assert.equal(r.code, 2);
@@ -474,7 +496,7 @@ describe('a bad daemon config: exit 2 and one line naming the file, the key and 
 
   test('the good config, for contrast, starts', async () => {
     const file = path.join(dir, 'good.yaml');
-    await fsp.writeFile(file, YAML.stringify({ ...good, state_dir: path.join(dir, 'state') }));
+    await fsp.writeFile(file, YAML.stringify({ ...good, listen: `127.0.0.1:${await freePort()}`, state_dir: path.join(dir, 'state') }));
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [bin.agent, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {

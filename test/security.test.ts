@@ -14,7 +14,7 @@ import { certsInit, certsIssue } from '../cli/certs.js';
 import { channelOptionsFor, proto } from '../common/proto.js';
 import { filesComponent } from '../agent/components/files.js';
 import { sha256File } from '../common/hash.js';
-import { MANIFEST, type Manifest } from '../common/manifest.js';
+import { MANIFEST, sealManifest, type Manifest } from '../common/manifest.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
 
 function callInfo(client: InstanceType<typeof proto.Agent>): Promise<grpc.ServiceError | null> {
@@ -135,7 +135,7 @@ describe('restore confinement (zip slip)', () => {
     await fsp.rm(target, { recursive: true, force: true });
   });
 
-  /** Replaces the set's zip with one python writes (archiver would sanitise the names) and edits the manifest to match. */
+  /** Replaces the set's zip with one python writes (archiver would sanitise the names) and edits (and reseals) the manifest to match. */
   async function craft(entries: Record<string, string>, editManifest: (m: Manifest) => void): Promise<void> {
     const zip = path.join(target, id, 'node1/haproxy/files.zip');
     const py = `import zipfile,sys,json\nz=zipfile.ZipFile(sys.argv[1],'w')\nfor k,v in json.loads(sys.argv[2]).items():\n  z.writestr(zipfile.ZipInfo(k),v)\nz.close()`;
@@ -145,7 +145,8 @@ describe('restore confinement (zip slip)', () => {
     const { sha256, size } = await sha256File(zip);
     Object.assign(m.parts[0]!.artifacts[0]!, { sha256, size });
     editManifest(m);
-    await fsp.writeFile(mf, JSON.stringify(m));
+    // Resealed: confinement must hold even against someone who can write a consistent manifest.
+    await fsp.writeFile(mf, JSON.stringify(sealManifest(m)));
   }
 
   async function assertRefused(pattern: RegExp): Promise<void> {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import assert from 'node:assert/strict';
 import { DemoCluster, freePort, type DemoNode } from '../../demo/cluster.js';
+import { sealManifest } from '../../common/manifest.js';
 
 /** The checkout: dist/test/helpers/ is three levels below it. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -228,7 +229,8 @@ export async function fabricateSet(target: string, fromId: string, newId: string
     m.status = patch.status;
     m.reasons = [`node2/haproxy: fabricated ${patch.status} set`];
   }
-  await fsp.writeFile(file, JSON.stringify(m, null, 2), { mode: 0o600 });
+  // Sealed again, as the coordinator would have written it: a set made by hand is not a corrupt one.
+  await fsp.writeFile(file, JSON.stringify(sealManifest(m), null, 2), { mode: 0o600 });
 }
 
 /** A set directory without a manifest: a run that never committed. */

@@ -4,9 +4,11 @@
 export interface VerifyRequest {
   'target'?: (string);
   'backupId'?: (string);
+  'quick'?: (boolean);
 }
 
 export interface VerifyRequest__Output {
   'target': (string);
   'backupId': (string);
+  'quick': (boolean);
 }
