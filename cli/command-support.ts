@@ -1,0 +1,55 @@
+import path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { CommanderError, type Command } from 'commander';
+import type { Manifest } from '../common/manifest.js';
+import type { RunSummary__Output as RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
+import type { SetInfo__Output as SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
+import type { ShowReply__Output as ShowReply } from '../proto/generated/lsbackup/v1/ShowReply.js';
+import { connect, streamCall, unaryCall, type GlobalOptions } from './client.js';
+import { ProgressView } from './output.js';
+
+/** Exit codes: 0 done and whole; 1 partial, failed or mismatching; 2 the request itself was wrong. */
+export const EXIT_INPUT = 2;
+
+/** A usage error found by a command itself: main.ts prints it as one line and exits EXIT_INPUT. */
+export function inputError(code: string, message: string): CommanderError {
+  return new CommanderError(EXIT_INPUT, `lsbackup.${code}`, message);
+}
+
+export const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+export const repeat = (v: string, prev: string[] = []) => [...prev, v];
+export const absTarget = (t: string) => path.resolve(t);
+
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
+}
+
+/** The result: one JSON object with --json, else what `human` writes. */
+export function print(cmd: Command, result: unknown, human: () => string): void {
+  process.stdout.write(globals(cmd).json ? JSON.stringify({ result }) + '\n' : human() + '\n');
+}
+
+type Coordinator = ReturnType<typeof connect>;
+
+/** A streaming call, its progress shown as it comes, to its summary. */
+export async function followStream(cmd: Command, start: (c: Coordinator) => grpc.ClientReadableStream<never>): Promise<RunSummary> {
+  const g = globals(cmd);
+  const view = new ProgressView(Boolean(g.json));
+  try {
+    return await streamCall(start(connect(g)), (ev) => view.event(ev));
+  } finally {
+    view.stop();
+  }
+}
+
+/** A unary call to the coordinator the global options name. */
+export function unary<T>(cmd: Command, call: (c: Coordinator, cb: grpc.requestCallback<T>) => void): Promise<T> {
+  const c = connect(globals(cmd));
+  return unaryCall<T>((cb) => call(c, cb));
+}
+
+/** One set's info, and its manifest when it has one (an incomplete set has none). */
+export async function fetchManifest(cmd: Command, target: string, id: string): Promise<{ set: SetInfo; manifest?: Manifest }> {
+  const r = await unary<ShowReply>(cmd, (c, cb) => c.Show({ target: absTarget(target), backupId: id }, cb));
+  return { set: r.set!, manifest: r.manifestJson ? (JSON.parse(r.manifestJson) as Manifest) : undefined };
+}

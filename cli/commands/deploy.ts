@@ -1,0 +1,28 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { absTarget } from '../command-support.js';
+import { deploy, undeploy } from '../deploy.js';
+
+const RUNS = [
+  ['deploy', 'install or upgrade lsbackup on every host of the inventory (agents), and the coordinator and daily timer here, with ansible-playbook', deploy],
+  ['undeploy', 'take lsbackup off the hosts of the inventory and this master; backups and the CA stay', undeploy],
+] as const;
+
+/** deploy and undeploy: the same options, one playbook each. */
+export function registerDeploy(program: Command): void {
+  for (const [name, what, run] of RUNS) {
+    program
+      .command(name)
+      .description(what)
+      .requiredOption('-b, --build-dir <dir>', "the cluster's LambdaStack build directory (inventory, manifest.yml, SSH key)")
+      .requiredOption('-t, --target <path>', 'shared backup location, mounted at the same path on every host')
+      .option('--pki <dir>', 'the cluster CA on this master', '/etc/lsbackup/pki')
+      .option('--coordinator-address <ip>', "this master's address as the agents and operators see it")
+      .action(async (o: { buildDir: string; target: string; pki: string; coordinatorAddress?: string }) => {
+        const log = (line: string) => process.stdout.write(`${line}\n`);
+        const r = await run({ buildDir: o.buildDir, target: absTarget(o.target), pki: path.resolve(o.pki), coordinatorAddress: o.coordinatorAddress, log });
+        if (r.code !== 0) process.stderr.write(`${program.name()}: ${name} failed: ansible-playbook exited ${r.code} (its output is above)\n`);
+        process.exitCode = r.code === 0 ? 0 : 1;
+      });
+  }
+}

@@ -1,0 +1,20 @@
+import type { Command } from 'commander';
+import { fetchManifest, inputError, print } from '../command-support.js';
+import { diffManifests } from '../diff.js';
+
+export function registerDiff(program: Command): void {
+  program
+    .command('diff')
+    .description('what changed between two backup sets, by component')
+    .argument('<id1>')
+    .argument('<id2>')
+    .requiredOption('-t, --target <path>', 'shared backup location')
+    .action(async (id1: string, id2: string, o: { target: string }, cmd: Command) => {
+      const [a, b] = await Promise.all([fetchManifest(cmd, o.target, id1), fetchManifest(cmd, o.target, id2)]);
+      if (!a.manifest || !b.manifest) throw inputError('incomplete', `backup ${!a.manifest ? id1 : id2} is incomplete and has nothing to compare`);
+      const d = diffManifests(a.manifest, b.manifest);
+      print(cmd, d, () =>
+        d.length ? d.map((x) => `${x.change.padEnd(8)} ${x.node}/${x.component} ${x.path}`).join('\n') : `no differences between ${id1} and ${id2}`,
+      );
+    });
+}

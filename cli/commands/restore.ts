@@ -1,0 +1,60 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { shown } from '../../common/quote.js';
+import { absTarget, collect, followStream, inputError, print, repeat } from '../command-support.js';
+import { partsTable } from '../output.js';
+
+interface RestoreOptions {
+  target: string;
+  node: string;
+  component: string[];
+  database?: string;
+  option: string[];
+  buildDir?: string;
+  dryRun?: boolean;
+  force?: boolean;
+}
+
+/** --option key=value pairs, and --database, as the component options of the request. */
+function componentOptions(o: RestoreOptions): Record<string, string> {
+  const options: Record<string, string> = {};
+  for (const kv of o.option) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw inputError('option', `--option '${shown(kv)}' is not key=value`);
+    options[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  if (o.database) options.database = o.database;
+  return options;
+}
+
+export function registerRestore(program: Command): void {
+  program
+    .command('restore')
+    .alias('recovery')
+    .description('restore one node from a backup set')
+    .argument('<id>', 'backup id')
+    .requiredOption('-t, --target <path>', 'shared backup location')
+    .requiredOption('--node <host>', 'node to restore')
+    .option('--component <name>', 'only this component (repeat or comma-separate)', collect, [])
+    .option('--database <name>', 'PostgreSQL: restore only this database')
+    .option('--option <key=value>', 'component option (repeat), e.g. --option indices=logs-*,metrics-* --option close_existing=true', repeat, [])
+    .option('-b, --build-dir <dir>', 'find the node in this inventory instead of the address recorded in the set')
+    .option('--dry-run', 'check everything and say what would be written, change nothing')
+    .option('--force', 'restore even a partial set or files that fail their checksum')
+    .action(async (id: string, o: RestoreOptions, cmd: Command) => {
+      const request = {
+        target: absTarget(o.target),
+        backupId: id,
+        node: o.node,
+        components: o.component,
+        dryRun: Boolean(o.dryRun),
+        force: Boolean(o.force),
+        buildDir: o.buildDir ? path.resolve(o.buildDir) : '',
+        options: componentOptions(o),
+      };
+      const s = await followStream(cmd, (c) => c.Restore(request) as never);
+      const outcome = `restore of ${o.node} from ${s.backupId}: ${s.status}${o.dryRun ? ' (dry run, nothing written)' : ''}`;
+      print(cmd, s, () => [partsTable(s.parts), ...s.reasons.map((r) => `problem: ${r}`), outcome].join('\n'));
+      process.exitCode = s.status === 'ok' ? 0 : 1;
+    });
+}
