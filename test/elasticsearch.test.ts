@@ -466,7 +466,7 @@ async function backupWithFacts(runs: { rt: AgentRuntime; facts: Record<string, s
 }
 
 test('LambdaStack node, no settings: admin client certificate over HTTPS on the host name, one repository per cluster, round trip', async (t) => {
-  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  if (!(await hostAddress)) assert.fail(`host name ${HOST} does not resolve here: add it to /etc/hosts (the LambdaStack tests reach Elasticsearch by host name, as its certificates require)`);
   const target = tempDir('ls-target');
   const location = path.join(target, '_elasticsearch', 'logging');
   const n = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots', location] });
@@ -503,7 +503,7 @@ test('LambdaStack node, no settings: admin client certificate over HTTPS on the 
 });
 
 test('two clusters in one inventory ([logging], [opendistro_for_elasticsearch]): two repositories, two locations, two holdings', async (t) => {
-  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  if (!(await hostAddress)) assert.fail(`host name ${HOST} does not resolve here: add it to /etc/hosts (the LambdaStack tests reach Elasticsearch by host name, as its certificates require)`);
   const target = tempDir('ls-target');
   const shared = path.join(target, '_elasticsearch');
   const logging = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots', shared] });
@@ -532,7 +532,7 @@ test('two clusters in one inventory ([logging], [opendistro_for_elasticsearch]):
 });
 
 test('path.repo without the location: one line naming the file, what path.repo has and what it needs; nothing written', async (t) => {
-  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  if (!(await hostAddress)) assert.fail(`host name ${HOST} does not resolve here: add it to /etc/hosts (the LambdaStack tests reach Elasticsearch by host name, as its certificates require)`);
   const target = tempDir('ls-target');
   const location = path.join(target, '_elasticsearch', 'logging');
   const n = await lambdaStackNode({ target, pathRepo: ['/var/lib/elasticsearch-snapshots'] });
@@ -555,7 +555,7 @@ test('path.repo without the location: one line naming the file, what path.repo h
 });
 
 test('a three-node cluster: node 0 takes the snapshot, the others keep their config files and point at it', async (t) => {
-  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  if (!(await hostAddress)) assert.fail(`host name ${HOST} does not resolve here: add it to /etc/hosts (the LambdaStack tests reach Elasticsearch by host name, as its certificates require)`);
   const target = tempDir('ls-target');
   const location = path.join(target, '_elasticsearch', 'logging');
   const others = ['logging2', 'logging3'].map((name) => ({ name, root: tempDir(`ls-${name}`) }));
@@ -594,7 +594,7 @@ test('a three-node cluster: node 0 takes the snapshot, the others keep their con
 });
 
 test('allow_config_edit on a two-node cluster: each node edits its own path.repo and restarts, never two at once', async (t) => {
-  if (!(await hostAddress)) return t.skip(`host name ${HOST} does not resolve here`);
+  if (!(await hostAddress)) assert.fail(`host name ${HOST} does not resolve here: add it to /etc/hosts (the LambdaStack tests reach Elasticsearch by host name, as its certificates require)`);
   const target = tempDir('ls-target');
   const location = path.join(target, '_elasticsearch', 'logging');
   const root2 = tempDir('ls-logging2');

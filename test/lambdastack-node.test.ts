@@ -106,22 +106,8 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
   const psql = (sql: string, db = 'postgres') => node!.sh(`runuser -u postgres -- psql -X -At -d ${db} -c "${sql.replace(/"/g, '\\"')}"`);
 
   async function startAgent(): Promise<void> {
-    const proc = node!.spawn(['/usr/bin/node', path.join(repoRoot, 'dist/agent/main.js'), '--config', agentConfig], { MALLOC_ARENA_MAX: '2', LSBACKUP_LOG_LEVEL: 'info' });
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('listening on')) {
-          proc.stdout!.off('data', onData);
-          proc.stdout!.resume();
-          resolve();
-        }
-      };
-      proc.stdout!.on('data', onData);
-      proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      proc.once('exit', (code) => reject(new Error(`agent in the container exited ${code}: ${out}`)));
-    });
-    agent = proc;
+    const cmd = ['nsenter', '-t', String(node!.pid), '-a', '--', 'env', 'MALLOC_ARENA_MAX=2', '/usr/bin/node', path.join(repoRoot, 'dist/agent/main.js'), '--config', agentConfig];
+    agent = await spawnDaemon(cmd, 'agent in the container');
   }
 
   before(async () => {
