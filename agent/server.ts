@@ -3,7 +3,8 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { AgentHandlers } from '../common/proto.js';
 import { proto, serverOptions } from '../common/proto.js';
-import { messageOf, toServiceError } from '../common/errors.js';
+import { messageOf } from '../common/errors.js';
+import { toStatus } from '../common/rpc.js';
 import { freeBytes } from '../common/fsutil.js';
 import { authorize } from '../common/tls.js';
 import type { AgentBackupRequest__Output as AgentBackupRequest } from '../proto/generated/lsbackup/v1/AgentBackupRequest.js';
@@ -46,7 +47,7 @@ function streaming<Req>(rt: AgentRuntime, insecure: boolean, work: (req: Req, em
       () => call.end(),
       (err) => {
         rt.log.warn(`call failed: ${messageOf(err)}`);
-        call.emit('error', toServiceError(err));
+        call.emit('error', toStatus(err));
       },
     );
   };
@@ -57,7 +58,7 @@ function unary<Req, Res>(insecure: boolean, work: (req: Req, signal: AbortSignal
   return (call, callback) => {
     forCoordinator(call, insecure, (signal) => work(call.request, signal)).then(
       (reply) => callback(null, reply),
-      (err) => callback(toServiceError(err)),
+      (err) => callback(toStatus(err)),
     );
   };
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { loadConfig } from '../common/config.js';
 import { InputError } from '../common/errors.js';
 import { channelOptionsFor, proto, DEFAULT_COORDINATOR_PORT, type CoordinatorClient } from '../common/proto.js';
+import { callUnary, followStream } from '../common/rpc.js';
 import { clientCredentials, tlsSchema } from '../common/tls.js';
 import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary__Output as RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
@@ -45,24 +46,31 @@ export function connect(opts: GlobalOptions): CoordinatorClient {
   return new proto.Coordinator(address, clientCredentials(cfg.tls, insecure), channelOptionsFor(address, cfg.coordinator_name));
 }
 
-export function unaryCall<Res>(fn: (cb: (err: grpc.ServiceError | null, res?: Res) => void) => void): Promise<Res> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
+export const unaryCall = callUnary;
 
 /** Follows a streaming call to its end; the summary comes in the last event. */
-export function streamCall(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void): Promise<RunSummary> {
-  return new Promise((resolve, reject) => {
-    let summary: RunSummary | undefined;
-    let backupId = '';
-    stream.on('data', (ev: ProgressEvent) => {
-      if (ev.backupId) backupId = ev.backupId;
-      if (ev.summary) summary = ev.summary;
-      else onEvent(ev);
-    });
+export async function streamCall(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void): Promise<RunSummary> {
+  let summary: RunSummary | undefined;
+  let backupId = '';
+  const interrupted = new AbortController();
+  const cancel = () => interrupted.abort();
+  process.once('SIGINT', cancel);
+  try {
+    await followStream(
+      stream,
+      (ev) => {
+        if (ev.backupId) backupId = ev.backupId;
+        if (ev.summary) summary = ev.summary;
+        else onEvent(ev);
+      },
+      interrupted.signal,
+    );
+  } catch (err) {
     // The run the call was about, for a message that says where to look once the link is lost.
-    stream.on('error', (err) => reject(Object.assign(err, { backupId })));
-    stream.on('end', () => (summary ? resolve(summary) : reject(new Error('the coordinator ended the call without a result'))));
-    const cancel = () => stream.cancel();
-    process.once('SIGINT', cancel);
-  });
+    throw Object.assign(err as Error, { backupId });
+  } finally {
+    process.removeListener('SIGINT', cancel);
+  }
+  if (!summary) throw new Error('the coordinator ended the call without a result');
+  return summary;
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../common/commit.js';
-import { messageOf, socketErrorOf } from '../common/errors.js';
+import { kindOf, messageOf, type ErrorKind } from '../common/errors.js';
+import { statusCodeOf } from '../common/rpc.js';
 import { oneLine } from '../common/quote.js';
 import { absTarget, EXIT_INPUT, globals } from './command-support.js';
 import { registerAgents } from './commands/agents.js';
@@ -19,7 +19,7 @@ import { registerShow } from './commands/show.js';
 import { registerVerify } from './commands/verify.js';
 
 /** The coordinator's answers that mean the request itself was wrong: exit EXIT_INPUT like a usage error. */
-const INPUT_CODES = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND]);
+const INPUT_KINDS = new Set<ErrorKind>(['input', 'not_found']);
 
 // Installed as `lambdastack` too, the seed's name; messages then say that name.
 const invokedAs = path.basename(process.argv[1] ?? 'lsbackup').replace(/\.js$/, '') === 'lambdastack' ? 'lambdastack' : 'lsbackup';
@@ -53,14 +53,14 @@ for (const register of [
 
 /** The message for a failed call; a backup whose caller lost the coordinator says where to look for the set it started. */
 function failureMessage(err: unknown): string {
-  if ((err as grpc.ServiceError)?.code !== grpc.status.UNAVAILABLE) return messageOf(err);
+  if (kindOf(err) !== 'unavailable') return messageOf(err);
   const started = program.args[0] === 'backup' ? (err as { backupId?: string })?.backupId : undefined;
   const target = (program.commands.find((c) => c.name() === program.args[0])?.opts() as { target?: string } | undefined)?.target;
   const lost = started
     ? `; backup ${started} had started: a set whose caller is gone is never committed complete, and its agents may still be finishing; ` +
       `see 'lsbackup show ${started}${target ? ` -t ${absTarget(target)}` : ' -t <target>'}'`
     : '';
-  return `coordinator unreachable: ${socketErrorOf(err)}${lost}`;
+  return `coordinator unreachable: ${messageOf(err)}${lost}`;
 }
 
 try {
@@ -71,10 +71,10 @@ try {
     if (err.code.startsWith('lsbackup.')) process.stderr.write(`${program.name()}: ${oneLine(err.message)}\n`);
     process.exit(EXIT_INPUT);
   }
-  const code = (err as grpc.ServiceError)?.code;
+  const code = statusCodeOf(err);
   const msg = failureMessage(err);
   if (globals(program).json) process.stdout.write(JSON.stringify({ error: msg, code }) + '\n');
   // Whatever the coordinator or a library said, it is one line without terminal controls.
   process.stderr.write(`${program.name()}: ${oneLine(msg)}\n`);
-  process.exit(typeof code === 'number' && INPUT_CODES.has(code) ? EXIT_INPUT : 1);
+  process.exit(INPUT_KINDS.has(kindOf(err)) ? EXIT_INPUT : 1);
 }

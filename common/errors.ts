@@ -1,72 +1,120 @@
-import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-
 /**
- * Errors carry the gRPC status they travel as, so a user mistake made on the
- * coordinator reaches the CLI as a one-line message with the right exit code.
+ * Errors say what kind of failure they are, in the project's own words; only common/rpc.ts turns
+ * a kind into a gRPC status and back, so a user mistake made on the coordinator reaches the CLI as
+ * a one-line message with the right exit code, and no code reads a message to learn what happened.
  */
+export type ErrorKind =
+  | 'input'
+  | 'not_found'
+  | 'busy'
+  | 'precondition'
+  | 'integrity'
+  | 'unavailable'
+  | 'permission'
+  | 'command'
+  | 'internal'
+  | 'no_space'
+  | 'deadline'
+  | 'cancelled';
+
 export class LsbackupError extends Error {
-  readonly code: GrpcStatus = GrpcStatus.INTERNAL;
-  constructor(message: string) {
-    super(message);
+  readonly kind: ErrorKind = 'internal';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
   }
 }
 
 /** The operator asked for something that cannot be: a missing build dir, an unknown node. */
 export class InputError extends LsbackupError {
-  override readonly code = GrpcStatus.INVALID_ARGUMENT;
+  override readonly kind = 'input';
 }
 
 export class NotFoundError extends LsbackupError {
-  override readonly code = GrpcStatus.NOT_FOUND;
+  override readonly kind = 'not_found';
 }
 
 /** Another backup or restore holds the lock. */
 export class BusyError extends LsbackupError {
-  override readonly code = GrpcStatus.ABORTED;
+  override readonly kind = 'busy';
 }
 
 /** The backup would not fit, or a component's server is not in a state to be backed up. */
 export class PreconditionError extends LsbackupError {
-  override readonly code = GrpcStatus.FAILED_PRECONDITION;
+  override readonly kind = 'precondition';
 }
 
 /** A file does not match its manifest entry, or an archive entry tries to leave its paths. */
 export class IntegrityError extends LsbackupError {
-  override readonly code = GrpcStatus.DATA_LOSS;
+  override readonly kind = 'integrity';
 }
 
 export class UnavailableError extends LsbackupError {
-  override readonly code = GrpcStatus.UNAVAILABLE;
+  override readonly kind = 'unavailable';
 }
 
 export class PermissionError extends LsbackupError {
-  override readonly code = GrpcStatus.PERMISSION_DENIED;
+  override readonly kind = 'permission';
 }
 
 /** A command we ran (pg_dump, haproxy -c, ...) failed. */
 export class CommandError extends LsbackupError {
-  override readonly code = GrpcStatus.INTERNAL;
+  override readonly kind = 'command';
 }
 
-export function toServiceError(err: unknown): Partial<ServiceError> {
-  if (err instanceof LsbackupError) return { code: err.code, details: err.message, message: err.message };
+/** The disk the work writes to is full. */
+export class NoSpaceError extends LsbackupError {
+  override readonly kind = 'no_space';
+}
+
+/** A remote call got no answer in time. */
+export class DeadlineError extends LsbackupError {
+  override readonly kind = 'deadline';
+}
+
+/** The caller went away, or the call was cancelled. */
+export class CancelledError extends LsbackupError {
+  override readonly kind = 'cancelled';
+}
+
+const byKind: Record<ErrorKind, new (message: string, options?: { cause?: unknown }) => LsbackupError> = {
+  input: InputError,
+  not_found: NotFoundError,
+  busy: BusyError,
+  precondition: PreconditionError,
+  integrity: IntegrityError,
+  unavailable: UnavailableError,
+  permission: PermissionError,
+  command: CommandError,
+  internal: LsbackupError,
+  no_space: NoSpaceError,
+  deadline: DeadlineError,
+  cancelled: CancelledError,
+};
+
+/** The typed error for `kind`: how a failure that crossed the wire becomes one of ours again. */
+export function errorOfKind(kind: ErrorKind, message: string, cause?: unknown): LsbackupError {
+  return new byKind[kind](message, { cause });
+}
+
+/** The kind of a failure; one that is not ours is internal. */
+export function kindOf(err: unknown): ErrorKind {
+  return err instanceof LsbackupError ? err.kind : 'internal';
+}
+
+/**
+ * A failure as one of ours, for sending it on: a system error keeps what its errno says (a full
+ * disk, a refused file, a missing one), anything else is internal.
+ */
+export function asLsbackupError(err: unknown): LsbackupError {
+  if (err instanceof LsbackupError) return err;
   const e = err as NodeJS.ErrnoException;
-  if (e?.code === 'ENOSPC') return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: `no space left: ${e.message}` };
-  if (e?.code === 'EACCES' || e?.code === 'EPERM') return { code: GrpcStatus.PERMISSION_DENIED, details: e.message };
-  if (e?.code === 'ENOENT') return { code: GrpcStatus.NOT_FOUND, details: e.message };
-  return { code: GrpcStatus.INTERNAL, details: e?.message ?? String(err) };
+  if (e?.code === 'ENOSPC') return new NoSpaceError(`no space left: ${e.message}`, { cause: err });
+  if (e?.code === 'EACCES' || e?.code === 'EPERM') return new PermissionError(e.message, { cause: err });
+  if (e?.code === 'ENOENT') return new NotFoundError(e.message, { cause: err });
+  return new LsbackupError(e?.message ?? String(err), { cause: err });
 }
 
 export function messageOf(err: unknown): string {
-  if (err && typeof err === 'object' && 'details' in err && typeof (err as ServiceError).details === 'string' && (err as ServiceError).details) {
-    return (err as ServiceError).details;
-  }
   return err instanceof Error ? err.message : String(err);
-}
-
-/** grpc-js wraps a connection failure in a long sentence; the socket error inside is what helps. */
-export function socketErrorOf(err: unknown): string {
-  const msg = messageOf(err);
-  return /Last error: (?:Error: )?(.*?)(?:\. Resolution note.*)?$/.exec(msg)?.[1] ?? msg;
 }

@@ -4,8 +4,8 @@ import { channelOptionsFor, proto } from '../common/proto.js';
 import type { AgentReleaseRequest } from '../proto/generated/lsbackup/v1/AgentReleaseRequest.js';
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { InfoReply__Output as InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
-import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
-import { messageOf, socketErrorOf } from '../common/errors.js';
+import { kindOf, messageOf } from '../common/errors.js';
+import { callUnary } from '../common/rpc.js';
 
 /** One client per agent address, reused across calls. */
 export class AgentPool {
@@ -33,11 +33,11 @@ export class AgentPool {
 
   /** A unary call, asked again on a fresh channel when the first one finds the agent unreachable. */
   private async unary<T>(address: string, node: string, call: (c: AgentClient, done: (err: grpc.ServiceError | null, reply?: T) => void) => void): Promise<T> {
-    const once = () => new Promise<T>((resolve, reject) => call(this.client(address, node), (err, reply) => (err ? reject(err) : resolve(reply!))));
+    const once = () => callUnary<T>((done) => call(this.client(address, node), done));
     try {
       return await once();
     } catch (err) {
-      if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw err;
+      if (kindOf(err) !== 'unavailable') throw err;
       // A channel that failed waits out its reconnect backoff (up to minutes) before trying
       // again; an agent that has just come back should be seen now, so ask on a fresh channel.
       this.clients.get(address)?.close();
@@ -52,29 +52,9 @@ export class AgentPool {
   }
 }
 
-/**
- * Drains a server stream, handing each event on; resolves when the stream ends with OK and
- * rejects with the stream's error otherwise (a killed agent, a cut link after keepalive fails).
- */
-export function drain(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cancel = () => stream.cancel();
-    signal?.addEventListener('abort', cancel, { once: true });
-    stream.on('data', (ev: ProgressEvent) => onEvent(ev));
-    stream.on('error', (err) => {
-      signal?.removeEventListener('abort', cancel);
-      reject(err);
-    });
-    stream.on('end', () => {
-      signal?.removeEventListener('abort', cancel);
-      resolve();
-    });
-  });
-}
-
 export function describeRpcError(err: unknown): string {
-  const code = (err as grpc.ServiceError)?.code;
-  if (code === grpc.status.UNAVAILABLE) return `unreachable (${socketErrorOf(err)})`;
-  if (code === grpc.status.DEADLINE_EXCEEDED) return 'no answer before the deadline';
+  const kind = kindOf(err);
+  if (kind === 'unavailable') return `unreachable (${messageOf(err)})`;
+  if (kind === 'deadline') return 'no answer before the deadline';
   return messageOf(err);
 }

@@ -11,10 +11,11 @@ import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
 import { acquireLock } from '../common/lock.js';
 import { humanBytes } from '../common/units.js';
 import { newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
-import { AgentPool, describeRpcError, drain } from './agents.js';
+import { followStream } from '../common/rpc.js';
+import { AgentPool, describeRpcError } from './agents.js';
 import { readClusterConfig } from './cluster-config.js';
 import { readInventory, type InventoryHost } from './inventory.js';
-import { plan, type ComponentPlan } from './plan.js';
+import { NothingToBackUpError, plan, type ComponentPlan } from './plan.js';
 
 export interface BackupDeps {
   pool: AgentPool;
@@ -76,7 +77,7 @@ function planFrom<T>(inventoryFile: string, make: () => T): T {
   try {
     return make();
   } catch (err) {
-    if (err instanceof InputError && err.message.startsWith('nothing to back up')) throw new InputError(`${err.message} (inventory ${inventoryFile})`);
+    if (err instanceof NothingToBackUpError) throw new InputError(`${err.message} (inventory ${inventoryFile})`);
     throw err;
   }
 }
@@ -148,7 +149,7 @@ export async function runBackup(
         const results = new Map<string, ComponentResult>();
         try {
           const stream = deps.pool.client(addressOf(host), host.name).Backup({ backupId: id, target: args.target, node: host.name, components: comps, plans });
-          await drain(
+          await followStream(
             stream,
             (ev) => {
               if (ev.result) results.set(ev.result.component, ev.result);

@@ -2,6 +2,9 @@ import { InputError } from '../common/errors.js';
 import { shown } from '../common/quote.js';
 import { COMPONENTS } from '../common/manifest.js';
 import type { ClusterConfig } from './cluster-config.js';
+
+/** No host of the inventory runs what was asked for: the caller says which inventory that was. */
+export class NothingToBackUpError extends InputError {}
 import type { InventoryHost } from './inventory.js';
 
 /** What one host's agent is asked to back up, and what the build directory knows of it. */
@@ -81,6 +84,6 @@ export function plan(hosts: Map<string, InventoryHost>, nodes: string[], compone
     }
     if (chosen.length) out.set(h, chosen);
   }
-  if (out.size === 0) throw new InputError(`nothing to back up: no ${nodes.length ? `node ${nodes.join(', ')} ` : 'host '}runs ${components.length ? components.join(', ') : 'a component lsbackup covers'}`);
+  if (out.size === 0) throw new NothingToBackUpError(`nothing to back up: no ${nodes.length ? `node ${nodes.join(', ')} ` : 'host '}runs ${components.length ? components.join(', ') : 'a component lsbackup covers'}`);
   return { hosts: out, notes };
 }

@@ -4,11 +4,11 @@ import { acquireLock } from '../common/lock.js';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
-import { InputError, IntegrityError, NotFoundError, PreconditionError } from '../common/errors.js';
-import { status as grpcStatus } from '@grpc/grpc-js';
+import { InputError, IntegrityError, kindOf, LsbackupError, messageOf, NotFoundError, PreconditionError } from '../common/errors.js';
+import { followStream } from '../common/rpc.js';
 import { COMPONENTS, readManifestIfAny, restorableParts, setDir } from '../common/manifest.js';
 import { shown } from '../common/quote.js';
-import { AgentPool, describeRpcError, drain } from './agents.js';
+import { AgentPool, describeRpcError } from './agents.js';
 import { addressOf, TARGET_LOCK } from './backup.js';
 import { readInventory } from './inventory.js';
 
@@ -78,7 +78,7 @@ async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: Rest
     options: args.options,
   });
   try {
-    await drain(
+    await followStream(
       stream,
       (ev) => {
         if (ev.result) results.push(ev.result);
@@ -87,7 +87,8 @@ async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: Rest
       signal,
     );
   } catch (err) {
-    if ((err as { code?: number }).code !== grpcStatus.UNAVAILABLE) throw err;
+    // What the agent refused is the coordinator's failure to restore (exit 1), whatever its kind there.
+    if (kindOf(err) !== 'unavailable') throw new LsbackupError(messageOf(err), { cause: err });
     throw new PreconditionError(`agent of ${args.node} (${address}): ${describeRpcError(err)}; nothing was restored there unless its progress said so`);
   }
   const failed = results.filter((r) => r.status === 'failed');

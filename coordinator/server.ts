@@ -3,7 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'winston';
 import type { CoordinatorHandlers } from '../common/proto.js';
 import { proto, serverOptions } from '../common/proto.js';
-import { messageOf, toServiceError } from '../common/errors.js';
+import { messageOf } from '../common/errors.js';
+import { toStatus } from '../common/rpc.js';
 import { authorize } from '../common/tls.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
@@ -84,7 +85,7 @@ function streaming<Req>(
       () => call.end(),
       (err) => {
         deps.log.warn(`${name} failed: ${messageOf(err)}`);
-        call.emit('error', toServiceError(err));
+        call.emit('error', toStatus(err));
       },
     );
   };
@@ -97,7 +98,7 @@ function unary<Req, Res>(deps: CoordinatorDeps, work: (req: Req) => Promise<Res>
       return work(call.request);
     })().then(
       (res) => callback(null, res),
-      (err) => callback(toServiceError(err)),
+      (err) => callback(toStatus(err)),
     );
   };
 }
