@@ -1,5 +1,8 @@
+import type { Http2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { asLsbackupError, errorOfKind, LsbackupError, type ErrorKind } from './errors.js';
+import { asLsbackupError, errorOfKind, messageOf, LsbackupError, type ErrorKind } from './errors.js';
+import { serverOptions } from './proto.js';
+import { authorize, type Role } from './tls.js';
 
 /**
  * The one place that speaks gRPC's language of failure: a kind goes out as a status code (and
@@ -84,3 +87,105 @@ export function followStream<Ev>(stream: grpc.ClientReadableStream<Ev>, onEvent:
   });
 }
 
+/** A call as a handler receives it, unary or streaming. */
+type IncomingCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+/** What a handler is told about its call besides the request. */
+export interface CallContext {
+  /** Aborts when the caller goes away. */
+  signal: AbortSignal;
+  /** Whether the caller still answers (an HTTP/2 ping): a gone caller is noticed only on the next write otherwise. */
+  callerAnswers(): Promise<boolean>;
+}
+
+export interface ServeOptions {
+  /** The certificate roles allowed to call. */
+  roles: Role[];
+  insecure: boolean;
+  /** Told of every streaming call that fails, with the handler's name. */
+  onStreamFailure?: (name: string, message: string) => void;
+}
+
+/** The HTTP/2 session a call came in on; grpc-js keeps it a few objects deep. */
+function sessionOf(call: object): Http2Session | undefined {
+  let o: unknown = call;
+  for (let depth = 0; depth < 4 && o && typeof o === 'object'; depth++) {
+    const rec = o as { stream?: { session?: Http2Session }; call?: unknown; nextCall?: unknown };
+    if (rec.stream?.session && typeof rec.stream.session.ping === 'function') return rec.stream.session;
+    o = rec.call ?? rec.nextCall;
+  }
+  return undefined;
+}
+
+/**
+ * Whether the caller is still there, asked with an HTTP/2 ping. A CLI that gave up on a frozen
+ * coordinator has closed its connection, but the server learns that only when it next writes to
+ * it or its keepalive runs out, which may be after it has committed a set.
+ */
+function callerAnswers(call: IncomingCall, signal: AbortSignal, timeoutMs = 5_000): Promise<boolean> {
+  if (signal.aborted || call.cancelled) return Promise.resolve(false);
+  const session = sessionOf(call);
+  if (!session) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    try {
+      const sent = session.ping((err) => {
+        clearTimeout(timer);
+        resolve(!err && !signal.aborted);
+      });
+      if (!sent) {
+        clearTimeout(timer);
+        resolve(false);
+      }
+    } catch {
+      clearTimeout(timer);
+      resolve(false);
+    }
+  });
+}
+
+/** Runs a handler's work for an allowed caller only, with a context whose signal aborts when the caller goes away. */
+function forCaller<T>(call: IncomingCall, opts: ServeOptions, work: (ctx: CallContext) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  call.on('cancelled', () => abort.abort());
+  return (async () => {
+    authorize(call, opts.roles, opts.insecure);
+    return work({ signal: abort.signal, callerAnswers: () => callerAnswers(call, abort.signal) });
+  })();
+}
+
+/** A server-streaming handler from a plain async function: its events, then the end of the stream or its error status. */
+export function serveStream<Req, Ev>(opts: ServeOptions, name: string, work: (req: Req, write: (ev: Ev) => void, ctx: CallContext) => Promise<void>): grpc.handleServerStreamingCall<Req, Ev> {
+  return (call) => {
+    forCaller(call, opts, (ctx) => work(call.request, (ev) => call.write(ev), ctx)).then(
+      () => call.end(),
+      (err) => {
+        opts.onStreamFailure?.(name, messageOf(err));
+        call.emit('error', toStatus(err));
+      },
+    );
+  };
+}
+
+/** A unary handler from a plain async function: its result, or its error status. */
+export function serveUnary<Req, Res>(opts: ServeOptions, work: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    forCaller(call, opts, (ctx) => work(call.request, ctx)).then(
+      (reply) => callback(null, reply),
+      (err) => callback(toStatus(err)),
+    );
+  };
+}
+
+/** Binds a service's handlers to `listen`; resolves with the port bound (0 asks for a free one). */
+export async function startServer<H extends grpc.UntypedServiceImplementation>(
+  service: grpc.ServiceDefinition,
+  handlers: H,
+  listen: string,
+  creds: grpc.ServerCredentials,
+): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server(serverOptions);
+  server.addService(service, handlers);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return { server, port };
+}
