@@ -1,11 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../common/proto.js';
 import { channelOptionsFor, proto } from '../common/proto.js';
+import type { AgentBackupRequest } from '../proto/generated/lsbackup/v1/AgentBackupRequest.js';
+import type { AgentRestoreRequest } from '../proto/generated/lsbackup/v1/AgentRestoreRequest.js';
+import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { AgentReleaseRequest } from '../proto/generated/lsbackup/v1/AgentReleaseRequest.js';
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { InfoReply__Output as InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
 import { kindOf, messageOf } from '../common/errors.js';
-import { callUnary } from '../common/rpc.js';
+import { callUnary, followStream } from '../common/rpc.js';
 
 /** One client per agent address, reused across calls. */
 export class AgentPool {
@@ -13,7 +16,7 @@ export class AgentPool {
   constructor(private readonly creds: grpc.ChannelCredentials, private readonly timeoutMs: number) {}
 
   /** `node` is the inventory name, which is also the agent certificate's name. */
-  client(address: string, node: string): AgentClient {
+  private client(address: string, node: string): AgentClient {
     let c = this.clients.get(address);
     if (!c) {
       c = new proto.Agent(address, this.creds, channelOptionsFor(address, node));
@@ -24,6 +27,16 @@ export class AgentPool {
 
   info(address: string, node: string, target: string, components: string[] = []): Promise<InfoReply> {
     return this.unary(address, node, (c, done) => c.Info({ target, components }, { deadline: Date.now() + this.timeoutMs }, done));
+  }
+
+  /** Backs up the node's parts into the set, handing on the agent's progress events, until its stream ends. */
+  backup(address: string, node: string, req: AgentBackupRequest, onEvent: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<void> {
+    return followStream(this.client(address, node).Backup(req), onEvent, signal);
+  }
+
+  /** Restores the node from the set, handing on the agent's progress events, until its stream ends. */
+  restore(address: string, node: string, req: AgentRestoreRequest, onEvent: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<void> {
+    return followStream(this.client(address, node).Restore(req), onEvent, signal);
   }
 
   /** No deadline: a deletion takes as long as the files it removes; keepalive notices a lost agent. */

@@ -11,7 +11,6 @@ import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
 import { acquireLock } from '../common/lock.js';
 import { humanBytes } from '../common/units.js';
 import { newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
-import { followStream } from '../common/rpc.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readClusterConfig } from './cluster-config.js';
 import { readInventory, type InventoryHost } from './inventory.js';
@@ -148,9 +147,10 @@ export async function runBackup(
         const comps = plans.map((p) => p.component);
         const results = new Map<string, ComponentResult>();
         try {
-          const stream = deps.pool.client(addressOf(host), host.name).Backup({ backupId: id, target: args.target, node: host.name, components: comps, plans });
-          await followStream(
-            stream,
+          await deps.pool.backup(
+            addressOf(host),
+            host.name,
+            { backupId: id, target: args.target, node: host.name, components: comps, plans },
             (ev) => {
               if (ev.result) results.set(ev.result.component, ev.result);
               emit({ ...ev, node: host.name, backupId: id });

@@ -5,7 +5,6 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { InputError, IntegrityError, kindOf, LsbackupError, messageOf, NotFoundError, PreconditionError } from '../common/errors.js';
-import { followStream } from '../common/rpc.js';
 import { COMPONENTS, readManifestIfAny, restorableParts, setDir } from '../common/manifest.js';
 import { shown } from '../common/quote.js';
 import { AgentPool, describeRpcError } from './agents.js';
@@ -68,18 +67,12 @@ async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: Rest
   const results: ComponentResult[] = [];
   emit({ node: args.node, phase: 'started', backupId: id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node} from ${setDir(args.target, id)}` });
   deps.log.info(`restore of ${args.node} from ${id} started`, { backupId: id, node: args.node });
-  const stream = deps.pool.client(address, args.node).Restore({
-    backupId: id,
-    target: args.target,
-    node: args.node,
-    components: args.components,
-    dryRun: args.dryRun,
-    force: args.force,
-    options: args.options,
-  });
+  const req = { backupId: id, target: args.target, node: args.node, components: args.components, dryRun: args.dryRun, force: args.force, options: args.options };
   try {
-    await followStream(
-      stream,
+    await deps.pool.restore(
+      address,
+      args.node,
+      req,
       (ev) => {
         if (ev.result) results.push(ev.result);
         emit({ ...ev, backupId: id });
