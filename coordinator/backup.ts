@@ -1,20 +1,19 @@
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'winston';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { commitSet, partOf } from '../common/commit.js';
-import { InputError, messageOf } from '../common/errors.js';
-import { shown } from '../common/quote.js';
-import { freeBytes, mkdirPrivate } from '../common/fsutil.js';
-import { acquireLock } from '../common/lock.js';
+import { InputError } from '../common/errors.js';
+import { freeBytes } from '../common/fsutil.js';
 import { humanBytes } from '../common/units.js';
 import { newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readClusterConfig } from './cluster-config.js';
 import { readInventory, type InventoryHost } from './inventory.js';
 import { NothingToBackUpError, plan, type ComponentPlan } from './plan.js';
+import { lockTarget, prepareTarget } from './target.js';
 
 export interface BackupDeps {
   pool: AgentPool;
@@ -29,26 +28,6 @@ export interface BackupArgs {
   components: string[];
   nodes: string[];
   force: boolean;
-}
-
-export const TARGET_LOCK = '.lsbackup.lock';
-
-export function addressOf(h: InventoryHost): string {
-  return `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
-}
-
-/** The target must be a directory we can write, created owner-only when it does not exist yet. */
-export async function prepareTarget(target: string): Promise<void> {
-  if (!target || !path.isAbsolute(target)) throw new InputError(`target '${shown(target)}' must be an absolute path`);
-  try {
-    await mkdirPrivate(target);
-    await fsp.access(target, fsc.W_OK);
-    const probe = path.join(target, `.lsbackup-probe-${process.pid}`);
-    await fsp.writeFile(probe, '');
-    await fsp.rm(probe);
-  } catch (err) {
-    throw new InputError(`target '${shown(target)}' is not writable: ${messageOf(err)}`);
-  }
 }
 
 /** A new set directory whose id no other set has: ids have one-second resolution. */
@@ -96,7 +75,7 @@ export async function runBackup(
   const cluster = await readClusterConfig(args.buildDir, inv.file);
   const { hosts: chosen, notes } = planFrom(inv.file, () => plan(inv.hosts, args.nodes, args.components, cluster));
   await prepareTarget(args.target);
-  const release = await acquireLock(path.join(args.target, TARGET_LOCK), `backup of ${args.buildDir}`);
+  const release = await lockTarget(args.target, `backup of ${args.buildDir}`);
   try {
     emit({ phase: 'info', message: `inventory ${inv.file}: ${chosen.size} node(s) to back up${cluster ? `; cluster configuration ${cluster.file}` : '; no manifest.yml beside it, so what is optional is looked for on the nodes'}` });
     for (const n of notes) emit({ phase: 'info', message: n });
@@ -109,7 +88,7 @@ export async function runBackup(
       [...chosen].map(async ([host, plans]) => {
         const comps = plans.map((p) => p.component);
         try {
-          const info = await deps.pool.info(addressOf(host), host.name, args.target, comps);
+          const info = await deps.pool.info(host.agent, host.name, args.target, comps);
           for (const p of plans.filter((x) => !info.components.includes(x.component))) {
             const found = info.detections.find((d) => d.component === p.component);
             const why = found ? found.detail : `the agent does not serve it (it serves: ${info.components.join(', ') || 'nothing'})`;
@@ -120,7 +99,7 @@ export async function runBackup(
           if (served.length) reachable.set(host, served);
           estimate += info.estimates.reduce((s, e) => s + Number(e.bytes), 0);
         } catch (err) {
-          const reason = `${host.name} (${addressOf(host)}): ${describeRpcError(err)}`;
+          const reason = `${host.name} (${host.agent}): ${describeRpcError(err)}`;
           emit({ node: host.name, phase: 'failed', message: reason });
           parts.push(...failedParts(host, comps, reason));
         }
@@ -148,7 +127,7 @@ export async function runBackup(
         const results = new Map<string, ComponentResult>();
         try {
           await deps.pool.backup(
-            addressOf(host),
+            host.agent,
             host.name,
             { backupId: id, target: args.target, node: host.name, components: comps, plans },
             (ev) => {
@@ -168,7 +147,7 @@ export async function runBackup(
     );
 
     const nodes: Manifest['nodes'] = {};
-    for (const h of chosen.keys()) nodes[h.name] = { address: addressOf(h) };
+    for (const h of chosen.keys()) nodes[h.name] = { address: h.agent };
     parts.sort((a, b) => a.node.localeCompare(b.node) || a.component.localeCompare(b.component));
     // The CLI that asked is gone (stopped, its link lost, or it gave up on a frozen coordinator): it
     // told its operator the backup failed, so the set must not turn up complete behind their back.

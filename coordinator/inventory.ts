@@ -49,7 +49,9 @@ export const NOTHING_TO_BACK_UP = new Set([
 export interface InventoryHost {
   name: string;
   address: string;
-  port?: number;
+  port: number;
+  /** Where its agent listens (host:port, an IPv6 address in brackets), computed once as the inventory is read. */
+  agent: string;
   components: Set<ComponentName>;
   groups: string[];
 }
@@ -145,6 +147,10 @@ function parseYaml(text: string, file: string): Map<string, RawHost> {
   return hosts;
 }
 
+function agentAddress(address: string, port: number): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
 export async function readInventory(buildDir: string, defaultPort: number): Promise<Inventory> {
   const file = await findInventory(buildDir);
   const text = await fsp.readFile(file, 'utf8');
@@ -164,7 +170,8 @@ export async function readInventory(buildDir: string, defaultPort: number): Prom
     const portVar = h.vars.lsbackup_agent_port;
     const port = portVar ? Number(portVar) : defaultPort;
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new InputError(`inventory ${file}: host ${shown(name)} has lsbackup_agent_port='${shown(portVar)}', expected a port number`);
-    hosts.set(name, { name, address: h.vars.ansible_host ?? name, port, components, groups: [...h.groups] });
+    const address = h.vars.ansible_host ?? name;
+    hosts.set(name, { name, address, port, agent: agentAddress(address, port), components, groups: [...h.groups] });
   }
   return { file, hosts, notCovered: describeNotCovered(uncovered) };
 }

@@ -3,12 +3,11 @@ import path from 'node:path';
 import type { PruneRequest__Output as PruneRequest } from '../proto/generated/lsbackup/v1/PruneRequest.js';
 import type { PruneReply } from '../proto/generated/lsbackup/v1/PruneReply.js';
 import { InputError, NotFoundError } from '../common/errors.js';
-import { acquireLock } from '../common/lock.js';
 import { MANIFEST, checkSetId, listSetIds, setDir, type Manifest } from '../common/manifest.js';
 import type { AgentPool } from './agents.js';
-import { TARGET_LOCK } from './backup.js';
 import { holdingsOf, releaseHolding } from './release.js';
 import { readSets } from './sets.js';
+import { lockTarget } from './target.js';
 
 interface Candidate {
   id: string;
@@ -89,7 +88,7 @@ export async function prune(req: PruneRequest, pool: AgentPool, now = new Date()
   const graceMs = (req.incompleteGraceHours > 0 ? req.incompleteGraceHours : 24) * 3_600_000;
 
   await listSetIds(req.target); // names a missing target before the lock file would
-  const unlock = req.dryRun ? async () => undefined : await acquireLock(path.join(req.target, TARGET_LOCK), 'prune');
+  const unlock = req.dryRun ? async () => undefined : await lockTarget(req.target, 'prune');
   try {
     const sets = (await readSets(req.target)).map(({ info, manifest }) => ({ id: info.backupId!, status: info.status!, reason: info.reasons?.[0] ?? '', time: timeOfId(info.backupId!), manifest }));
     const removed: string[] = [];

@@ -1,6 +1,4 @@
-import path from 'node:path';
 import type { Logger } from 'winston';
-import { acquireLock } from '../common/lock.js';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
@@ -8,8 +6,8 @@ import { InputError, IntegrityError, kindOf, LsbackupError, messageOf, NotFoundE
 import { COMPONENTS, readManifestIfAny, restorableParts, setDir } from '../common/manifest.js';
 import { shown } from '../common/quote.js';
 import { AgentPool, describeRpcError } from './agents.js';
-import { addressOf, TARGET_LOCK } from './backup.js';
 import { readInventory } from './inventory.js';
+import { lockTarget } from './target.js';
 
 export interface RestoreArgs {
   target: string;
@@ -49,12 +47,12 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
     const inv = await readInventory(args.buildDir, deps.agentPort);
     const h = inv.hosts.get(args.node);
     if (!h) throw new InputError(`node '${args.node}' is not in the inventory of ${args.buildDir}`);
-    address = addressOf(h);
+    address = h.agent;
   }
   if (!address) throw new InputError(`backup ${m.id} does not record where ${args.node}'s agent is; pass -b <build_dir>`);
 
   // One backup, restore or prune at a time on a target: prune must not remove what is being read.
-  const release = args.dryRun ? async () => undefined : await acquireLock(path.join(args.target, TARGET_LOCK), `restore of ${args.node} from ${m.id}`);
+  const release = args.dryRun ? async () => undefined : await lockTarget(args.target, `restore of ${args.node} from ${m.id}`);
   try {
     return await restoreThrough(deps, args, address, m.id, emit, signal);
   } finally {
