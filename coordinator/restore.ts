@@ -5,6 +5,7 @@ import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { InputError, IntegrityError, kindOf, LsbackupError, messageOf, NotFoundError, PreconditionError } from '../common/errors.js';
 import { COMPONENTS, readManifestIfAny, restorableParts, setDir } from '../common/manifest.js';
 import { shown } from '../common/quote.js';
+import { checkRestoreOptions } from '../common/restore-options.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readInventory } from './inventory.js';
 import { lockTarget } from './target.js';
@@ -29,6 +30,8 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
   for (const c of args.components) {
     if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${shown(c)}' (known: ${COMPONENTS.join(', ')})`);
   }
+  // A wrong option is the operator's typo: said at once, before the lock and the hashing of the set.
+  checkRestoreOptions(args.options);
   const m = await readManifestIfAny(args.target, args.backupId);
   if (!m) {
     throw new IntegrityError(`backup '${args.backupId}' is incomplete (never committed); ${args.force ? 'even --force cannot restore a set without a manifest' : 'refusing to restore it'}`);

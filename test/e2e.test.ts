@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DemoCluster, bin } from '../demo/cluster.js';
+import { lockTarget } from '../coordinator/target.js';
 import { backupWithAgentDown } from './helpers/ops.js';
 
 interface Summary {
@@ -226,6 +227,28 @@ describe('three nodes through the CLI', () => {
       await fsp.mkdir(path.join(c.root, 'empty-build'), { recursive: true });
       await fsp.writeFile(path.join(c.root, 'empty-build/inventory'), '[all:vars]\nansible_user=x\n');
       await fsp.writeFile(path.join(c.root, 'a-file'), 'x');
+    });
+    test('a wrong --option is refused before the lock is taken: exit 2, one line, at once', async () => {
+      // Another run holds the target: a check made after taking the lock would answer "busy" instead.
+      const unlock = await lockTarget(c.target, 'a test holding the target');
+      try {
+        for (const [option, msg] of [
+          ['colour=red', /unknown option 'colour' \(known: database, .*\)/],
+          ['messages=yes', /option messages=yes: expected true or false/],
+          ['rename_suffix=UPPER', /option rename_suffix=UPPER: use lowercase letters/],
+        ] as const) {
+          const started = Date.now();
+          const r = await c.cli(['restore', id, '-t', c.target, '--node', 'node1', '--option', option]);
+          assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+          const lines = r.stderr.trim().split('\n');
+          assert.equal(lines.length, 1, r.stderr);
+          assert.match(lines[0]!, msg);
+          // The CLI's own start takes most of this; hashing the set or waiting on the lock would add to it.
+          assert.ok(Date.now() - started < 10_000, `answered in ${Date.now() - started} ms`);
+        }
+      } finally {
+        await unlock();
+      }
     });
     for (const [name, args, msg] of cases) {
       test(name, async () => {
