@@ -6,52 +6,13 @@ import { InputError, NotFoundError } from '../common/errors.js';
 import { MANIFEST, checkSetId, listSetIds, setDir, type Manifest } from '../common/manifest.js';
 import type { AgentPool } from './agents.js';
 import { holdingsOf, releaseHolding } from './release.js';
+import { retain } from './retention.js';
 import { readSets } from './sets.js';
 import { lockTarget } from './target.js';
-
-interface Candidate {
-  id: string;
-  status: string;
-  time: Date;
-}
-
-const dayKey = (d: Date) => d.toISOString().slice(0, 10);
-const monthKey = (d: Date) => d.toISOString().slice(0, 7);
-function weekKey(d: Date): string {
-  // ISO week: the Thursday of the week decides its year.
-  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
-  t.setUTCDate(t.getUTCDate() + 3 - ((t.getUTCDay() + 6) % 7));
-  const jan4 = new Date(Date.UTC(t.getUTCFullYear(), 0, 4));
-  const week = 1 + Math.round(((t.getTime() - jan4.getTime()) / 86_400_000 - 3 + ((jan4.getUTCDay() + 6) % 7)) / 7);
-  return `${t.getUTCFullYear()}-W${week}`;
-}
 
 function timeOfId(id: string): Date {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(id)!;
   return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-}
-
-/** Which complete sets a restic-style policy keeps, newest first, with the rule that keeps each. */
-export function retain(complete: Candidate[], policy: { last: number; daily: number; weekly: number; monthly: number }): Map<string, string> {
-  const keep = new Map<string, string>();
-  const sorted = [...complete].sort((a, b) => b.id.localeCompare(a.id));
-  sorted.slice(0, policy.last).forEach((c) => keep.set(c.id, 'last'));
-  const bucket = (n: number, key: (d: Date) => string, rule: string) => {
-    const seen = new Set<string>();
-    for (const c of sorted) {
-      if (seen.size >= n) break;
-      const k = key(c.time);
-      if (seen.has(k)) continue;
-      seen.add(k);
-      if (!keep.has(c.id)) keep.set(c.id, rule);
-    }
-  };
-  bucket(policy.daily, dayKey, 'daily');
-  bucket(policy.weekly, weekKey, 'weekly');
-  bucket(policy.monthly, monthKey, 'monthly');
-  // The newest complete set is what a restore needs most; no policy removes it.
-  if (sorted[0] && !keep.has(sorted[0].id)) keep.set(sorted[0].id, 'newest complete');
-  return keep;
 }
 
 /** Removes a set so that at no point does a half-deleted set look complete: the manifest goes first. */
