@@ -9,6 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { DemoCluster } from '../demo/cluster.js';
 import { PG_BIN, PgCluster, requirePostgres } from './helpers/postgres.js';
+import { dropCluster, startCluster } from './helpers/harness.js';
 
 let pg: PgCluster | undefined;
 let c: DemoCluster | undefined;
@@ -21,17 +22,16 @@ before(async () => {
   const secrets = path.join(pg.root, 'secrets');
   await fsp.mkdir(secrets, { mode: 0o700 });
   await fsp.writeFile(path.join(secrets, 'pg.pw'), 'super-secret-pw\n', { mode: 0o600 });
-  c = await DemoCluster.create({ nodes: 1, groups: [['postgresql', 'haproxy']] });
-  // node1 runs HAProxy from the demo sandbox and this real PostgreSQL.
-  const cfg = YAML.parse(await fsp.readFile(c.nodes[0]!.configFile, 'utf8'));
-  cfg.components.postgresql = { host: '127.0.0.1', port: pg.port, user: 'postgres', password_file: path.join(secrets, 'pg.pw'), bin_dir: PG_BIN, config_paths: [path.join(pg.data, 'postgresql.conf')] };
-  await fsp.writeFile(c.nodes[0]!.configFile, YAML.stringify(cfg));
-  await c.start();
+  c = await startCluster({ nodes: 1, groups: [['postgresql', 'haproxy']] }, async (made) => {
+    // node1 runs HAProxy from the demo sandbox and this real PostgreSQL.
+    const cfg = YAML.parse(await fsp.readFile(made.nodes[0]!.configFile, 'utf8'));
+    cfg.components.postgresql = { host: '127.0.0.1', port: pg!.port, user: 'postgres', password_file: path.join(secrets, 'pg.pw'), bin_dir: PG_BIN, config_paths: [path.join(pg!.data, 'postgresql.conf')] };
+    await fsp.writeFile(made.nodes[0]!.configFile, YAML.stringify(cfg));
+  });
 });
 
 after(async () => {
-  await c?.stop();
-  await c?.remove();
+  await dropCluster(c);
   await pg?.destroy();
 });
 
@@ -83,8 +83,7 @@ test('a node set up like LambdaStack (peer auth, no password): agent.yaml names 
     await ls.sql('crm', "SET ROLE crm; CREATE TABLE customers (id int PRIMARY KEY, name text); INSERT INTO customers SELECT g, 'klient ' || g FROM generate_series(1, 2000) g;");
     // The test server's socket, port and config root; user, password, bin_dir and paths are the component's own.
     const components = { postgresql: { host: ls.sockDir, port: ls.port, config_root: ls.layout!.configRoot } };
-    demo = await DemoCluster.create({ nodes: 1, groups: [['postgresql']], nodeOverrides: [{ components }] });
-    await demo.start();
+    demo = await startCluster({ nodes: 1, groups: [['postgresql']], nodeOverrides: [{ components }] });
     const sums = await ls.tableSums();
     const roles = await ls.globalsSnapshot();
 
@@ -101,8 +100,7 @@ test('a node set up like LambdaStack (peer auth, no password): agent.yaml names 
     assert.deepEqual(await ls.tableSums(), sums);
     assert.equal(await ls.globalsSnapshot(), roles);
   } finally {
-    await demo?.stop();
-    await demo?.remove();
+    await dropCluster(demo);
     await ls.destroy();
   }
 });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { DemoCluster, bin } from '../demo/cluster.js';
 import { lockTarget } from '../coordinator/target.js';
 import { backupWithAgentDown } from './helpers/ops.js';
+import { dropCluster, startCluster } from './helpers/harness.js';
 
 interface Summary {
   backupId: string;
@@ -40,20 +41,22 @@ describe('three nodes through the CLI', () => {
   let id = '';
 
   before(async () => {
-    c = await DemoCluster.create({
-      groups: [['haproxy', 'kibana'], ['kibana', 'load_balancer'], ['haproxy', 'opensearch_dashboards']],
-      extraInventory: '[kafka]\nnode9 ansible_host=127.0.0.9\n\n[kubernetes_node]\nnode9 ansible_host=127.0.0.9\n',
-    });
-    // Owners and odd modes that must come back exactly.
-    const n1 = c.nodes[0]!.root;
-    await fsp.chown(path.join(n1, 'etc/ssl/haproxy/cluster.pem'), 999, 998);
-    await fsp.chmod(path.join(n1, 'etc/haproxy/errors'), 0o750);
-    await c.start();
+    c = await startCluster(
+      {
+        groups: [['haproxy', 'kibana'], ['kibana', 'load_balancer'], ['haproxy', 'opensearch_dashboards']],
+        extraInventory: '[kafka]\nnode9 ansible_host=127.0.0.9\n\n[kubernetes_node]\nnode9 ansible_host=127.0.0.9\n',
+      },
+      async (made) => {
+        // Owners and odd modes that must come back exactly.
+        const n1 = made.nodes[0]!.root;
+        await fsp.chown(path.join(n1, 'etc/ssl/haproxy/cluster.pem'), 999, 998);
+        await fsp.chmod(path.join(n1, 'etc/haproxy/errors'), 0o750);
+      },
+    );
   });
 
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
   });
 
   test('backup of every node is complete, owner-only, and lists what is not covered', async () => {

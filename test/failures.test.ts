@@ -9,6 +9,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DemoCluster, bin } from '../demo/cluster.js';
+import { dropCluster, startCluster } from './helpers/harness.js';
 
 interface Summary {
   backupId: string;
@@ -52,12 +53,10 @@ async function makeSlow(root: string, gib = 2): Promise<void> {
 describe('failure safety', () => {
   let c: DemoCluster;
   before(async () => {
-    c = await DemoCluster.create({ groups: [['haproxy'], ['haproxy'], ['kibana']], agentConfig: { compression_level: 1 } });
-    await c.start();
+    c = await startCluster({ groups: [['haproxy'], ['haproxy'], ['kibana']], agentConfig: { compression_level: 1 } });
   });
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
   });
 
   test('an agent killed with SIGKILL mid-backup: partial set naming the node, within a bounded time; the next backup works', async () => {
@@ -219,14 +218,13 @@ describe('a full disk', () => {
   before(async () => {
     mnt = await fsp.mkdtemp('/tmp/lsb-tmpfs-');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt]);
-    c = await DemoCluster.create({ nodes: 2, groups: [['haproxy'], ['kibana']], target: path.join(mnt, 'backups') });
-    // Random bytes do not compress: 8 MiB cannot fit into 4 MiB.
-    await fsp.writeFile(path.join(c.nodes[0]!.root, 'etc/haproxy/random.bin'), (await import('node:crypto')).randomBytes(8 * 1024 * 1024));
-    await c.start();
+    c = await startCluster({ nodes: 2, groups: [['haproxy'], ['kibana']], target: path.join(mnt, 'backups') }, async (made) => {
+      // Random bytes do not compress: 8 MiB cannot fit into 4 MiB.
+      await fsp.writeFile(path.join(made.nodes[0]!.root, 'etc/haproxy/random.bin'), (await import('node:crypto')).randomBytes(8 * 1024 * 1024));
+    });
   });
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
     if (mnt) execFileSync('umount', [mnt]);
     await fsp.rm(mnt, { recursive: true, force: true });
   });
@@ -267,12 +265,10 @@ describe('a node cut off from the network', () => {
     ip(['netns', 'exec', ns, 'ip', 'addr', 'add', '10.213.7.2/24', 'dev', nsIf]);
     ip(['netns', 'exec', ns, 'ip', 'link', 'set', nsIf, 'up']);
     ip(['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
-    c = await DemoCluster.create({ nodes: 2, groups: [['haproxy'], ['kibana']], nodeOverrides: [{ ip: '10.213.7.2', wrap: ['ip', 'netns', 'exec', ns] }], agentConfig: { compression_level: 1 } });
-    await c.start();
+    c = await startCluster({ nodes: 2, groups: [['haproxy'], ['kibana']], nodeOverrides: [{ ip: '10.213.7.2', wrap: ['ip', 'netns', 'exec', ns] }], agentConfig: { compression_level: 1 } });
   });
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
     try {
       ip(['link', 'del', hostIf]);
     } catch {

@@ -9,6 +9,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DemoCluster } from '../demo/cluster.js';
 import { MANIFEST, sealManifest, type Manifest } from '../common/manifest.js';
+import { dropCluster, startCluster } from './helpers/harness.js';
 
 interface Summary {
   backupId: string;
@@ -27,8 +28,7 @@ describe('manifest integrity and a complete verify', () => {
 
   before(async () => {
     // node1's inventory groups give it postgresql, which its agent does not serve: that part fails.
-    c = await DemoCluster.create({ nodes: 2, groups: [['haproxy', 'postgresql'], ['kibana']] });
-    await c.start();
+    c = await startCluster({ nodes: 2, groups: [['haproxy', 'postgresql'], ['kibana']] });
     const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target, '--component', 'haproxy']);
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-1000));
     id = DemoCluster.result<Summary>(r.stdout).backupId;
@@ -37,8 +37,7 @@ describe('manifest integrity and a complete verify', () => {
     cfg = path.join(c.nodes[0]!.root, 'etc/haproxy/haproxy.cfg');
   });
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
   });
 
   /** The live config as it is now, so a refused restore can be shown to have written nothing. */

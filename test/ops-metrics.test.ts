@@ -12,6 +12,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { DemoCluster, freePort } from '../demo/cluster.js';
 import { backupWithAgentDown, have, PrometheusServer, repoRoot, run, waitFor } from './helpers/ops.js';
+import { dropCluster, startCluster } from './helpers/harness.js';
 
 const rulesFile = path.join(repoRoot, 'monitoring/lsbackup-alerts.yml');
 const rulesTestFile = path.join(repoRoot, 'monitoring/lsbackup-alerts.test.yml');
@@ -51,12 +52,12 @@ describe('alert rules against a live coordinator and a real Prometheus', () => {
   before(async () => {
     assert.ok(have('prometheus') && have('promtool'), 'prometheus and promtool are missing: apt-get install prometheus');
     rules = (YAML.parse(await fsp.readFile(rulesFile, 'utf8')) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
-    c = await DemoCluster.create({ nodes: 2, groups: [['haproxy', 'kibana'], ['haproxy']] });
-    // DemoCluster writes coordinator.yaml in setUp(); metrics go on before the coordinator starts.
-    metricsPort = await freePort();
-    const cfg = YAML.parse(await fsp.readFile(c.coordinatorConfigFile, 'utf8')) as Record<string, unknown>;
-    await fsp.writeFile(c.coordinatorConfigFile, YAML.stringify({ ...cfg, metrics_listen: `127.0.0.1:${metricsPort}` }));
-    await c.start();
+    c = await startCluster({ nodes: 2, groups: [['haproxy', 'kibana'], ['haproxy']] }, async (made) => {
+      // DemoCluster writes coordinator.yaml in setUp(); metrics go on before the coordinator starts.
+      metricsPort = await freePort();
+      const cfg = YAML.parse(await fsp.readFile(made.coordinatorConfigFile, 'utf8')) as Record<string, unknown>;
+      await fsp.writeFile(made.coordinatorConfigFile, YAML.stringify({ ...cfg, metrics_listen: `127.0.0.1:${metricsPort}` }));
+    });
     // The same groups and expressions; only `for:` shortened so the test need not wait 15 minutes.
     const doc = YAML.parse(await fsp.readFile(rulesFile, 'utf8')) as { groups: { rules: Rule[] }[] };
     for (const g of doc.groups) for (const r of g.rules) if (r.for) r.for = '1s';
@@ -67,8 +68,7 @@ describe('alert rules against a live coordinator and a real Prometheus', () => {
 
   after(async () => {
     await prom?.stop();
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
   });
 
   test('promtool accepts the rules, and their unit tests (26 h, absent, restart) pass', async () => {

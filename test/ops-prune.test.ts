@@ -11,7 +11,7 @@ import YAML from 'yaml';
 import { snapshotNameOf } from '../agent/components/elasticsearch.js';
 import { DemoCluster, bin, freePort } from '../demo/cluster.js';
 import { FakeEs, makePki } from './helpers/es-server.js';
-import { tempDir } from './helpers/harness.js';
+import { dropCluster, startCluster, tempDir } from './helpers/harness.js';
 import { fabricateIncomplete, fabricateSet, idAt, run, setIds, whileDown } from './helpers/ops.js';
 
 interface Summary {
@@ -59,13 +59,11 @@ describe('prune, delete and diff through the CLI', () => {
   }
 
   before(async () => {
-    c = await DemoCluster.create({ nodes: 2, groups: [['haproxy', 'kibana'], ['haproxy']] });
-    await c.start();
+    c = await startCluster({ nodes: 2, groups: [['haproxy', 'kibana'], ['haproxy']] });
   });
 
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
   });
 
   test('diff names the files added, changed and removed on a node between two backups', async () => {
@@ -320,8 +318,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
     assert.equal((await es.api('PUT', '/logs-1')).status, 200);
     assert.equal((await es.api('PUT', '/logs-1/_doc/1', { message: 'kept' })).status, 201);
     const elasticsearch = { url: es.url, ca_file: pki.caFile, username: 'admin', password_file: passwordFile, config_file: yml };
-    c = await DemoCluster.create({ nodes: 2, target, groups: [['haproxy', 'logging'], ['logging']], nodeOverrides: [{ components: { elasticsearch } }, { components: { elasticsearch } }] });
-    await c.start();
+    c = await startCluster({ nodes: 2, target, groups: [['haproxy', 'logging'], ['logging']], nodeOverrides: [{ components: { elasticsearch } }, { components: { elasticsearch } }] });
     for (let i = 0; i < 4; i++) {
       const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
       assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
@@ -330,8 +327,7 @@ describe('prune and delete delete the Elasticsearch snapshots of the sets they r
   });
 
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
     await es?.close();
   });
 

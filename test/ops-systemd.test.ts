@@ -18,6 +18,7 @@ import { loadConfig } from '../common/config.js';
 import { coordinatorConfigSchema, loadCoordinatorConfig } from '../coordinator/config.js';
 import { DemoCluster, freePort, spawnDaemon } from '../demo/cluster.js';
 import { expandExecStart, fabricateIncomplete, have, idAt, parseEnvironmentFile, repoRoot, run, setIds, stopProcess, unitEntries, waitFor } from './helpers/ops.js';
+import { dropCluster, startCluster } from './helpers/harness.js';
 
 const UNITS = ['lsbackup-agent.service', 'lsbackup-coordinator.service', 'lsbackup-backup.service', 'lsbackup-backup.timer'];
 const COMMANDS = ['lsbackup', 'lambdastack', 'lsbackup-agent', 'lsbackup-coordinator'];
@@ -70,8 +71,7 @@ describe('install.sh and the systemd units', () => {
 
   after(async () => {
     for (const d of daemons) await stopProcess(d);
-    await cluster?.stop();
-    await cluster?.remove();
+    await dropCluster(cluster);
     if (root) await fsp.rm(root, { recursive: true, force: true });
   });
 
@@ -234,8 +234,7 @@ describe('install.sh and the systemd units', () => {
   });
 
   test('the backup service\'s commands, expanded from backup.env as systemd does, back up and then prune', async () => {
-    cluster = await DemoCluster.create({ nodes: 2, groups: [['haproxy', 'kibana'], ['haproxy']] });
-    await cluster.start();
+    cluster = await startCluster({ nodes: 2, groups: [['haproxy', 'kibana'], ['haproxy']] });
     const c = cluster;
     // Left over from a run that never finished three days ago: the prune removes it.
     const stale = idAt(new Date(Date.now() - 72 * 3_600_000));

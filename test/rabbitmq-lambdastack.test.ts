@@ -13,16 +13,12 @@ import { commitSet, partOf } from '../common/commit.js';
 import { run } from '../common/exec.js';
 import { mkdirPrivate } from '../common/fsutil.js';
 import { newSetId, setDir, type Manifest } from '../common/manifest.js';
-import { restoreLocal, runtimeOf as harnessRuntime, tempDir } from './helpers/harness.js';
+import { restoreLocal, runtimeOf as harnessRuntime, scratchSpace } from './helpers/harness.js';
 import { startRabbitSandbox, type RabbitSandbox } from './helpers/rabbit-sandbox.js';
 
 let sb: RabbitSandbox;
-const scratchDirs: string[] = [];
-function scratch(prefix: string): string {
-  const dir = tempDir(prefix);
-  scratchDirs.push(dir);
-  return dir;
-}
+const space = scratchSpace();
+const scratch = space.dir;
 const runtimeOf = (components: Parameters<typeof harnessRuntime>[0]) => harnessRuntime(components, scratch('rabbit-ls-state'));
 
 before(async () => {
@@ -30,7 +26,7 @@ before(async () => {
 });
 after(async () => {
   await sb?.destroy();
-  await Promise.all(scratchDirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
+  await space.removeAll();
 });
 
 /**

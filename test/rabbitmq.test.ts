@@ -13,17 +13,13 @@ import { parseConfig } from '../common/config.js';
 import { InputError } from '../common/errors.js';
 import { run } from '../common/exec.js';
 import type { Manifest } from '../common/manifest.js';
-import { backupLocal, restoreLocal, runtimeOf as harnessRuntime, tempDir } from './helpers/harness.js';
+import { backupLocal, restoreLocal, runtimeOf as harnessRuntime, scratchSpace } from './helpers/harness.js';
 import { startRabbitSandbox, type RabbitSandbox } from './helpers/rabbit-sandbox.js';
 
 let sb: RabbitSandbox;
 // Backups hold password hashes and rollback copies hold the broker's data: none of it outlives the run.
-const scratchDirs: string[] = [];
-function scratch(prefix: string): string {
-  const dir = tempDir(prefix);
-  scratchDirs.push(dir);
-  return dir;
-}
+const space = scratchSpace();
+const scratch = space.dir;
 const runtimeOf = (components: Parameters<typeof harnessRuntime>[0]) => harnessRuntime(components, scratch('rabbit-state'));
 
 before(async () => {
@@ -31,7 +27,7 @@ before(async () => {
 });
 after(async () => {
   await sb?.destroy();
-  await Promise.all(scratchDirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
+  await space.removeAll();
 });
 
 const VHOST = 'lsb-vh';

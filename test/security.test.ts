@@ -15,7 +15,7 @@ import { channelOptionsFor, proto } from '../common/proto.js';
 import { filesComponent } from '../agent/components/files.js';
 import { sha256File } from '../common/hash.js';
 import { MANIFEST, sealManifest, type Manifest } from '../common/manifest.js';
-import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
+import { backupLocal, dropCluster, restoreLocal, runtimeOf, startCluster, tempDir } from './helpers/harness.js';
 
 function callInfo(client: InstanceType<typeof proto.Agent>): Promise<grpc.ServiceError | null> {
   return new Promise((resolve) => client.Info({ target: '' }, { deadline: Date.now() + 5_000 }, (err) => resolve(err)));
@@ -25,15 +25,14 @@ describe('mTLS', () => {
   let c: DemoCluster;
   let foreign = '';
   before(async () => {
-    c = await DemoCluster.create({ nodes: 1, groups: [['haproxy']] });
-    foreign = path.join(c.root, 'foreign-pki');
-    await certsInit(foreign);
-    await certsIssue(foreign, 'operator', 'operator', []);
-    await c.start();
+    c = await startCluster({ nodes: 1, groups: [['haproxy']] }, async (made) => {
+      foreign = path.join(made.root, 'foreign-pki');
+      await certsInit(foreign);
+      await certsIssue(foreign, 'operator', 'operator', []);
+    });
   });
   after(async () => {
-    await c?.stop();
-    await c?.remove();
+    await dropCluster(c);
   });
 
   const pki = (name: string) => path.join(c.pki, name);

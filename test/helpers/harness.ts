@@ -1,9 +1,10 @@
 /**
  * Drives one agent runtime in-process, without gRPC: back up components into a committed set and
  * restore them. Component tests use it to exercise a component against its real server; the
- * end-to-end tests go through the CLI, coordinator and agents instead.
+ * end-to-end tests go through the CLI, coordinator and agents instead, on a cluster made here too.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { rm as rmAsync } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProgressEvent } from '../../proto/generated/lsbackup/v1/ProgressEvent.js';
@@ -13,6 +14,7 @@ import { commitSet, partOf } from '../../common/commit.js';
 import { createLogger } from '../../common/log.js';
 import { mkdirPrivate } from '../../common/fsutil.js';
 import { newSetId, setDir, type ComponentName, type Manifest } from '../../common/manifest.js';
+import { DemoCluster, type ClusterOptions } from '../../demo/cluster.js';
 
 const made: string[] = [];
 // Each test file runs in its own process: its sandboxes go when it ends, pass or fail.
@@ -24,6 +26,38 @@ export function tempDir(prefix: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `lsb-${prefix}-`));
   made.push(dir);
   return dir;
+}
+
+/**
+ * Scratch directories that hold secrets (password hashes, a broker's data): `removeAll` in the
+ * suite's after hook removes them as soon as the suite is done, not only when the process ends.
+ */
+export function scratchSpace(): { dir(prefix: string): string; removeAll(): Promise<void> } {
+  const dirs: string[] = [];
+  return {
+    dir(prefix) {
+      const d = tempDir(prefix);
+      dirs.push(d);
+      return d;
+    },
+    removeAll: async () => {
+      await Promise.all(dirs.splice(0).map((d) => rmAsync(d, { recursive: true, force: true })));
+    },
+  };
+}
+
+/** A suite's cluster: made, changed by `prepare` while nothing runs yet, then started. */
+export async function startCluster(options: ClusterOptions, prepare?: (c: DemoCluster) => Promise<void>): Promise<DemoCluster> {
+  const c = await DemoCluster.create(options);
+  await prepare?.(c);
+  await c.start();
+  return c;
+}
+
+/** Stops and removes a suite's cluster, if it was made at all. */
+export async function dropCluster(c: DemoCluster | undefined): Promise<void> {
+  await c?.stop();
+  await c?.remove();
 }
 
 export function runtimeOf(components: Component[], stateDir = tempDir('state'), node = 'node1'): AgentRuntime {
