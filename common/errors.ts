@@ -25,57 +25,39 @@ export class LsbackupError extends Error {
   }
 }
 
-/** The operator asked for something that cannot be: a missing build dir, an unknown node. */
-export class InputError extends LsbackupError {
-  override readonly kind = 'input';
+/** The base of the error classes of one kind: each names its kind once. */
+function ofKind<K extends ErrorKind>(kind: K) {
+  return class extends LsbackupError {
+    override readonly kind: K = kind;
+  };
 }
 
-export class NotFoundError extends LsbackupError {
-  override readonly kind = 'not_found';
-}
+/** The operator asked for something that cannot be: a missing build dir, an unknown node. */
+export class InputError extends ofKind('input') {}
+export class NotFoundError extends ofKind('not_found') {}
 
 /** Another backup or restore holds the lock. */
-export class BusyError extends LsbackupError {
-  override readonly kind = 'busy';
-}
+export class BusyError extends ofKind('busy') {}
 
 /** The backup would not fit, or a component's server is not in a state to be backed up. */
-export class PreconditionError extends LsbackupError {
-  override readonly kind = 'precondition';
-}
+export class PreconditionError extends ofKind('precondition') {}
 
 /** A file does not match its manifest entry, or an archive entry tries to leave its paths. */
-export class IntegrityError extends LsbackupError {
-  override readonly kind = 'integrity';
-}
-
-export class UnavailableError extends LsbackupError {
-  override readonly kind = 'unavailable';
-}
-
-export class PermissionError extends LsbackupError {
-  override readonly kind = 'permission';
-}
+export class IntegrityError extends ofKind('integrity') {}
+export class UnavailableError extends ofKind('unavailable') {}
+export class PermissionError extends ofKind('permission') {}
 
 /** A command we ran (pg_dump, haproxy -c, ...) failed. */
-export class CommandError extends LsbackupError {
-  override readonly kind = 'command';
-}
+export class CommandError extends ofKind('command') {}
 
 /** The disk the work writes to is full. */
-export class NoSpaceError extends LsbackupError {
-  override readonly kind = 'no_space';
-}
+export class NoSpaceError extends ofKind('no_space') {}
 
 /** A remote call got no answer in time. */
-export class DeadlineError extends LsbackupError {
-  override readonly kind = 'deadline';
-}
+export class DeadlineError extends ofKind('deadline') {}
 
 /** The caller went away, or the call was cancelled. */
-export class CancelledError extends LsbackupError {
-  override readonly kind = 'cancelled';
-}
+export class CancelledError extends ofKind('cancelled') {}
 
 const byKind: Record<ErrorKind, new (message: string, options?: { cause?: unknown }) => LsbackupError> = {
   input: InputError,
