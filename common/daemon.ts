@@ -38,8 +38,7 @@ export function daemonOptions(name: string, description: string): { config: stri
     .opts<{ config: string; insecure?: boolean }>();
 }
 
-/** A bind failure names the address and where it was configured; grpc-js wraps the socket error in a list. */
+/** A bind failure names the address and where it was configured. */
 export function listenError(err: unknown, listen: string, configFile: string): Error {
-  const inner = /errors: \[(.*)\]$/.exec(messageOf(err))?.[1] ?? messageOf(err);
-  return new Error(`cannot listen on ${listen} (key 'listen' in ${configFile}): ${inner}`);
+  return new Error(`cannot listen on ${listen} (key 'listen' in ${configFile}): ${messageOf(err)}`, { cause: err });
 }

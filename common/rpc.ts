@@ -186,6 +186,8 @@ export async function startServer<H extends grpc.UntypedServiceImplementation>(
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server(serverOptions);
   server.addService(service, handlers);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  // grpc-js wraps the socket errors of a failed bind in a list; the socket error is what helps.
+  const bound = (err: Error) => new Error(/errors: \[(.*)\]$/.exec(err.message)?.[1] ?? err.message, { cause: err });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (err, p) => (err ? reject(bound(err)) : resolve(p))));
   return { server, port };
 }
