@@ -6,6 +6,7 @@ import { IntegrityError, PermissionError } from '../common/errors.js';
 import { isInside, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
 import { COMPLETE_MARKER, PARTIAL_SUFFIX, ROLLBACK_DIR, journal } from './recovery.js';
 import { run } from '../common/exec.js';
+import { buildStagedTree, type StagedTree } from './staged-tree.js';
 
 export interface RestoreFilesArgs {
   setDir: string;
@@ -16,7 +17,8 @@ export interface RestoreFilesArgs {
   dryRun: boolean;
   archive?: string;
   only?: (e: Entry) => boolean;
-  validate?: (staged: Map<string, string>) => Promise<void>;
+  /** Sees the new files before anything is replaced; `tree` runs checks against all of them in place. */
+  validate?: (staged: Map<string, string>, tree: StagedTree) => Promise<void>;
   onBytes?: (n: number) => void;
   report?: (line: string) => void;
 }
@@ -67,6 +69,9 @@ async function checkRealTarget(p: string, roots: string[]): Promise<void> {
     throw new PermissionError(`refusing to write ${p}: it resolves to ${real}, outside ${roots.join(', ')}`);
   }
 }
+
+/** Under the agent's state_dir: where a part's new files are laid out as a tree for its check. */
+export const STAGING_DIR = 'staging';
 
 const depth = (p: string) => p.split('/').length;
 
@@ -140,6 +145,18 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     await forget();
   }
 
+  /** The whole part laid out under the state directory, so a check sees every file its config names. */
+  async function validateInStagedTree(validate: NonNullable<RestoreFilesArgs['validate']>): Promise<void> {
+    const stagingDir = path.join(a.stateDir, STAGING_DIR, `${a.backupId}-${a.part.component}-${process.pid}-${Date.now()}`);
+    try {
+      const tree = await buildStagedTree(stagingDir, entries, staged, a.restorePaths);
+      if (tree.unavailable) a.report?.(`warning: checking the new config against the live file system: ${tree.unavailable}`);
+      await validate(staged, tree);
+    } finally {
+      await fsp.rm(stagingDir, { recursive: true, force: true });
+    }
+  }
+
   async function placeFiles(): Promise<{ restored: number; rollbackDir: string }> {
     try {
       for (const e of entries) {
@@ -170,7 +187,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
         await fsp.symlink(e.linkTarget, t);
         staged.set(e.path, t);
       }
-      await a.validate?.(staged);
+      if (a.validate) await validateInStagedTree(a.validate);
     } catch (err) {
       await cleanup();
       throw err;

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
 import type { Artifact, ComponentName, Entry, Part } from '../../common/manifest.js';
+import type { StagedTree } from '../staged-tree.js';
 
 /** What the agent found of a component on its node (`lsbackup agents` shows it). */
 export interface Detection {
@@ -71,9 +72,10 @@ export interface RestoreContext {
    * Puts the part's archived files back, confined to the component's restorePaths: verifies every
    * file against the manifest first, keeps a rollback copy of what it replaces, restores modes,
    * owners, mtimes and symlinks. `validate` sees the new files (by original path -> staged path)
-   * before anything is replaced and may refuse them.
+   * before anything is replaced and may refuse them; `tree.run` runs a check that sees all of
+   * the part's new files at their original paths.
    */
-  restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>) => Promise<void> }): Promise<{ restored: number; rollbackDir: string }>;
+  restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>, tree: StagedTree) => Promise<void> }): Promise<{ restored: number; rollbackDir: string }>;
 }
 
 /** What releasing a part's outside data gets: the set, and the part's manifest meta naming that data. */

@@ -1,0 +1,73 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Entry } from '../common/manifest.js';
+import { isInside } from '../common/fsutil.js';
+import { run, type RunOptions, type RunResult } from '../common/exec.js';
+
+/**
+ * A part's new files as a whole tree, for checks that follow the paths a config names: HAProxy
+ * opens the certificates and error files haproxy.cfg names as absolute paths, so checking the
+ * staged config against the live file system fails on a node that lost them (a rebuilt node).
+ */
+export interface StagedTree {
+  /** Original path -> where the new file is staged beside it. */
+  files: Map<string, string>;
+  /**
+   * Runs `cmd` seeing the staged tree at the original paths: in a private mount namespace
+   * (`unshare -m`) where each restore root is bind-mounted from the staging copy. Only that
+   * process sees it; the live file system is untouched. Undefined when the namespace cannot be
+   * made (not root, no unshare): the caller checks against the live file system as before.
+   */
+  run?: (cmd: string[], opts?: RunOptions) => Promise<RunResult>;
+  /** Why `run` is missing, for one warning line. */
+  unavailable?: string;
+}
+
+/**
+ * Copies (hard-links when it can) the staged files into `<stagingDir>/root/<original path>`,
+ * with the part's directories and symlinks, and gives a runner that bind-mounts each touched
+ * restore root from there over the real one.
+ */
+export async function buildStagedTree(stagingDir: string, entries: Entry[], files: Map<string, string>, restorePaths: string[]): Promise<StagedTree> {
+  const root = path.join(stagingDir, 'root');
+  const inRoot = (p: string) => path.join(root, p);
+  await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+  const touched = restorePaths.map((r) => path.resolve(r)).filter((r) => entries.some((e) => isInside(r, e.path)));
+  for (const r of touched) await fsp.mkdir(inRoot(r), { recursive: true, mode: 0o700 });
+  for (const e of entries) {
+    const dest = inRoot(e.path);
+    if (e.type === 'dir') {
+      await fsp.mkdir(dest, { recursive: true, mode: 0o700 });
+      continue;
+    }
+    await fsp.mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
+    if (e.type === 'symlink') {
+      await fsp.symlink(e.linkTarget, dest);
+      continue;
+    }
+    const staged = files.get(e.path);
+    if (!staged) continue;
+    // Same owner and mode as the restore will give: a check run as the service user reads as it will.
+    await fsp.link(staged, dest).catch(() => fsp.copyFile(staged, dest));
+  }
+  const unavailable = await namespaceUnavailable();
+  if (unavailable) return { files, unavailable };
+  // Shallow roots first, so a root nested in another is mounted on top of it.
+  const mounts = touched.sort((a, b) => a.length - b.length).map((r) => [inRoot(r), r] as const);
+  const script = mounts.map((_, i) => `mount --bind -- "\${${2 * i + 1}}" "\${${2 * i + 2}}"`).concat([`shift ${2 * mounts.length}`, 'exec "$@"']).join(' && ');
+  return {
+    files,
+    run: (cmd, opts) => run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...mounts.flat(), ...cmd], opts),
+  };
+}
+
+let namespaceProbe: Promise<string | undefined> | undefined;
+
+/** Whether this process may make a private mount namespace; asked once. */
+function namespaceUnavailable(): Promise<string | undefined> {
+  namespaceProbe ??= run(['unshare', '--mount', '--propagation', 'private', '--', 'true'], { check: false }).then(
+    (r) => (r.code === 0 ? undefined : `unshare --mount failed (${r.stderr.trim().split('\n')[0] || `exit ${r.code}`})`),
+    (err: Error) => `unshare is not available (${err.message.split('\n')[0]})`,
+  );
+  return namespaceProbe;
+}
