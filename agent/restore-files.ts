@@ -98,7 +98,23 @@ export async function applyMeta(e: Entry, dest: string): Promise<void> {
  * validate the new files, copy what will be replaced to a rollback directory, and only then
  * rename the new files over the old ones.
  */
-export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: number; rollbackDir: string }> {
+export interface RestoredFiles {
+  restored: number;
+  /** The copy of what was replaced (empty on a dry run). */
+  rollbackDir: string;
+  /** The restore roots this part wrote into. */
+  roots: string[];
+  /** A shell command that puts the replaced roots back from rollbackDir. */
+  howTo: string;
+}
+
+/** Puts each root back as the rollback copy has it; a root that did not exist before is removed. */
+function rollbackCommand(rollbackDir: string, roots: string[], existed: Set<string>): string {
+  const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+  return roots.map((r) => (existed.has(r) ? `rm -rf ${q(r)} && cp -a ${q(path.join(rollbackDir, path.resolve(r)))} ${q(r)}` : `rm -rf ${q(r)}`)).join(' && ');
+}
+
+export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles> {
   const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
   checkConfinement(entries, a.restorePaths.map((r) => ({ from: r, to: r })));
   const archives = [...new Set(entries.map((e) => e.archive))];
@@ -107,7 +123,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
   }
   if (a.dryRun) {
     for (const e of entries) a.report?.(`would restore ${e.type} ${e.path}`);
-    return { restored: entries.length, rollbackDir: '' };
+    return { restored: entries.length, rollbackDir: '', roots: [], howTo: '' };
   }
 
   // Roots that do not exist yet have nothing to roll back to; the directories created below must
@@ -157,7 +173,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     }
   }
 
-  async function placeFiles(): Promise<{ restored: number; rollbackDir: string }> {
+  async function placeFiles(): Promise<RestoredFiles> {
     try {
       for (const e of entries) {
         if (e.type === 'dir') continue;
@@ -197,9 +213,9 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     // the next start of the agent removes it (agent/recovery.ts).
     const rollbackDir = path.join(a.stateDir, ROLLBACK_DIR, `${a.backupId}-${a.part.component}-${Date.now()}`);
     const making = rollbackDir + PARTIAL_SUFFIX;
+    const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
     try {
       await mkdirPrivate(making);
-      const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
       for (const r of touched) {
         if (!existed.has(r)) continue;
         const copy = path.join(making, path.resolve(r));
@@ -215,7 +231,6 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
       await fsp.rm(making, { recursive: true, force: true });
       throw err;
     }
-    a.report?.(`rollback copy of the replaced files: ${rollbackDir}`);
 
     for (const e of entries) {
       if (e.type === 'dir') continue;
@@ -228,6 +243,6 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     }
     // Directories last and deepest first: writing into a directory changes its mtime.
     for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
-    return { restored: entries.length, rollbackDir };
+    return { restored: entries.length, rollbackDir, roots: touched, howTo: rollbackCommand(rollbackDir, touched, existed) };
   }
 }

@@ -111,7 +111,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       return summary;
     }),
     Restore: streaming(deps, 'restore', (req, emit, signal) =>
-      runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options }, emit, signal),
+      runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options, fromNode: req.fromNode }, emit, signal),
     ),
     Verify: streaming(deps, 'verify', async (req, emit) => {
       const summary = await verifySet(req.target, req.backupId, emit, { quick: req.quick });

@@ -214,6 +214,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
         throw new CommandError(`${failure ? `${messageOf(failure)}; ` : ''}Alertmanager did not come back: ${messageOf(err)}`);
       }
       if (failure) throw failure;
+      ctx.restarted('Alertmanager (its data directory was replaced)');
       if (wanted) await reconcile(ctx, wanted);
     },
   };

@@ -48,7 +48,10 @@ export async function restoreFilesThenRun(ctx: RestoreContext, opts: FilesOption
   const arch = `${ctx.part.node}/${ctx.part.component}/${archive}`;
   if (!ctx.part.artifacts.some((a) => a.path === arch)) return;
   await ctx.restoreFiles({ archive: arch, validate: opts.validate ? (staged, tree) => opts.validate!(staged, ctx, tree) : undefined });
-  if (opts.afterRestore && !ctx.dryRun) await run(opts.afterRestore, { signal: ctx.signal });
+  if (opts.afterRestore && !ctx.dryRun) {
+    await run(opts.afterRestore, { signal: ctx.signal });
+    ctx.restarted(`'${opts.afterRestore.join(' ')}' (after_restore_command)`);
+  }
 }
 
 export async function filesHealth(paths: string[]): Promise<Health> {
