@@ -2,7 +2,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Entry, Part } from '../common/manifest.js';
 import { extractVerified, entryNameOf } from '../common/archive.js';
-import { IntegrityError, PermissionError } from '../common/errors.js';
+import { CancelledError, IntegrityError, PermissionError } from '../common/errors.js';
+import { setTimesExactly } from '../common/exact-times.js';
 import { isInside, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
 import { COMPLETE_MARKER, PARTIAL_SUFFIX, ROLLBACK_DIR, journal } from './recovery.js';
 import { run } from '../common/exec.js';
@@ -21,6 +22,8 @@ export interface RestoreFilesArgs {
   validate?: (staged: Map<string, string>, tree: StagedTree) => Promise<void>;
   onBytes?: (n: number) => void;
   report?: (line: string) => void;
+  /** Checked once, just before the first file is replaced: a cancel stops there or not at all. */
+  signal?: AbortSignal;
 }
 
 /** Entries archived under `from` are restored to the same place under `to`; a restore in place maps each root to itself. */
@@ -114,6 +117,51 @@ function rollbackCommand(rollbackDir: string, roots: string[], existed: Set<stri
   return roots.map((r) => (existed.has(r) ? `rm -rf ${q(r)} && cp -a ${q(path.join(rollbackDir, path.resolve(r)))} ${q(r)}` : `rm -rf ${q(r)}`)).join(' && ');
 }
 
+/** mtimes of the existing directories a restore writes into (its roots and every directory below them on an entry's path). */
+async function recordDirTimes(entries: Entry[], roots: string[]): Promise<Map<string, string>> {
+  const dirs = new Set<string>();
+  for (const e of entries) {
+    const root = roots.map((r) => path.resolve(r)).find((r) => isInside(r, e.path));
+    if (!root) continue;
+    for (let d = e.type === 'dir' ? e.path : path.dirname(e.path); isInside(root, d); d = path.dirname(d)) {
+      dirs.add(d);
+      if (d === root) break;
+    }
+  }
+  const times = new Map<string, string>();
+  // Deepest first: setting a directory's time must come after its children's.
+  for (const d of [...dirs].sort((x, y) => depth(y) - depth(x))) {
+    const st = await fsp.lstat(d, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory()) times.set(d, String(st.mtimeNs));
+  }
+  return times;
+}
+
+/**
+ * Copies the roots the restore will write into, as they are, to the agent's rollback directory.
+ * Made under a '.partial' name and renamed when whole: a copy cut short never looks usable, and
+ * the next start of the agent removes it (agent/recovery.ts). Roots that do not exist have nothing to copy.
+ */
+async function makeRollbackCopy(a: RestoreFilesArgs, touched: string[], existed: Set<string>): Promise<string> {
+  const rollbackDir = path.join(a.stateDir, ROLLBACK_DIR, `${a.backupId}-${a.part.component}-${Date.now()}`);
+  const making = rollbackDir + PARTIAL_SUFFIX;
+  try {
+    await mkdirPrivate(making);
+    for (const r of touched) {
+      if (!existed.has(r)) continue;
+      const copy = path.join(making, path.resolve(r));
+      await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
+      await run(['cp', '-a', '--', r, copy]);
+    }
+    await writeFileAtomic(path.join(making, COMPLETE_MARKER), `${new Date().toISOString()}\n`);
+    await fsp.rename(making, rollbackDir);
+    return rollbackDir;
+  } catch (err) {
+    await fsp.rm(making, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles> {
   const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
   checkConfinement(entries, a.restorePaths.map((r) => ({ from: r, to: r })));
@@ -130,6 +178,13 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
   // not make them look as if they did (cp would then copy the staged new files).
   const existed = new Set<string>();
   for (const r of a.restorePaths) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
+  const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
+  // Placing temp files beside the live ones changes their directories' mtimes: a refused or
+  // cancelled restore puts them back, so that it leaves the node exactly as it found it.
+  const dirTimes = await recordDirTimes(entries, touched);
+  // Copied before anything is written, so the copy is the node as it was, times of directories included.
+  const rollbackDir = await makeRollbackCopy(a, touched, existed);
+  const created: string[] = [];
 
   const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
   for (const d of dirs) {
@@ -137,7 +192,8 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
     if (st && !st.isDirectory()) throw new IntegrityError(`${d.path} exists and is not a directory; move it away first`);
     if (!st) {
       await checkRealTarget(d.path, a.restorePaths);
-      await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+      const first = await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+      if (first) created.push(first);
     }
   }
 
@@ -146,6 +202,13 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
   const tempOf = (e: Entry) => path.join(path.dirname(e.path), `.${path.basename(e.path)}${tag}`);
   const cleanup = async () => {
     for (const t of staged.values()) await fsp.rm(t, { force: true });
+  };
+  /** Nothing was replaced: the temp files, the directories made for them and the rollback copy go, and directory times come back. */
+  const undo = async () => {
+    await cleanup();
+    for (const d of created.sort((x, y) => depth(y) - depth(x))) await fsp.rm(d, { recursive: true, force: true });
+    await setTimesExactly([...dirTimes].filter(([p]) => !created.some((c) => isInside(c, p))).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
+    await fsp.rm(rollbackDir, { recursive: true, force: true });
   };
   // Where the temp files go, written down before the first is made: an agent killed from here on
   // finds them at its next start without looking through the node's directories.
@@ -178,7 +241,8 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
       for (const e of entries) {
         if (e.type === 'dir') continue;
         await checkRealTarget(e.path, a.restorePaths);
-        await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
+        const first = await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
+        if (first) created.push(first);
         await checkRealTarget(e.path, a.restorePaths);
       }
       for (const arch of archives) {
@@ -204,31 +268,10 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
         staged.set(e.path, t);
       }
       if (a.validate) await validateInStagedTree(a.validate);
+      // The last point at which a cancel leaves the old state: from here on every file is renamed into place.
+      if (a.signal?.aborted) throw new CancelledError(`cancelled before anything of ${a.part.node}/${a.part.component} was replaced: the node has its old files`);
     } catch (err) {
-      await cleanup();
-      throw err;
-    }
-
-    // Made under a '.partial' name and renamed when whole: a copy cut short never looks usable, and
-    // the next start of the agent removes it (agent/recovery.ts).
-    const rollbackDir = path.join(a.stateDir, ROLLBACK_DIR, `${a.backupId}-${a.part.component}-${Date.now()}`);
-    const making = rollbackDir + PARTIAL_SUFFIX;
-    const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
-    try {
-      await mkdirPrivate(making);
-      for (const r of touched) {
-        if (!existed.has(r)) continue;
-        const copy = path.join(making, path.resolve(r));
-        await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
-        await run(['cp', '-a', '--', r, copy]);
-      }
-      // cp copies our temp files too; they are not part of what was replaced.
-      await run(['find', making, '-name', `*${tag}`, '-delete']);
-      await writeFileAtomic(path.join(making, COMPLETE_MARKER), `${new Date().toISOString()}\n`);
-      await fsp.rename(making, rollbackDir);
-    } catch (err) {
-      await cleanup();
-      await fsp.rm(making, { recursive: true, force: true });
+      await undo();
       throw err;
     }
 
@@ -243,6 +286,9 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
     }
     // Directories last and deepest first: writing into a directory changes its mtime.
     for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
+    // Directories on the way that are not the part's own (a restore of some entries only) keep the times they had.
+    const own = new Set(dirs.map((d) => d.path));
+    await setTimesExactly([...dirTimes].filter(([p]) => !own.has(p)).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
     return { restored: entries.length, rollbackDir, roots: touched, howTo: rollbackCommand(rollbackDir, touched, existed) };
   }
 }

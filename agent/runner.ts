@@ -248,7 +248,7 @@ export async function restoreNode(
         keptRollback: done.keptRollback,
         restarted: done.restarted,
         restoreFiles: async (o) => {
-          const r = await restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report });
+          const r = await restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report, signal });
           if (r.rollbackDir) await done.keptRollback(r.rollbackDir, { replaced: `${r.restored} entries in ${r.roots.join(', ')}`, howTo: r.howTo });
           return r;
         },

@@ -44,6 +44,11 @@ export class PermissionError extends LsbackupError {
   override readonly code = GrpcStatus.PERMISSION_DENIED;
 }
 
+/** The operator cancelled (Ctrl-C, a dropped call): stopped at a safe point, which the message names. */
+export class CancelledError extends LsbackupError {
+  override readonly code = GrpcStatus.CANCELLED;
+}
+
 /** A command we ran (pg_dump, haproxy -c, ...) failed. */
 export class CommandError extends LsbackupError {
   override readonly code = GrpcStatus.INTERNAL;
