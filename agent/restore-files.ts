@@ -227,12 +227,12 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
   /** The whole part laid out under the state directory, so a check sees every file its config names. */
   async function validateInStagedTree(validate: NonNullable<RestoreFilesArgs['validate']>): Promise<void> {
     const stagingDir = path.join(a.stateDir, STAGING_DIR, `${a.backupId}-${a.part.component}-${process.pid}-${Date.now()}`);
+    const tree = await buildStagedTree(stagingDir, entries, staged, a.restorePaths);
     try {
-      const tree = await buildStagedTree(stagingDir, entries, staged, a.restorePaths);
       if (tree.unavailable) a.report?.(`warning: checking the new config against the live file system: ${tree.unavailable}`);
       await validate(staged, tree);
     } finally {
-      await fsp.rm(stagingDir, { recursive: true, force: true });
+      await tree.dispose();
     }
   }
 

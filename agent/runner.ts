@@ -57,14 +57,14 @@ const PROGRESS_EVERY_MS = 250;
 function progressReporter(emit: Emit, node: string, component: string, total: number) {
   let done = 0;
   let last = 0;
-  return (delta: number, message?: string) => {
+  return Object.assign((delta: number, message?: string) => {
     done += delta;
     const now = Date.now();
     if (message || now - last >= PROGRESS_EVERY_MS) {
       last = now;
       emit({ node, component, phase: 'running', bytesDone: done, bytesTotal: Math.max(total, done), message: message ?? '' });
     }
-  };
+  }, { done: () => done });
 }
 
 function pickComponents(rt: AgentRuntime, wanted: string[]): Component[] {
@@ -264,7 +264,9 @@ export async function restoreNode(
         reason = messageOf(err);
         log.error(`restore failed: ${reason}`);
       }
-      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: total, durationMs: Date.now() - started, meta: done.meta() };
+      // What the component restored (one database of --database), not the whole part, when it said.
+      const bytes = progress.done() > 0 && !req.dryRun ? progress.done() : total;
+      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes, durationMs: Date.now() - started, meta: done.meta() };
       for (const line of done.lines(`${part.node === rt.node ? '' : `${part.node}'s `}${c.name}`)) report(line);
       results.push(r);
       emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });

@@ -24,40 +24,66 @@ export interface StagedTree {
 }
 
 /**
- * Copies (hard-links when it can) the staged files into `<stagingDir>/root/<original path>`,
- * with the part's directories and symlinks, and gives a runner that bind-mounts each touched
- * restore root from there over the real one.
+ * A runner for checks that must see the part's new files at their original paths. Nothing is laid
+ * out until the first check runs (most validators read only the staged files themselves); then
+ * the staged files are linked (copied across file systems) into `<stagingDir>/root/<original
+ * path>` with the part's directories and symlinks, and each touched restore root is bind-mounted
+ * from there over the real one in the check's own mount namespace. A root the node has lost gets
+ * an empty placeholder to mount onto, removed again by `dispose`.
  */
-export async function buildStagedTree(stagingDir: string, entries: Entry[], files: Map<string, string>, restorePaths: string[]): Promise<StagedTree> {
+export async function buildStagedTree(stagingDir: string, entries: Entry[], files: Map<string, string>, restorePaths: string[]): Promise<StagedTree & { dispose(): Promise<void> }> {
   const root = path.join(stagingDir, 'root');
   const inRoot = (p: string) => path.join(root, p);
-  await fsp.mkdir(root, { recursive: true, mode: 0o700 });
   const touched = restorePaths.map((r) => path.resolve(r)).filter((r) => entries.some((e) => isInside(r, e.path)));
-  for (const r of touched) await fsp.mkdir(inRoot(r), { recursive: true, mode: 0o700 });
-  for (const e of entries) {
-    const dest = inRoot(e.path);
-    if (e.type === 'dir') {
-      await fsp.mkdir(dest, { recursive: true, mode: 0o700 });
-      continue;
-    }
-    await fsp.mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
-    if (e.type === 'symlink') {
-      await fsp.symlink(e.linkTarget, dest);
-      continue;
-    }
-    const staged = files.get(e.path);
-    if (!staged) continue;
-    // Same owner and mode as the restore will give: a check run as the service user reads as it will.
-    await fsp.link(staged, dest).catch(() => fsp.copyFile(staged, dest));
-  }
+  const placeholders: string[] = [];
+  const dispose = async () => {
+    for (const p of placeholders.reverse()) await fsp.rm(p, { recursive: true, force: true });
+    await fsp.rm(stagingDir, { recursive: true, force: true });
+  };
   const unavailable = await namespaceUnavailable();
-  if (unavailable) return { files, unavailable };
-  // Shallow roots first, so a root nested in another is mounted on top of it.
-  const mounts = touched.sort((a, b) => a.length - b.length).map((r) => [inRoot(r), r] as const);
-  const script = mounts.map((_, i) => `mount --bind -- "\${${2 * i + 1}}" "\${${2 * i + 2}}"`).concat([`shift ${2 * mounts.length}`, 'exec "$@"']).join(' && ');
+  if (unavailable) return { files, unavailable, dispose };
+
+  let mounts: (readonly [string, string])[] | undefined;
+  async function layOut(): Promise<(readonly [string, string])[]> {
+    await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+    for (const e of entries) {
+      const dest = inRoot(e.path);
+      if (e.type === 'dir') {
+        await fsp.mkdir(dest, { recursive: true, mode: 0o700 });
+        continue;
+      }
+      await fsp.mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
+      if (e.type === 'symlink') {
+        await fsp.symlink(e.linkTarget, dest);
+        continue;
+      }
+      const staged = files.get(e.path);
+      // Same owner and mode as the restore will give: a check run as the service user reads as it will.
+      if (staged) await fsp.link(staged, dest).catch(() => fsp.copyFile(staged, dest));
+    }
+    const out: (readonly [string, string])[] = [];
+    // Shallow roots first, so a root nested in another is mounted on top of it.
+    for (const r of touched.sort((a, b) => a.length - b.length)) {
+      const src = inRoot(r);
+      const isDir = (await fsp.lstat(src).catch(() => undefined))?.isDirectory() ?? true;
+      if (isDir) await fsp.mkdir(src, { recursive: true, mode: 0o700 });
+      if (!(await fsp.lstat(r).catch(() => undefined))) {
+        if (isDir) await fsp.mkdir(r, { recursive: true, mode: 0o700 });
+        else await fsp.writeFile(r, '', { mode: 0o600, flag: 'wx' });
+        placeholders.push(r);
+      }
+      out.push([src, r] as const);
+    }
+    return out;
+  }
   return {
     files,
-    run: (cmd, opts) => run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...mounts.flat(), ...cmd], opts),
+    dispose,
+    async run(cmd, opts) {
+      mounts ??= await layOut();
+      const script = mounts.map((_, i) => `mount --bind -- "\${${2 * i + 1}}" "\${${2 * i + 2}}"`).concat([`shift ${2 * mounts.length}`, 'exec "$@"']).join(' && ');
+      return run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...mounts.flat(), ...cmd], opts);
+    },
   };
 }
 
