@@ -4,6 +4,7 @@ import { hostPort, loadConfig } from '../common/config.js';
 import { tlsSchema } from '../common/tls.js';
 import { DEFAULT_AGENT_PORT } from '../common/proto.js';
 import { componentsSchema } from './components/index.js';
+import { DEFAULT_ROLLBACK_KEEP_DAYS } from './rollbacks.js';
 
 export const agentConfigSchema = z
   .object({
@@ -13,6 +14,8 @@ export const agentConfigSchema = z
     /** Locks, rollback copies and scratch files; never on the shared location. */
     state_dir: z.string().default('/var/lib/lsbackup'),
     compression_level: z.number().int().min(0).max(9).default(6),
+    /** Rollback copies a restore leaves under state_dir are removed after this many days; each component's newest stays. */
+    rollback_keep_days: z.number().min(0).default(DEFAULT_ROLLBACK_KEEP_DAYS),
     tls: tlsSchema.optional(),
     insecure: z.boolean().default(false),
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),

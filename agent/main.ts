@@ -8,6 +8,7 @@ import { loadAgentConfig } from './config.js';
 import { createComponents } from './components/index.js';
 import { startAgentServer } from './server.js';
 import { recoverAtStart } from './recovery.js';
+import { pruneRollbacks } from './rollbacks.js';
 
 const opts = daemonOptions('lsbackup-agent', 'lsbackup agent: backs up and restores the components of this node');
 
@@ -20,8 +21,9 @@ try {
   // A previous run of this agent may have been killed half-way: its temp files, half copies and
   // orphan artifacts go before anything new starts.
   await recoverAtStart(cfg.state_dir, log);
+  await pruneRollbacks(cfg.state_dir, cfg.rollback_keep_days, log);
   const { all, configured } = createComponents(cfg.components, cfg.detect);
-  const rt = { node: cfg.node, version: VERSION, stateDir: cfg.state_dir, compressionLevel: cfg.compression_level, components: all, configured, log };
+  const rt = { node: cfg.node, version: VERSION, stateDir: cfg.state_dir, compressionLevel: cfg.compression_level, rollbackKeepDays: cfg.rollback_keep_days, components: all, configured, log };
   const { server, port } = await startAgentServer(rt, cfg.listen, creds, insecure).catch((err: unknown) => {
     throw listenError(err, cfg.listen, opts.config);
   });

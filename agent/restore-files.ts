@@ -2,10 +2,12 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Entry, Part } from '../common/manifest.js';
 import { extractVerified, entryNameOf } from '../common/archive.js';
-import { IntegrityError, PermissionError } from '../common/errors.js';
+import { CancelledError, IntegrityError, PermissionError } from '../common/errors.js';
+import { setTimesExactly } from '../common/exact-times.js';
 import { isInside, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
 import { COMPLETE_MARKER, PARTIAL_SUFFIX, ROLLBACK_DIR, journal } from './recovery.js';
 import { run } from '../common/exec.js';
+import { buildStagedTree, type StagedTree } from './staged-tree.js';
 
 export interface RestoreFilesArgs {
   setDir: string;
@@ -16,9 +18,12 @@ export interface RestoreFilesArgs {
   dryRun: boolean;
   archive?: string;
   only?: (e: Entry) => boolean;
-  validate?: (staged: Map<string, string>) => Promise<void>;
+  /** Sees the new files before anything is replaced; `tree` runs checks against all of them in place. */
+  validate?: (staged: Map<string, string>, tree: StagedTree) => Promise<void>;
   onBytes?: (n: number) => void;
   report?: (line: string) => void;
+  /** Checked once, just before the first file is replaced: a cancel stops there or not at all. */
+  signal?: AbortSignal;
 }
 
 /** Entries archived under `from` are restored to the same place under `to`; a restore in place maps each root to itself. */
@@ -68,6 +73,9 @@ async function checkRealTarget(p: string, roots: string[]): Promise<void> {
   }
 }
 
+/** Under the agent's state_dir: where a part's new files are laid out as a tree for its check. */
+export const STAGING_DIR = 'staging';
+
 const depth = (p: string) => p.split('/').length;
 
 function timesOf(e: Entry): number {
@@ -93,7 +101,68 @@ export async function applyMeta(e: Entry, dest: string): Promise<void> {
  * validate the new files, copy what will be replaced to a rollback directory, and only then
  * rename the new files over the old ones.
  */
-export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: number; rollbackDir: string }> {
+export interface RestoredFiles {
+  restored: number;
+  /** The copy of what was replaced (empty on a dry run). */
+  rollbackDir: string;
+  /** The restore roots this part wrote into. */
+  roots: string[];
+  /** A shell command that puts the replaced roots back from rollbackDir. */
+  howTo: string;
+}
+
+/** Puts each root back as the rollback copy has it; a root that did not exist before is removed. */
+function rollbackCommand(rollbackDir: string, roots: string[], existed: Set<string>): string {
+  const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+  return roots.map((r) => (existed.has(r) ? `rm -rf ${q(r)} && cp -a ${q(path.join(rollbackDir, path.resolve(r)))} ${q(r)}` : `rm -rf ${q(r)}`)).join(' && ');
+}
+
+/** mtimes of the existing directories a restore writes into (its roots and every directory below them on an entry's path). */
+async function recordDirTimes(entries: Entry[], roots: string[]): Promise<Map<string, string>> {
+  const dirs = new Set<string>();
+  for (const e of entries) {
+    const root = roots.map((r) => path.resolve(r)).find((r) => isInside(r, e.path));
+    if (!root) continue;
+    for (let d = e.type === 'dir' ? e.path : path.dirname(e.path); isInside(root, d); d = path.dirname(d)) {
+      dirs.add(d);
+      if (d === root) break;
+    }
+  }
+  const times = new Map<string, string>();
+  // Deepest first: setting a directory's time must come after its children's.
+  for (const d of [...dirs].sort((x, y) => depth(y) - depth(x))) {
+    const st = await fsp.lstat(d, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory()) times.set(d, String(st.mtimeNs));
+  }
+  return times;
+}
+
+/**
+ * Copies the roots the restore will write into, as they are, to the agent's rollback directory.
+ * Made under a '.partial' name and renamed when whole: a copy cut short never looks usable, and
+ * the next start of the agent removes it (agent/recovery.ts). Roots that do not exist have nothing to copy.
+ */
+async function makeRollbackCopy(a: RestoreFilesArgs, touched: string[], existed: Set<string>): Promise<string> {
+  const rollbackDir = path.join(a.stateDir, ROLLBACK_DIR, `${a.backupId}-${a.part.component}-${Date.now()}`);
+  const making = rollbackDir + PARTIAL_SUFFIX;
+  try {
+    await mkdirPrivate(making);
+    for (const r of touched) {
+      if (!existed.has(r)) continue;
+      const copy = path.join(making, path.resolve(r));
+      await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
+      await run(['cp', '-a', '--', r, copy]);
+    }
+    await writeFileAtomic(path.join(making, COMPLETE_MARKER), `${new Date().toISOString()}\n`);
+    await fsp.rename(making, rollbackDir);
+    return rollbackDir;
+  } catch (err) {
+    await fsp.rm(making, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles> {
   const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
   checkConfinement(entries, a.restorePaths.map((r) => ({ from: r, to: r })));
   const archives = [...new Set(entries.map((e) => e.archive))];
@@ -102,13 +171,20 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
   }
   if (a.dryRun) {
     for (const e of entries) a.report?.(`would restore ${e.type} ${e.path}`);
-    return { restored: entries.length, rollbackDir: '' };
+    return { restored: entries.length, rollbackDir: '', roots: [], howTo: '' };
   }
 
   // Roots that do not exist yet have nothing to roll back to; the directories created below must
   // not make them look as if they did (cp would then copy the staged new files).
   const existed = new Set<string>();
   for (const r of a.restorePaths) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
+  const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
+  // Placing temp files beside the live ones changes their directories' mtimes: a refused or
+  // cancelled restore puts them back, so that it leaves the node exactly as it found it.
+  const dirTimes = await recordDirTimes(entries, touched);
+  // Copied before anything is written, so the copy is the node as it was, times of directories included.
+  const rollbackDir = await makeRollbackCopy(a, touched, existed);
+  const created: string[] = [];
 
   const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
   for (const d of dirs) {
@@ -116,7 +192,8 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     if (st && !st.isDirectory()) throw new IntegrityError(`${d.path} exists and is not a directory; move it away first`);
     if (!st) {
       await checkRealTarget(d.path, a.restorePaths);
-      await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+      const first = await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+      if (first) created.push(first);
     }
   }
 
@@ -125,6 +202,13 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
   const tempOf = (e: Entry) => path.join(path.dirname(e.path), `.${path.basename(e.path)}${tag}`);
   const cleanup = async () => {
     for (const t of staged.values()) await fsp.rm(t, { force: true });
+  };
+  /** Nothing was replaced: the temp files, the directories made for them and the rollback copy go, and directory times come back. */
+  const undo = async () => {
+    await cleanup();
+    for (const d of created.sort((x, y) => depth(y) - depth(x))) await fsp.rm(d, { recursive: true, force: true });
+    await setTimesExactly([...dirTimes].filter(([p]) => !created.some((c) => isInside(c, p))).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
+    await fsp.rm(rollbackDir, { recursive: true, force: true });
   };
   // Where the temp files go, written down before the first is made: an agent killed from here on
   // finds them at its next start without looking through the node's directories.
@@ -140,12 +224,25 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     await forget();
   }
 
-  async function placeFiles(): Promise<{ restored: number; rollbackDir: string }> {
+  /** The whole part laid out under the state directory, so a check sees every file its config names. */
+  async function validateInStagedTree(validate: NonNullable<RestoreFilesArgs['validate']>): Promise<void> {
+    const stagingDir = path.join(a.stateDir, STAGING_DIR, `${a.backupId}-${a.part.component}-${process.pid}-${Date.now()}`);
+    const tree = await buildStagedTree(stagingDir, entries, staged, a.restorePaths);
+    try {
+      if (tree.unavailable) a.report?.(`warning: checking the new config against the live file system: ${tree.unavailable}`);
+      await validate(staged, tree);
+    } finally {
+      await tree.dispose();
+    }
+  }
+
+  async function placeFiles(): Promise<RestoredFiles> {
     try {
       for (const e of entries) {
         if (e.type === 'dir') continue;
         await checkRealTarget(e.path, a.restorePaths);
-        await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
+        const first = await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
+        if (first) created.push(first);
         await checkRealTarget(e.path, a.restorePaths);
       }
       for (const arch of archives) {
@@ -170,35 +267,13 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
         await fsp.symlink(e.linkTarget, t);
         staged.set(e.path, t);
       }
-      await a.validate?.(staged);
+      if (a.validate) await validateInStagedTree(a.validate);
+      // The last point at which a cancel leaves the old state: from here on every file is renamed into place.
+      if (a.signal?.aborted) throw new CancelledError(`cancelled before anything of ${a.part.node}/${a.part.component} was replaced: the node has its old files`);
     } catch (err) {
-      await cleanup();
+      await undo();
       throw err;
     }
-
-    // Made under a '.partial' name and renamed when whole: a copy cut short never looks usable, and
-    // the next start of the agent removes it (agent/recovery.ts).
-    const rollbackDir = path.join(a.stateDir, ROLLBACK_DIR, `${a.backupId}-${a.part.component}-${Date.now()}`);
-    const making = rollbackDir + PARTIAL_SUFFIX;
-    try {
-      await mkdirPrivate(making);
-      const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
-      for (const r of touched) {
-        if (!existed.has(r)) continue;
-        const copy = path.join(making, path.resolve(r));
-        await fsp.mkdir(path.dirname(copy), { recursive: true, mode: 0o700 });
-        await run(['cp', '-a', '--', r, copy]);
-      }
-      // cp copies our temp files too; they are not part of what was replaced.
-      await run(['find', making, '-name', `*${tag}`, '-delete']);
-      await writeFileAtomic(path.join(making, COMPLETE_MARKER), `${new Date().toISOString()}\n`);
-      await fsp.rename(making, rollbackDir);
-    } catch (err) {
-      await cleanup();
-      await fsp.rm(making, { recursive: true, force: true });
-      throw err;
-    }
-    a.report?.(`rollback copy of the replaced files: ${rollbackDir}`);
 
     for (const e of entries) {
       if (e.type === 'dir') continue;
@@ -211,6 +286,9 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     }
     // Directories last and deepest first: writing into a directory changes its mtime.
     for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
-    return { restored: entries.length, rollbackDir };
+    // Directories on the way that are not the part's own (a restore of some entries only) keep the times they had.
+    const own = new Set(dirs.map((d) => d.path));
+    await setTimesExactly([...dirTimes].filter(([p]) => !own.has(p)).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
+    return { restored: entries.length, rollbackDir, roots: touched, howTo: rollbackCommand(rollbackDir, touched, existed) };
   }
 }

@@ -16,6 +16,8 @@ import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 import { journal, recoverAfterCrash } from './recovery.js';
+import { restoreReport } from './restore-report.js';
+import { DEFAULT_ROLLBACK_KEEP_DAYS, pruneRollbacks, renameTarget, rollbackName } from './rollbacks.js';
 
 export interface AgentRuntime {
   node: string;
@@ -26,6 +28,8 @@ export interface AgentRuntime {
   components: Map<ComponentName, Component>;
   /** Those agent.yaml names; the others are served only where detect() finds them. Absent: all are configured. */
   configured?: Set<ComponentName>;
+  /** Rollback copies older than this are removed, except each component's newest (agent/rollbacks.ts). */
+  rollbackKeepDays?: number;
   log: Logger;
 }
 
@@ -53,14 +57,14 @@ const PROGRESS_EVERY_MS = 250;
 function progressReporter(emit: Emit, node: string, component: string, total: number) {
   let done = 0;
   let last = 0;
-  return (delta: number, message?: string) => {
+  return Object.assign((delta: number, message?: string) => {
     done += delta;
     const now = Date.now();
     if (message || now - last >= PROGRESS_EVERY_MS) {
       last = now;
       emit({ node, component, phase: 'running', bytesDone: done, bytesTotal: Math.max(total, done), message: message ?? '' });
     }
-  };
+  }, { done: () => done });
 }
 
 function pickComponents(rt: AgentRuntime, wanted: string[]): Component[] {
@@ -193,18 +197,20 @@ export async function restoreNode(
   signal: AbortSignal,
 ): Promise<ComponentResult[]> {
   const backupId = checkSetId(req.backupId);
-  const node = req.node || rt.node;
+  // The parts of `source` are restored here; on a replacement host it is another node's name.
+  const source = req.node || rt.node;
+  const node = rt.node;
   const setDir = setDirOf(req.target, backupId);
   const manifest = req.force ? await readManifestIfAny(req.target, backupId) : await readManifest(req.target, backupId);
   if (!manifest) throw new IntegrityError(`backup '${backupId}' has no manifest; a forced restore still needs the manifest to know what to write`);
-  const parts = restorableParts(manifest, node, req.components);
+  const parts = restorableParts(manifest, source, req.components);
   const components = parts.map((p) => {
     const c = rt.components.get(p.component as ComponentName);
     if (!c) throw new InputError(`component '${p.component}' is not configured on this agent (${rt.node}); configure it to restore here`);
     return c;
   });
 
-  const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `restore ${backupId} of node ${node}`);
+  const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `restore ${backupId} of node ${source}${source === node ? '' : ` onto ${node}`}`);
   try {
     await recoverAfterCrash(rt.stateDir, rt.log, { rollbacks: true });
     emit({ node, phase: 'running', message: `checking ${parts.reduce((s, p) => s + p.artifacts.length, 0)} artifacts against the manifest`, backupId });
@@ -222,9 +228,11 @@ export async function restoreNode(
       const total = part.artifacts.reduce((s, a) => s + a.size, 0);
       const progress = progressReporter(emit, node, c.name, total);
       const report = (line: string) => emit({ node, component: c.name, phase: 'info', message: line, backupId });
+      const done = restoreReport();
       const ctx: RestoreContext = {
         backupId,
-        node,
+        node: source,
+        host: node,
         setDir,
         part,
         dryRun: req.dryRun,
@@ -236,8 +244,14 @@ export async function restoreNode(
         progress,
         report,
         artifactFile: (fileName) => path.join(setDir, part.node, part.component, fileName),
-        restoreFiles: (o) =>
-          restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report }),
+        rollbackTarget: (near) => renameTarget(rt.stateDir, near, rollbackName(backupId, c.name)),
+        keptRollback: done.keptRollback,
+        restarted: done.restarted,
+        restoreFiles: async (o) => {
+          const r = await restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report, signal });
+          if (r.rollbackDir) await done.keptRollback(r.rollbackDir, { replaced: `${r.restored} entries in ${r.roots.join(', ')}`, howTo: r.howTo });
+          return r;
+        },
       };
       emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId, message: req.dryRun ? 'dry run' : '' });
       let status = 'ok';
@@ -250,10 +264,14 @@ export async function restoreNode(
         reason = messageOf(err);
         log.error(`restore failed: ${reason}`);
       }
-      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: total, durationMs: Date.now() - started, meta: {} };
+      // What the component restored (one database of --database), not the whole part, when it said.
+      const bytes = progress.done() > 0 && !req.dryRun ? progress.done() : total;
+      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes, durationMs: Date.now() - started, meta: done.meta() };
+      for (const line of done.lines(`${part.node === rt.node ? '' : `${part.node}'s `}${c.name}`)) report(line);
       results.push(r);
       emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });
     }
+    if (!req.dryRun) await pruneRollbacks(rt.stateDir, rt.rollbackKeepDays ?? DEFAULT_ROLLBACK_KEEP_DAYS, rt.log);
     return results;
   } finally {
     await release();

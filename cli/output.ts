@@ -9,6 +9,21 @@ export function table(rows: string[][], header: string[]): string {
   return all.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
+/** After a restore, per component: what it replaced, where the rollback copy is, how to put it back, what it restarted. */
+export function restoreOutcome(parts: ComponentResult[]): string[] {
+  const out: string[] = [];
+  for (const p of parts) {
+    const m = p.meta ?? {};
+    const key = `${p.node}/${p.component}`;
+    if (m.rollback) {
+      out.push(`${key}: replaced ${m.replaced}; rollback copy ${m.rollback} (${humanBytes(Number(m.rollback_bytes ?? 0))}), removed after rollback_keep_days unless it is the newest`);
+      out.push(`${key}: to roll back, as root on ${p.node}: ${m.rollback_command}`);
+    }
+    if (m.restarted) out.push(`${key}: restarted ${m.restarted}`);
+  }
+  return out;
+}
+
 export function partsTable(parts: ComponentResult[]): string {
   return table(
     parts.map((p) => [p.node, p.component, p.status + (p.reason ? `: ${p.reason}` : ''), humanBytes(Number(p.bytes)), `${(Number(p.durationMs) / 1000).toFixed(1)}s`]),

@@ -56,7 +56,7 @@ export class NoSpaceError extends ofKind('no_space') {}
 /** A remote call got no answer in time. */
 export class DeadlineError extends ofKind('deadline') {}
 
-/** The caller went away, or the call was cancelled. */
+/** The caller went away, or the operator cancelled (Ctrl-C): stopped at a safe point, which the message names. */
 export class CancelledError extends ofKind('cancelled') {}
 
 const byKind: Record<ErrorKind, new (message: string, options?: { cause?: unknown }) => LsbackupError> = {

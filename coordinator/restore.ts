@@ -8,7 +8,7 @@ import { shown } from '../common/quote.js';
 import { checkRestoreOptions } from '../common/restore-options.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readInventory } from './inventory.js';
-import { lockTarget } from './target.js';
+import { lockForReading } from './target.js';
 
 export interface RestoreArgs {
   target: string;
@@ -19,6 +19,8 @@ export interface RestoreArgs {
   force: boolean;
   buildDir: string;
   options: Record<string, string>;
+  /** Restore this node's parts onto `node` (a replacement host); empty or equal: `node`'s own parts. */
+  fromNode?: string;
 }
 
 /**
@@ -36,26 +38,34 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
   if (!m) {
     throw new IntegrityError(`backup '${args.backupId}' is incomplete (never committed); ${args.force ? 'even --force cannot restore a set without a manifest' : 'refusing to restore it'}`);
   }
-  if (!m.parts.some((p) => p.node === args.node)) {
-    throw new NotFoundError(`unknown node '${shown(args.node)}' in backup ${m.id} (it has: ${[...new Set(m.parts.map((p) => p.node))].join(', ')})`);
+  const source = args.fromNode || args.node;
+  if (!m.parts.some((p) => p.node === source)) {
+    throw new NotFoundError(`unknown node '${shown(source)}' in backup ${m.id} (it has: ${[...new Set(m.parts.map((p) => p.node))].join(', ')})`);
   }
-  restorableParts(m, args.node, args.components);
+  restorableParts(m, source, args.components);
   if (m.status !== 'complete' && !args.force) {
-    const mine = m.parts.filter((p) => p.node === args.node && p.status === 'failed');
-    if (mine.length) emit({ node: args.node, phase: 'info', message: `backup ${m.id} is ${m.status}; the failed parts of ${args.node} (${mine.map((p) => p.component).join(', ')}) are not restored` });
+    const mine = m.parts.filter((p) => p.node === source && p.status === 'failed');
+    if (mine.length) emit({ node: args.node, phase: 'info', message: `backup ${m.id} is ${m.status}; the failed parts of ${source} (${mine.map((p) => p.component).join(', ')}) are not restored` });
   }
 
-  let address = m.nodes[args.node]?.address;
+  // A replacement host is usually not in the set: its address comes from the inventory.
+  let address = source === args.node ? m.nodes[args.node]?.address : undefined;
   if (args.buildDir) {
     const inv = await readInventory(args.buildDir, deps.agentPort);
     const h = inv.hosts.get(args.node);
     if (!h) throw new InputError(`node '${args.node}' is not in the inventory of ${args.buildDir}`);
     address = h.agent;
   }
-  if (!address) throw new InputError(`backup ${m.id} does not record where ${args.node}'s agent is; pass -b <build_dir>`);
+  if (!address) {
+    throw new InputError(source === args.node ? `backup ${m.id} does not record where ${args.node}'s agent is; pass -b <build_dir>` : `restoring onto another node needs -b <build_dir> with ${args.node} in its inventory`);
+  }
+  if (source !== args.node) {
+    const parts = m.parts.filter((p) => p.node === source && (!args.components.length || args.components.includes(p.component)) && p.status === 'ok');
+    emit({ node: args.node, phase: 'info', message: `${args.dryRun ? 'would restore' : 'restoring'} the parts of ${source} onto ${args.node} (${address}): ${parts.map((p) => p.component).join(', ') || 'none'}` });
+  }
 
   // One backup, restore or prune at a time on a target: prune must not remove what is being read.
-  const release = args.dryRun ? async () => undefined : await lockTarget(args.target, `restore of ${args.node} from ${m.id}`);
+  const release = args.dryRun ? async () => undefined : await lockForReading(args.target, `restore of ${args.node} from ${m.id}`, (message) => emit({ node: args.node, phase: 'info', message }));
   try {
     return await restoreThrough(deps, args, address, m.id, emit, signal);
   } finally {
@@ -66,9 +76,11 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
 /** Streams one agent's restore of its node and sums up what it reports. */
 async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: RestoreArgs, address: string, id: string, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
   const results: ComponentResult[] = [];
-  emit({ node: args.node, phase: 'started', backupId: id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node} from ${setDir(args.target, id)}` });
+  const source = args.fromNode || args.node;
+  const whose = source === args.node ? '' : ` with the parts of ${source}`;
+  emit({ node: args.node, phase: 'started', backupId: id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node}${whose} from ${setDir(args.target, id)}` });
   deps.log.info(`restore of ${args.node} from ${id} started`, { backupId: id, node: args.node });
-  const req = { backupId: id, target: args.target, node: args.node, components: args.components, dryRun: args.dryRun, force: args.force, options: args.options };
+  const req = { backupId: id, target: args.target, node: source, components: args.components, dryRun: args.dryRun, force: args.force, options: args.options };
   try {
     await deps.pool.restore(
       address,

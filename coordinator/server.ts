@@ -43,7 +43,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       return summary;
     }),
     Restore: run(opts, 'restore', (req, emit, { signal }) =>
-      runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options }, emit, signal),
+      runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options, fromNode: req.fromNode }, emit, signal),
     ),
     Verify: run(opts, 'verify', async (req, emit) => {
       const summary = await verifySet(req.target, req.backupId, emit, { quick: req.quick });

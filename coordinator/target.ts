@@ -17,6 +17,21 @@ export function lockTarget(target: string, what: string): Promise<() => Promise<
   return acquireLock(lockFileOf(target), what);
 }
 
+/**
+ * The lock for a run that only reads the target (restore). A target mounted read-only (a rebuilt
+ * cluster reading the old share, or a copy) cannot take it and needs none: nothing can prune or
+ * write it through this mount. `say` is told once that the run goes on without it.
+ */
+export async function lockForReading(target: string, what: string, say: (line: string) => void): Promise<() => Promise<void>> {
+  try {
+    return await lockTarget(target, what);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EROFS') throw err;
+    say(`${target} is read-only: restoring without taking its lock (nothing is written to the target)`);
+    return async () => undefined;
+  }
+}
+
 /** The target must be a directory we can write, created owner-only when it does not exist yet. */
 export async function prepareTarget(target: string): Promise<void> {
   if (!target || !path.isAbsolute(target)) throw new InputError(`target '${shown(target)}' must be an absolute path`);

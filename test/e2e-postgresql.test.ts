@@ -53,9 +53,14 @@ test('back up a real PostgreSQL through the CLI, drop a database and a role, res
   assert.equal(await pg!.globalsSnapshot(), roles);
 
   await pg!.sql('shop', 'DELETE FROM orders WHERE id > 10;');
-  const one = await c!.cli(['restore', id, '-t', c!.target, '--node', 'node1', '--database', 'shop']);
+  const one = await c!.cli(['--json', 'restore', id, '-t', c!.target, '--node', 'node1', '--database', 'shop']);
   assert.equal(one.code, 0, one.stderr + one.stdout);
   assert.deepEqual(await pg!.tableSums(), sums);
+  // The size reported is shop's dump, not the whole part's.
+  const parts = JSON.parse(manifest) as { parts: { component: string; artifacts: { path: string; size: number }[] }[] };
+  const shopDump = parts.parts.find((p) => p.component === 'postgresql')!.artifacts.find((a) => a.path.endsWith('/db-shop.dump'))!.size;
+  const restored = DemoCluster.result<{ parts: { component: string; bytes: number }[] }>(one.stdout).parts.find((p) => p.component === 'postgresql')!.bytes;
+  assert.equal(Number(restored), shopDump);
 });
 
 test('PostgreSQL down: one clear error for that part, HAProxy on the same node still lands, the set is partial', async () => {

@@ -5,11 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { DemoCluster, bin } from '../demo/cluster.js';
+import { DemoCluster } from '../demo/cluster.js';
 import { dropCluster, startCluster } from './helpers/harness.js';
+import { cliWatching } from './helpers/ops.js';
 
 interface Summary {
   backupId: string;
@@ -21,26 +22,6 @@ interface Summary {
 /** Starts `lsbackup --json backup ...` and calls `onEvent` for every progress event as it arrives. */
 function backupWatching(c: DemoCluster, extra: string[], onEvent: (ev: { node: string; component?: string; phase: string; bytesDone: number; backupId: string }) => void) {
   return cliWatching(c, ['backup', '-b', c.buildDir, '-t', c.target, ...extra], onEvent);
-}
-
-/** Any `lsbackup --json <args>` run, its events handed to `onEvent` as they arrive. */
-function cliWatching(c: DemoCluster, args: string[], onEvent: (ev: { node: string; component?: string; phase: string; bytesDone: number; backupId: string }) => void) {
-  const child = spawn(process.execPath, [bin.cli, '--json', ...args], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
-  let out = '';
-  let err = '';
-  let pending = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    pending += d.toString();
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const l of lines) {
-      const parsed = JSON.parse(l) as { event?: Parameters<typeof onEvent>[0] };
-      if (parsed.event) onEvent(parsed.event);
-    }
-  });
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout: out, stderr: err })));
 }
 
 /** A big but cheap file (sparse) that keeps a backup busy for a few seconds. */

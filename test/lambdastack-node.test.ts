@@ -12,7 +12,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, promises as fsp } from 'node:fs';
+import { mkdtempSync, promises as fsp, realpathSync } from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -28,8 +29,10 @@ const NODE_GROUPS = ['postgresql', 'prometheus', 'grafana', 'rabbitmq', 'haproxy
 const EMPTIED = ['logging', 'opendistro_for_elasticsearch'];
 
 /** LambdaStack's inventory with this node in the groups it serves and the Elasticsearch groups emptied. */
-const inventoryFor = (text: string, port: number) =>
-  placeHosts(text, [{ line: `node1 ansible_host=${NODE_IP} lsbackup_agent_port=${port}`, groups: NODE_GROUPS }], [...NODE_GROUPS, ...EMPTIED]);
+const inventoryFor = (text: string, port: number, name = 'node1', ip = NODE_IP) =>
+  placeHosts(text, [{ line: `${name} ansible_host=${ip} lsbackup_agent_port=${port}`, groups: NODE_GROUPS }], [...NODE_GROUPS, ...EMPTIED]);
+/** The replacement for node1 once it is gone: another name and address, as a rebuilt VM gets. */
+const NODE4_IP = '127.0.0.31';
 
 const PG_HBA = `# Ansible managed (LambdaStack roles/postgresql/templates/pg_hba.conf.j2)
 # TYPE  DATABASE        USER            ADDRESS                 METHOD
@@ -103,15 +106,67 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
       child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     });
   const result = (stdout: string) => (JSON.parse(stdout.trim().split('\n').at(-1)!) as { result: Record<string, unknown> }).result;
-  const psql = (sql: string, db = 'postgres') => node!.sh(`runuser -u postgres -- psql -X -At -d ${db} -c "${sql.replace(/"/g, '\\"')}"`);
+  const psqlOn = (n: Container, sql: string, db = 'postgres') => n.sh(`runuser -u postgres -- psql -X -At -d ${db} -c "${sql.replace(/"/g, '\\"')}"`);
+  const psql = (sql: string, db = 'postgres') => psqlOn(node!, sql, db);
+
+  /** A host as LambdaStack's roles leave it before any data is written: packages, units, auth, the runc HAProxy. */
+  async function bootNode(name: string): Promise<Container> {
+    // node_modules may be a link out of the checkout (a git worktree's): the agent inside needs its target too.
+    const modules = realpathSync(path.join(repoRoot, 'node_modules'));
+    const extra: [string, string][] = modules.startsWith(repoRoot + '/') ? [] : [[modules, modules]];
+    const n = await Container.boot(testRoot(), name, [root], [[repoRoot, repoRoot], ['/usr/bin/node', '/usr/bin/node'], ...extra]);
+    await n.sh(`grep -q ' ${name}$' /etc/hosts || echo '127.0.1.1 ${name}' >> /etc/hosts`);
+    // PostgreSQL as roles/postgresql leaves it: peer for local connections, no password for postgres.
+    await n.writeFile('/etc/postgresql/15/main/pg_hba.conf', PG_HBA, 0o640);
+    await n.sh('chown postgres:postgres /etc/postgresql/15/main/pg_hba.conf && systemctl start postgresql@15-main');
+    // Prometheus from LambdaStack's unit file: /usr/local/bin/prometheus, --storage.tsdb.path=/var/lib/prometheus, admin API on.
+    await n.writeFile('/etc/systemd/system/prometheus.service', await fsp.readFile(path.join(fixtures, 'node/prometheus.service'), 'utf8'));
+    await n.writeFile('/etc/prometheus/prometheus.yml', PROMETHEUS_YML);
+    await n.sh('ln -sf /usr/bin/prometheus /usr/local/bin/prometheus && chown -R prometheus:prometheus /var/lib/prometheus && systemctl daemon-reload && systemctl start prometheus');
+    // RabbitMQ with LambdaStack's env and config files, and no plugin enabled.
+    await n.writeFile('/etc/rabbitmq/rabbitmq-env.conf', await fsp.readFile(path.join(fixtures, 'node/rabbitmq-env.conf'), 'utf8'));
+    await n.writeFile('/etc/rabbitmq/rabbitmq.conf', await fsp.readFile(path.join(fixtures, 'node/rabbitmq.conf'), 'utf8'));
+    await n.sh('rm -f /etc/rabbitmq/enabled_plugins && systemctl start rabbitmq-server && rabbitmqctl await_startup >/dev/null');
+    // HAProxy as roles/haproxy_runc leaves it: the binary only inside the container rootfs.
+    await n.sh('mkdir -p /opt/runc/haproxy/rootfs/usr/local/sbin && cp /usr/sbin/haproxy /opt/runc/haproxy/rootfs/usr/local/sbin/haproxy && rm -f /usr/sbin/haproxy');
+    await n.writeFile('/etc/systemd/system/haproxy.service', await fsp.readFile(path.join(fixtures, 'node/haproxy.service'), 'utf8'));
+    // Grafana: no Debian package, so a unit standing in for grafana-server.
+    await n.writeFile('/etc/systemd/system/grafana-server.service', '[Service]\nExecStart=/bin/sleep infinity\n');
+    await n.sh('mkdir -p /var/lib/grafana && systemctl daemon-reload && systemctl start grafana-server');
+    // Alertmanager is not installed on a default LambdaStack node; Debian's package in the root is taken away.
+    await n.sh('rm -f /lib/systemd/system/prometheus-alertmanager.service /etc/prometheus/alertmanager.yml && systemctl daemon-reload');
+    return n;
+  }
+
+  /** What the cluster put on the node over its life: databases, roles, vhosts, HAProxy's config and certificate, dashboards. */
+  async function writeData(n: Container): Promise<void> {
+    const sql = (q: string, db = 'postgres') => psqlOn(n, q, db);
+    await sql('CREATE DATABASE shop');
+    await sql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); INSERT INTO orders SELECT g, 'item-' || g FROM generate_series(1, 500) g", 'shop');
+    await sql("CREATE ROLE app LOGIN PASSWORD 'app-secret-1'");
+    await n.sh('rabbitmqctl add_vhost orders >/dev/null && rabbitmqctl add_user shop shop-pass-1 >/dev/null && rabbitmqctl set_permissions -p orders shop ".*" ".*" ".*" >/dev/null && rabbitmqctl set_policy -p orders ttl "^q\\." \'{"message-ttl":60000}\' >/dev/null');
+    await n.writeFile('/etc/haproxy/haproxy.cfg', HAPROXY_CFG);
+    await n.sh(
+      'mkdir -p /etc/ssl/haproxy && cd /tmp && openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 30 -subj /CN=test.tld 2>/dev/null && cat c.pem k.pem > /etc/ssl/haproxy/self-signed-test.tld.pem && chmod 600 /etc/ssl/haproxy/self-signed-test.tld.pem',
+    );
+    await n.writeFile('/etc/grafana/grafana.ini', '[paths]\ndata = /var/lib/grafana\n[server]\nprotocol = https\ncert_file = /etc/grafana/ssl/grafana_cert.pem\n', 0o640);
+    await n.sh("sqlite3 /var/lib/grafana/grafana.db \"CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT); INSERT INTO dashboard (title) VALUES ('Cluster'), ('PostgreSQL');\"");
+    // Kibana as roles/kibana leaves it: /etc/kibana/kibana.yml (root:kibana 0660 there; root here).
+    await n.writeFile('/etc/kibana/kibana.yml', 'server.host: "0.0.0.0"\nelasticsearch.hosts: ["https://logging1:9200"]\nelasticsearch.username: kibanaserver\nelasticsearch.ssl.verificationMode: none\n', 0o660);
+  }
+
+  /** The agent inside a container, as its systemd unit would run it there. */
+  function agentIn(n: Container, config: string): Promise<ChildProcess> {
+    const cmd = ['nsenter', '-t', String(n.pid), '-a', '--', 'env', 'MALLOC_ARENA_MAX=2', '/usr/bin/node', path.join(repoRoot, 'dist/agent/main.js'), '--config', config];
+    return spawnDaemon(cmd, `agent in the container ${n.name}`);
+  }
 
   async function startAgent(): Promise<void> {
-    const cmd = ['nsenter', '-t', String(node!.pid), '-a', '--', 'env', 'MALLOC_ARENA_MAX=2', '/usr/bin/node', path.join(repoRoot, 'dist/agent/main.js'), '--config', agentConfig];
-    agent = await spawnDaemon(cmd, 'agent in the container');
+    agent = await agentIn(node!, agentConfig);
   }
 
   before(async () => {
-    const image = testRoot();
+    testRoot();
     root = mkdtempSync(path.join(os.tmpdir(), 'lsbackup-lsnode-'));
     target = path.join(root, 'shared/backups');
     buildDir = path.join(root, 'build/mycluster');
@@ -129,45 +184,8 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     agentConfig = path.join(root, 'node1-agent.yaml');
     await fsp.writeFile(agentConfig, YAML.stringify({ node: 'node1', listen: `${NODE_IP}:${agentPort}`, state_dir: '/var/lib/lsbackup', tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'node1.crt'), key: path.join(pki, 'node1.key') } }));
 
-    node = await Container.boot(image, 'node1', [root], [[repoRoot, repoRoot], ['/usr/bin/node', '/usr/bin/node']]);
-    await node.sh(`grep -q ' node1$' /etc/hosts || echo '127.0.1.1 node1' >> /etc/hosts`);
-
-    // PostgreSQL as roles/postgresql leaves it: peer for local connections, no password for postgres.
-    await node.writeFile('/etc/postgresql/15/main/pg_hba.conf', PG_HBA, 0o640);
-    await node.sh('chown postgres:postgres /etc/postgresql/15/main/pg_hba.conf && systemctl start postgresql@15-main');
-    await psql('CREATE DATABASE shop');
-    await psql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); INSERT INTO orders SELECT g, 'item-' || g FROM generate_series(1, 500) g", 'shop');
-    await psql("CREATE ROLE app LOGIN PASSWORD 'app-secret-1'");
-
-    // Prometheus from LambdaStack's unit file: /usr/local/bin/prometheus, --storage.tsdb.path=/var/lib/prometheus, admin API on.
-    await node.writeFile('/etc/systemd/system/prometheus.service', await fsp.readFile(path.join(fixtures, 'node/prometheus.service'), 'utf8'));
-    await node.writeFile('/etc/prometheus/prometheus.yml', PROMETHEUS_YML);
-    await node.sh('ln -sf /usr/bin/prometheus /usr/local/bin/prometheus && chown -R prometheus:prometheus /var/lib/prometheus && systemctl daemon-reload && systemctl start prometheus');
-
-    // RabbitMQ with LambdaStack's env and config files, and no plugin enabled.
-    await node.writeFile('/etc/rabbitmq/rabbitmq-env.conf', await fsp.readFile(path.join(fixtures, 'node/rabbitmq-env.conf'), 'utf8'));
-    await node.writeFile('/etc/rabbitmq/rabbitmq.conf', await fsp.readFile(path.join(fixtures, 'node/rabbitmq.conf'), 'utf8'));
-    await node.sh('rm -f /etc/rabbitmq/enabled_plugins && systemctl start rabbitmq-server && rabbitmqctl await_startup >/dev/null');
-    await node.sh('rabbitmqctl add_vhost orders >/dev/null && rabbitmqctl add_user shop shop-pass-1 >/dev/null && rabbitmqctl set_permissions -p orders shop ".*" ".*" ".*" >/dev/null && rabbitmqctl set_policy -p orders ttl "^q\\." \'{"message-ttl":60000}\' >/dev/null');
-
-    // HAProxy as roles/haproxy_runc leaves it: the binary only inside the container rootfs.
-    await node.sh('mkdir -p /opt/runc/haproxy/rootfs/usr/local/sbin && cp /usr/sbin/haproxy /opt/runc/haproxy/rootfs/usr/local/sbin/haproxy && rm -f /usr/sbin/haproxy');
-    await node.writeFile('/etc/systemd/system/haproxy.service', await fsp.readFile(path.join(fixtures, 'node/haproxy.service'), 'utf8'));
-    await node.writeFile('/etc/haproxy/haproxy.cfg', HAPROXY_CFG);
-    await node.sh(
-      'mkdir -p /etc/ssl/haproxy && cd /tmp && openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 30 -subj /CN=test.tld 2>/dev/null && cat c.pem k.pem > /etc/ssl/haproxy/self-signed-test.tld.pem && chmod 600 /etc/ssl/haproxy/self-signed-test.tld.pem',
-    );
-
-    // Grafana: no Debian package, so a unit standing in for grafana-server and a real SQLite database.
-    await node.writeFile('/etc/systemd/system/grafana-server.service', '[Service]\nExecStart=/bin/sleep infinity\n');
-    await node.writeFile('/etc/grafana/grafana.ini', '[paths]\ndata = /var/lib/grafana\n[server]\nprotocol = https\ncert_file = /etc/grafana/ssl/grafana_cert.pem\n', 0o640);
-    await node.sh("mkdir -p /var/lib/grafana && sqlite3 /var/lib/grafana/grafana.db \"CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT); INSERT INTO dashboard (title) VALUES ('Cluster'), ('PostgreSQL');\" && systemctl daemon-reload && systemctl start grafana-server");
-
-    // Kibana as roles/kibana leaves it: /etc/kibana/kibana.yml (root:kibana 0660 there; root here).
-    await node.writeFile('/etc/kibana/kibana.yml', 'server.host: "0.0.0.0"\nelasticsearch.hosts: ["https://logging1:9200"]\nelasticsearch.username: kibanaserver\nelasticsearch.ssl.verificationMode: none\n', 0o660);
-
-    // Alertmanager is not installed on a default LambdaStack node; Debian's package in the root is taken away.
-    await node.sh('rm -f /lib/systemd/system/prometheus-alertmanager.service /etc/prometheus/alertmanager.yml && systemctl daemon-reload');
+    node = await bootNode('node1');
+    await writeData(node);
 
     await startAgent();
     const coordPort = await freePort();
@@ -181,10 +199,15 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     await new Promise((r) => setTimeout(r, 4000));
   });
 
+  let node4: Container | undefined;
+  let agent4: ChildProcess | undefined;
+
   after(async () => {
     coordinator?.kill('SIGTERM');
     agent?.kill('SIGTERM');
+    agent4?.kill('SIGTERM');
     await node?.stop();
+    await node4?.stop();
     if (root) await fsp.rm(root, { recursive: true, force: true });
   });
 
@@ -271,5 +294,59 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     r = await cli(['--json', 'backup', '-b', buildDir, '-t', target, '--component', 'alertmanager']);
     res = result(r.stdout) as { status: string; reasons: string[] };
     assert.equal(res.status, 'complete', JSON.stringify(res));
+  });
+  test("node1 is gone: its parts restored onto node4, a rebuilt host with another name and address, and the services answer", async () => {
+    assert.ok(setId, 'the backup above made a set');
+    const fileState = 'stat -c "%n %a %U %s %Y" /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem /etc/kibana/kibana.yml /etc/grafana/grafana.ini && sha256sum /etc/haproxy/haproxy.cfg /etc/ssl/haproxy/self-signed-test.tld.pem /etc/kibana/kibana.yml /etc/grafana/grafana.ini';
+    const dashboards = 'sqlite3 /var/lib/grafana/grafana.db "SELECT id, title FROM dashboard ORDER BY id"';
+    const expected = {
+      rows: await psql('SELECT count(*), sum(id), max(item) FROM orders', 'shop'),
+      role: await psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'"),
+      files: await node!.sh(fileState),
+      dashboards: await node!.sh(dashboards),
+    };
+    // The node is lost: its agent and its machine are gone.
+    agent?.kill('SIGKILL');
+    await node!.stop();
+    node = undefined;
+
+    // The rebuilt host: LambdaStack's roles have run (packages, units, auth), none of the data is there.
+    node4 = await bootNode('node4');
+    // Debian's default haproxy.cfg, no certificate, no database, no dashboards: none of node1's data.
+    assert.equal(await node4.sh('grep -c https_front /etc/haproxy/haproxy.cfg || true; test -e /etc/ssl/haproxy || echo no-certificates'), '0\nno-certificates\n');
+    const pki = path.join(root, 'pki');
+    await certsIssue(pki, 'node4', 'agent', [NODE4_IP]);
+    const port4 = await freePort(NODE4_IP);
+    const config4 = path.join(root, 'node4-agent.yaml');
+    await fsp.writeFile(config4, YAML.stringify({ node: 'node4', listen: `${NODE4_IP}:${port4}`, state_dir: '/var/lib/lsbackup', tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'node4.crt'), key: path.join(pki, 'node4.key') } }));
+    agent4 = await agentIn(node4, config4);
+    // The inventory LambdaStack writes after the rebuild names the new host where node1 was.
+    await fsp.writeFile(path.join(buildDir, 'inventory'), inventoryFor(await fsp.readFile(path.join(fixtures, 'build/mycluster/inventory'), 'utf8'), port4, 'node4', NODE4_IP));
+
+    const components = ['postgresql', 'prometheus', 'haproxy', 'grafana', 'kibana'];
+    let r = await cli(['--json', 'restore', setId, '-t', target, '--from-node', 'node1', '--node', 'node4', '-b', buildDir, '--dry-run', ...components.flatMap((c) => ['--component', c])]);
+    assert.equal(r.code, 0, r.stdout.slice(-2000) + r.stderr);
+    assert.match(r.stdout, new RegExp(`would restore the parts of node1 onto node4 \\(${NODE4_IP.replace(/\./g, '\\.')}:${port4}\\): `));
+    r = await cli(['restore', setId, '-t', target, '--from-node', 'node1', '--node', 'node4', '-b', buildDir, ...components.flatMap((c) => ['--component', c])]);
+    assert.equal(r.code, 0, r.stdout.slice(-3000) + r.stderr);
+    assert.match(r.stdout, /restore of node4 with the parts of node1 from \S+: ok/);
+    assert.match(r.stdout, /node4\/prometheus: replaced .*the TSDB in \/var\/lib\/prometheus; rollback copy .*\/var\/lib\/lsbackup\/rollback\/\S+-prometheus-\d+ \(/);
+    assert.match(r.stdout, /node4\/prometheus: to roll back, as root on node4: .*mv \/var\/lib\/lsbackup\/rollback\/\S+\/\* \/var\/lib\/prometheus\//);
+
+    assert.equal(await psqlOn(node4, 'SELECT count(*), sum(id), max(item) FROM orders', 'shop'), expected.rows);
+    assert.equal(await psqlOn(node4, "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'"), expected.role);
+    assert.equal(await node4.sh(fileState), expected.files);
+    assert.equal(await node4.sh(dashboards), expected.dashboards);
+    // The services answer: PostgreSQL above, Prometheus with the samples scraped on node1 before the backup, HAProxy's restored config and certificate.
+    await waitReady('http://127.0.0.1:9090');
+    const up = (await (await fetch(`http://127.0.0.1:9090/api/v1/query?query=up&time=${backupTime}`)).json()) as { data: { result: unknown[] } };
+    assert.ok(up.data.result.length > 0, "node4's Prometheus has node1's samples");
+    await node4.sh('/opt/runc/haproxy/rootfs/usr/local/sbin/haproxy -c -q -f /etc/haproxy/haproxy.cfg');
+    await node4.sh('/opt/runc/haproxy/rootfs/usr/local/sbin/haproxy -D -p /run/haproxy-test.pid -f /etc/haproxy/haproxy.cfg');
+    const status = await new Promise<number>((resolve, reject) => {
+      https.get('https://127.0.0.1:19443/', { rejectUnauthorized: false }, (res) => resolve(res.statusCode ?? 0)).on('error', reject);
+    });
+    assert.equal(status, 503, 'HAProxy answers over TLS with the restored certificate (no backend is up)');
+    await node4.sh('kill $(cat /run/haproxy-test.pid)');
   });
 });

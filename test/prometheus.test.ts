@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { prometheus, prometheusSchema, withAdminFlag } from '../agent/components/prometheus.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
@@ -137,12 +137,17 @@ describe('prometheus', () => {
     assert.match(await fsp.readFile(path.join(p.etc, 'rules/up.yml'), 'utf8'), /job:up:sum/, 'config restored as well');
     assert.deepEqual((await fsp.readdir(p.tsdb)).filter((n) => n.startsWith('.lsbackup-')), [], 'nothing to roll back from an empty TSDB, no staging left');
 
-    // A second restore over live data keeps the replaced data aside instead of deleting it.
+    // A second restore over live data keeps the replaced data aside, outside the TSDB: under the agent's state_dir.
     const r2 = await restoreLocal(rt, target, id);
     assert.deepEqual(r2.results.map((x) => x.status), ['ok'], JSON.stringify(r2.results));
-    const kept = (await fsp.readdir(p.tsdb)).filter((n) => n.startsWith('.lsbackup-rollback-'));
-    assert.equal(kept.length, 1, `one rollback directory expected, got ${kept.join(', ')}`);
-    assert.ok((await fsp.readdir(path.join(p.tsdb, kept[0]!))).includes('wal'), 'the old TSDB (with its WAL) is in the rollback directory');
+    assert.deepEqual((await fsp.readdir(p.tsdb)).filter((n) => n.startsWith('.lsbackup-')), [], 'nothing of ours inside the TSDB');
+    const copies = r2.results[0]!.meta.rollback!.split(' ');
+    const tsdbCopy = copies.find((d) => existsSync(path.join(d, 'wal')));
+    assert.ok(tsdbCopy, `the old TSDB (with its WAL) is in one of the rollback copies: ${copies.join(', ')}`);
+    assert.equal(path.dirname(tsdbCopy), path.join(rt.stateDir, 'rollback'));
+    assert.ok(existsSync(path.join(tsdbCopy, '.lsbackup-complete')), 'the copy is sealed');
+    assert.match(r2.results[0]!.meta.rollback_command ?? '', new RegExp(`mv ${tsdbCopy}/\\* ${p.tsdb}/`));
+    assert.match(r2.events.map((e) => e.message).join('\n'), /prometheus: replaced .*the TSDB in .*; the replaced data is in .*\/rollback\/.*; to roll back, as root: /);
     assert.deepEqual(await rangeQuery(p.url, metric, t0, t1), before);
   });
 

@@ -6,6 +6,7 @@ import { command } from '../../common/config.js';
 import { CommandError, IntegrityError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { firstLines, run } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
+import type { StagedTree } from '../staged-tree.js';
 import type { Component, RestoreContext } from './component.js';
 import { detectPaths, pathList } from './files.js';
 import { readyHealth, waitDown, waitReady } from './service-wait.js';
@@ -133,10 +134,12 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
     if (created || expired) ctx.progress(0, `silences newer than the data directory: ${created} created again, ${expired} expired again`);
   }
 
-  async function validate(staged: Map<string, string>, ctx: RestoreContext): Promise<void> {
-    const file = staged.get(cfg.config_file);
-    if (!file) return;
-    const r = await run([...cfg.check_command, file], { signal: ctx.signal, check: false });
+  async function validate(staged: Map<string, string>, ctx: RestoreContext, tree: StagedTree): Promise<void> {
+    const stagedFile = staged.get(cfg.config_file);
+    if (!stagedFile) return;
+    // amtool reads the templates the config names: in the staged tree they are the set's own.
+    const file = tree.run ? cfg.config_file : stagedFile;
+    const r = await (tree.run ?? run)([...cfg.check_command, file], { signal: ctx.signal, check: false });
     if (r.code !== 0) {
       // amtool names the problem on stdout ("FAILED: undefined receiver ...") and only sums up on stderr.
       const why = firstLines((r.stdout + r.stderr).split(file).join(cfg.config_file), 4);
@@ -187,7 +190,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       }
       // The config is checked and replaced while Alertmanager runs (it reads it only at start), so
       // a config amtool refuses leaves the server, its config and its data untouched.
-      if (has(CONFIG_ARTIFACT)) await ctx.restoreFiles({ archive: arch(CONFIG_ARTIFACT), validate: (staged) => validate(staged, ctx) });
+      if (has(CONFIG_ARTIFACT)) await ctx.restoreFiles({ archive: arch(CONFIG_ARTIFACT), validate: (staged, tree) => validate(staged, ctx, tree) });
       if (!has(DATA_ARTIFACT)) return;
       if (ctx.dryRun) {
         ctx.progress(0, `would stop Alertmanager, restore ${cfg.data_dir}, start it${wanted ? ` and bring back ${wanted.filter((s) => s.status.state !== 'expired').length} silence(s)` : ''}`);
@@ -211,6 +214,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
         throw new CommandError(`${failure ? `${messageOf(failure)}; ` : ''}Alertmanager did not come back: ${messageOf(err)}`);
       }
       if (failure) throw failure;
+      ctx.restarted('Alertmanager (its data directory was replaced)');
       if (wanted) await reconcile(ctx, wanted);
     },
   };

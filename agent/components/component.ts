@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
 import type { Artifact, ComponentName, Entry, Part } from '../../common/manifest.js';
+import type { StagedTree } from '../staged-tree.js';
+import type { RestoredFiles } from '../restore-files.js';
 
 /** What the agent found of a component on its node (`lsbackup agents` shows it). */
 export interface Detection {
@@ -51,9 +53,19 @@ export interface BackupOutcome {
   reason?: string;
 }
 
+/** A directory replaced data is moved into by rename (agent/rollbacks.ts); sealed once whole. */
+export interface RollbackTarget {
+  dir: string;
+  seal(): Promise<void>;
+  discard(): Promise<void>;
+}
+
 export interface RestoreContext {
   backupId: string;
+  /** The node the part was backed up on. */
   node: string;
+  /** This node, restored onto: another name than `node` when a replacement host receives the parts. */
+  host: string;
   setDir: string;
   part: Part;
   dryRun: boolean;
@@ -67,13 +79,20 @@ export interface RestoreContext {
   report(line: string): void;
   /** Absolute path of one of this part's artifacts, by file name. */
   artifactFile(fileName: string): string;
+  /** Where to move what a restore replaces, by rename, when copying it would cost too much (a TSDB). */
+  rollbackTarget(near: string): Promise<RollbackTarget>;
+  /** For the end-of-restore report: what was replaced, its rollback copy, and the command that puts it back. */
+  keptRollback(dir: string, what: { replaced: string; howTo: string }): Promise<void>;
+  /** For the end-of-restore report: a service the restore stopped and started, or restarted. */
+  restarted(what: string): void;
   /**
    * Puts the part's archived files back, confined to the component's restorePaths: verifies every
    * file against the manifest first, keeps a rollback copy of what it replaces, restores modes,
    * owners, mtimes and symlinks. `validate` sees the new files (by original path -> staged path)
-   * before anything is replaced and may refuse them.
+   * before anything is replaced and may refuse them; `tree.run` runs a check that sees all of
+   * the part's new files at their original paths.
    */
-  restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>) => Promise<void> }): Promise<{ restored: number; rollbackDir: string }>;
+  restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>, tree: StagedTree) => Promise<void> }): Promise<RestoredFiles>;
 }
 
 /** What releasing a part's outside data gets: the set, and the part's manifest meta naming that data. */

@@ -5,6 +5,7 @@ import { duBytes, exists } from '../../common/fsutil.js';
 import { command } from '../../common/config.js';
 import { run } from '../../common/exec.js';
 import type { Component, Detection, Health, RestoreContext } from './component.js';
+import type { StagedTree } from '../staged-tree.js';
 
 /** Config keys every file-based part shares: which paths, and what to run after a restore. */
 export const filesSchema = {
@@ -18,7 +19,7 @@ export interface FilesOptions {
   /** Files only this component's install leaves (its main config); default: the paths themselves. */
   markers?: string[];
   exclude?: (abs: string) => boolean;
-  validate?: (staged: Map<string, string>, ctx: RestoreContext) => Promise<void>;
+  validate?: (staged: Map<string, string>, ctx: RestoreContext, tree: StagedTree) => Promise<void>;
   afterRestore?: string[];
 }
 
@@ -46,8 +47,11 @@ export function filesComponent(name: ComponentName, paths: string[], opts: Files
 export async function restoreFilesThenRun(ctx: RestoreContext, opts: FilesOptions, archive = filesArtifact): Promise<void> {
   const arch = `${ctx.part.node}/${ctx.part.component}/${archive}`;
   if (!ctx.part.artifacts.some((a) => a.path === arch)) return;
-  await ctx.restoreFiles({ archive: arch, validate: opts.validate ? (staged) => opts.validate!(staged, ctx) : undefined });
-  if (opts.afterRestore && !ctx.dryRun) await run(opts.afterRestore, { signal: ctx.signal });
+  await ctx.restoreFiles({ archive: arch, validate: opts.validate ? (staged, tree) => opts.validate!(staged, ctx, tree) : undefined });
+  if (opts.afterRestore && !ctx.dryRun) {
+    await run(opts.afterRestore, { signal: ctx.signal });
+    ctx.restarted(`'${opts.afterRestore.join(' ')}' (after_restore_command)`);
+  }
 }
 
 export async function filesHealth(paths: string[]): Promise<Health> {

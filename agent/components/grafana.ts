@@ -200,7 +200,11 @@ export function grafana(cfg: Config): Component {
       ctx.log.error(`'${cfg.start_command.join(' ')}' failed too: ${messageOf(err)}`);
     }
     if (failure) throw failure;
-    if (cfg.after_restore_command) await run(cfg.after_restore_command, { signal: ctx.signal });
+    ctx.restarted(`Grafana: '${cfg.stop_command.join(' ')}', then '${cfg.start_command.join(' ')}'`);
+    if (cfg.after_restore_command) {
+      await run(cfg.after_restore_command, { signal: ctx.signal });
+      ctx.restarted(`'${cfg.after_restore_command.join(' ')}' (after_restore_command)`);
+    }
   }
 
   return {

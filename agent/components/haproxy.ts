@@ -54,12 +54,16 @@ export function haproxyCheck(cfg: Config): { cmd: string[]; how: string } {
 export function haproxy(cfg: Config): Component {
   const files = filesComponent('haproxy', cfg.paths, {
     afterRestore: cfg.after_restore_command,
-    async validate(staged, ctx) {
+    async validate(staged, ctx, tree) {
       const cfgFile = staged.get(cfg.config_file);
       if (!cfgFile) return;
       const check = haproxyCheck(cfg);
       try {
-        await run([...check.cmd, cfgFile], { signal: ctx.signal });
+        // In the staged tree the config is at its own path, and the certificates and error files
+        // it names are the set's: a rebuilt node that lost them still passes. Without a
+        // namespace, the staged config is checked against the live files.
+        if (tree.run) await tree.run([...check.cmd, cfg.config_file], { signal: ctx.signal });
+        else await run([...check.cmd, cfgFile], { signal: ctx.signal });
       } catch (err) {
         throw new PreconditionError(`restored ${cfg.config_file} does not pass '${check.cmd.join(' ')}' (${check.how}): ${(err as Error).message}; nothing was replaced`);
       }

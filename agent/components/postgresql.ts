@@ -279,9 +279,12 @@ interface RestoreFacts extends ServerState {
   tablespaces: string[];
   /** Client sessions per database, other than ours. */
   sessions: Record<string, number> | null;
+  /** Where the running server keeps its data: a restored postgresql.conf must name the same. */
+  data_directory: string;
 }
 
 const RESTORE_FACTS = `SELECT json_build_object(${STATE_FIELDS},
+  'data_directory', current_setting('data_directory'),
   'databases', (SELECT json_agg(datname) FROM pg_database),
   'roles', (SELECT json_agg(rolname) FROM pg_roles),
   'tablespaces', (SELECT json_agg(spcname) FROM pg_tablespace),
@@ -761,6 +764,22 @@ export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Compo
     ctx.report(`then on ${primary}, as root, so repmgr's records match the restored cluster: ${asPg} repmgr --superuser=${priv} primary register --force && systemctl start repmgrd`);
   }
 
+  /**
+   * A postgresql.conf from another node (or another layout) may name a data_directory this
+   * server does not use: the next start would then serve, or initialise, the wrong directory.
+   */
+  async function checkDataDirectory(ctx: RestoreContext, staged: Map<string, string>, facts: RestoreFacts): Promise<void> {
+    for (const [original, file] of staged) {
+      if (path.basename(original) !== 'postgresql.conf') continue;
+      const named = confSetting(await fsp.readFile(file, 'utf8'), 'data_directory');
+      if (named === undefined || path.resolve(named) === path.resolve(facts.data_directory)) continue;
+      const from = ctx.part.node === ctx.host ? '' : ` (backed up on ${ctx.part.node})`;
+      throw new PreconditionError(
+        `restored ${original}${from} sets data_directory '${named}', but the server here runs on '${facts.data_directory}'; the databases were restored, the configuration files were not replaced (restore them by hand after moving the data, or edit data_directory)`,
+      );
+    }
+  }
+
   async function restore(ctx: RestoreContext): Promise<void> {
     const dbs = databasesOf(ctx);
     const only = ctx.options.database;
@@ -782,7 +801,7 @@ export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Compo
     if (only === undefined) await restoreGlobals(ctx, pg, facts);
     await forEachBounded(targets, cfg.restore_parallel, (db) => restoreDatabase(ctx, pg, db, existing.has(db)));
     if (only === undefined) {
-      await restoreFilesThenRun(ctx, { afterRestore: cfg.after_restore_command });
+      await restoreFilesThenRun(ctx, { afterRestore: cfg.after_restore_command, validate: (staged) => checkDataDirectory(ctx, staged, facts) });
       reportReplication(ctx, facts);
     }
   }

@@ -8,7 +8,7 @@ import { run } from '../../common/exec.js';
 import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
 import type { Entry } from '../../common/manifest.js';
 import { applyMeta, checkConfinement } from '../restore-files.js';
-import type { BackupContext, Component, RestoreContext } from './component.js';
+import type { BackupContext, Component, RestoreContext, RollbackTarget } from './component.js';
 import { detectPaths, pathList } from './files.js';
 import { fetchError, getOk, readyHealth, waitDown, waitReady } from './service-wait.js';
 
@@ -387,7 +387,7 @@ export function prometheus(settings: PrometheusConfig): Component {
       let swapError: unknown;
       let rollbackDir = '';
       try {
-        rollbackDir = await swapIn(tsdb, staging, `${OURS}rollback-${ctx.backupId}-${Date.now()}`);
+        rollbackDir = await swapIn(tsdb, staging, await ctx.rollbackTarget(tsdb));
       } catch (err) {
         swapError = err;
       }
@@ -399,9 +399,13 @@ export function prometheus(settings: PrometheusConfig): Component {
         throw new UnavailableError(`${swapError ? `${messageOf(swapError)}; ` : ''}Prometheus did not come back after the restore: ${messageOf(err)}${kept}`);
       }
       if (swapError) throw swapError;
+      ctx.restarted(`Prometheus (${cfg.start_command.join(' ')})`);
       if (rollbackDir) {
-        ctx.progress(0, `the TSDB data it replaced is kept in ${rollbackDir}; remove it once the restore is checked`);
-        ctx.log.info(`old TSDB data kept in ${rollbackDir}`);
+        const entries = isTsdbEntryPattern;
+        await ctx.keptRollback(rollbackDir, {
+          replaced: `the TSDB in ${tsdb}`,
+          howTo: `${cfg.stop_command.join(' ')} && find ${tsdb} -mindepth 1 -maxdepth 1 -regextype egrep -regex '${entries}' -exec rm -rf {} + && mv ${rollbackDir}/* ${tsdb}/ && ${cfg.start_command.join(' ')}`,
+        });
       }
     },
   };
@@ -429,15 +433,18 @@ export function isTsdbEntry(name: string): boolean {
   return /^[0-9A-HJKMNP-TV-Z]{26}(\.tmp-.*)?$/.test(name) || ['wal', 'chunks_head', 'lock', 'queries.active'].includes(name);
 }
 
+/** isTsdbEntry as a find -regex, for the roll-back command the operator is given. */
+const isTsdbEntryPattern = '.*/([0-9A-HJKMNP-TV-Z]{26}(\\.tmp-.*)?|wal|chunks_head|lock|queries\\.active)';
+
 /**
- * Moves the TSDB's entries of the root (blocks, wal, chunks_head, lock) into a rollback directory
- * inside it, then the staged snapshot up into the root. Renames within one directory: instant and
- * no copy of a TSDB that may be hundreds of GiB. On failure, what was moved goes back.
+ * Moves the TSDB's entries of the root (blocks, wal, chunks_head, lock) into the rollback
+ * directory (under the agent's state_dir when it is on the same file system), then the staged
+ * snapshot up into the root. Renames only: instant, and no copy of a TSDB that may be hundreds
+ * of GiB. On failure, what was moved goes back.
  */
-async function swapIn(tsdb: string, staging: string, rollbackName: string): Promise<string> {
-  const rollback = path.join(tsdb, rollbackName);
+async function swapIn(tsdb: string, staging: string, target: RollbackTarget): Promise<string> {
+  const rollback = target.dir;
   const old = (await fsp.readdir(tsdb)).filter((n) => !n.startsWith(OURS) && isTsdbEntry(n));
-  await mkdirPrivate(rollback);
   const moved: string[] = [];
   const placed: string[] = [];
   try {
@@ -455,13 +462,14 @@ async function swapIn(tsdb: string, staging: string, rollbackName: string): Prom
     for (const n of placed) await fsp.rename(path.join(tsdb, n), path.join(staging, n)).catch(() => undo.push(path.join(tsdb, n)));
     for (const n of moved) await fsp.rename(path.join(rollback, n), path.join(tsdb, n)).catch(() => undo.push(path.join(rollback, n)));
     await fsp.rm(staging, { recursive: true, force: true });
-    if (undo.length === 0) await fsp.rmdir(rollback).catch(() => undefined);
+    if (undo.length === 0) await target.discard();
     const state = undo.length ? `could not move back ${undo.join(', ')}` : 'the old data was moved back';
     throw new IntegrityError(`swapping the snapshot into ${tsdb} failed: ${messageOf(err)}; ${state}`);
   }
   if (moved.length === 0) {
-    await fsp.rmdir(rollback);
+    await target.discard();
     return '';
   }
+  await target.seal();
   return rollback;
 }

@@ -589,6 +589,7 @@ export function rabbitmq(cfg: Config): Component {
       const removed = await removeExtras(node.nodeDir, keep);
       ctx.log.info(`restored ${node.nodeDir}, removed ${removed} path(s) the backup did not have; previous files in ${rollbackDir}`);
     });
+    ctx.restarted(`RabbitMQ on ${node.name} (stopped while ${node.nodeDir} was replaced)`);
   }
 
   /** Puts /etc/rabbitmq and the cookie back, owners and modes included, and says when the cookie changed. */

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { shown } from '../../common/quote.js';
 import { absTarget, collect, followStream, inputError, print, repeat } from '../command-support.js';
-import { partsTable } from '../output.js';
+import { partsTable, restoreOutcome } from '../output.js';
 
 interface RestoreOptions {
   target: string;
@@ -13,6 +13,7 @@ interface RestoreOptions {
   buildDir?: string;
   dryRun?: boolean;
   force?: boolean;
+  fromNode?: string;
 }
 
 /** --option key=value pairs, and --database, as the component options of the request. */
@@ -39,6 +40,7 @@ export function registerRestore(program: Command): void {
     .option('--database <name>', 'PostgreSQL: restore only this database')
     .option('--option <key=value>', 'component option (repeat), e.g. --option indices=logs-*,metrics-* --option close_existing=true', repeat, [])
     .option('-b, --build-dir <dir>', 'find the node in this inventory instead of the address recorded in the set')
+    .option('--from-node <host>', "restore this node's parts onto --node (a replacement host; needs -b)")
     .option('--dry-run', 'check everything and say what would be written, change nothing')
     .option('--force', 'restore even a partial set or files that fail their checksum')
     .action(async (id: string, o: RestoreOptions, cmd: Command) => {
@@ -51,10 +53,11 @@ export function registerRestore(program: Command): void {
         force: Boolean(o.force),
         buildDir: o.buildDir ? path.resolve(o.buildDir) : '',
         options: componentOptions(o),
+        fromNode: o.fromNode ?? '',
       };
       const s = await followStream(cmd, (c) => c.Restore(request) as never);
-      const outcome = `restore of ${o.node} from ${s.backupId}: ${s.status}${o.dryRun ? ' (dry run, nothing written)' : ''}`;
-      print(cmd, s, () => [partsTable(s.parts), ...s.reasons.map((r) => `problem: ${r}`), outcome].join('\n'));
+      const outcome = `restore of ${o.node}${o.fromNode && o.fromNode !== o.node ? ` with the parts of ${o.fromNode}` : ''} from ${s.backupId}: ${s.status}${o.dryRun ? ' (dry run, nothing written)' : ''}`;
+      print(cmd, s, () => [partsTable(s.parts), ...restoreOutcome(s.parts), ...s.reasons.map((r) => `problem: ${r}`), outcome].join('\n'));
       process.exitCode = s.status === 'ok' ? 0 : 1;
     });
 }

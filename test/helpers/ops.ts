@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import assert from 'node:assert/strict';
-import { DemoCluster, freePort, type DemoNode } from '../../demo/cluster.js';
+import { DemoCluster, bin, freePort, type DemoNode } from '../../demo/cluster.js';
 import { sealManifest } from '../../common/manifest.js';
 
 /** The checkout: dist/test/helpers/ is three levels below it. */
@@ -326,3 +326,33 @@ export async function expandExecStart(unitText: string): Promise<{ env: Record<s
     });
   return { env, commands };
 }
+
+/** A progress event as `lsbackup --json` prints it. */
+export interface CliEvent {
+  node: string;
+  component?: string;
+  phase: string;
+  bytesDone: number;
+  backupId: string;
+}
+
+/** Any `lsbackup --json <args>` run, its events handed to `onEvent` as they arrive. */
+export function cliWatching(c: DemoCluster, args: string[], onEvent: (ev: CliEvent) => void) {
+  const child = spawn(process.execPath, [bin.cli, '--json', ...args], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
+  let out = '';
+  let err = '';
+  let pending = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    pending += d.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const l of lines) {
+      const parsed = JSON.parse(l) as { event?: Parameters<typeof onEvent>[0] };
+      if (parsed.event) onEvent(parsed.event);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout: out, stderr: err })));
+}
+

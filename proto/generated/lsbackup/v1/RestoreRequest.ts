@@ -10,6 +10,7 @@ export interface RestoreRequest {
   'force'?: (boolean);
   'buildDir'?: (string);
   'options'?: ({[key: string]: string});
+  'fromNode'?: (string);
 }
 
 export interface RestoreRequest__Output {
@@ -21,4 +22,5 @@ export interface RestoreRequest__Output {
   'force': (boolean);
   'buildDir': (string);
   'options': ({[key: string]: string});
+  'fromNode': (string);
 }
