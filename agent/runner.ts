@@ -7,7 +7,7 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { writeZip } from '../common/archive.js';
-import { InputError, IntegrityError, PreconditionError, messageOf } from '../common/errors.js';
+import { InputError, IntegrityError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
@@ -189,13 +189,20 @@ export async function backupNode(
   }
 }
 
-/** Restores one node's parts of a set onto this node, one component after another. */
+/**
+ * Restores one node's parts of a set onto this node, one component after another. `stop` is a
+ * request to stop at the next safe point: before a component starts, or before the first file of
+ * a component that has changed nothing yet is replaced. A component that has begun is never cut
+ * short (a pg_restore killed half-way leaves a database dropped): it gets a signal that does not
+ * abort, and runs to its end. Every component ends restored, failed, or cancelled with its old state.
+ */
 export async function restoreNode(
   rt: AgentRuntime,
   req: { backupId: string; target: string; node: string; components: string[]; dryRun: boolean; force: boolean; options: Record<string, string> },
   emit: Emit,
-  signal: AbortSignal,
+  stop: AbortSignal,
 ): Promise<ComponentResult[]> {
+  const runsToItsEnd = new AbortController().signal;
   const backupId = checkSetId(req.backupId);
   // The parts of `source` are restored here; on a replacement host it is another node's name.
   const source = req.node || rt.node;
@@ -223,7 +230,15 @@ export async function restoreNode(
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
       const c = components[i]!;
+      if (stop.aborted) {
+        const r: ComponentResult = { node, component: c.name, status: 'cancelled', reason: 'cancelled before it started: it has its old state', artifacts: [], entries: [], bytes: 0, durationMs: 0, meta: {} };
+        results.push(r);
+        emit({ node, component: c.name, phase: 'failed', message: r.reason, result: r, backupId });
+        continue;
+      }
       const started = Date.now();
+      // Until the component changes something, a cancel may still stop it with its old state.
+      let changed = false;
       const log = rt.log.child({ backupId, node, component: c.name });
       const total = part.artifacts.reduce((s, a) => s + a.size, 0);
       const progress = progressReporter(emit, node, c.name, total);
@@ -239,7 +254,8 @@ export async function restoreNode(
         force: req.force,
         options: req.options,
         log,
-        signal,
+        signal: runsToItsEnd,
+        changing: () => void (changed = true),
         stateDir: rt.stateDir,
         progress,
         report,
@@ -248,7 +264,8 @@ export async function restoreNode(
         keptRollback: done.keptRollback,
         restarted: done.restarted,
         restoreFiles: async (o) => {
-          const r = await restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report, signal });
+          const r = await restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report, signal: changed ? undefined : stop });
+          changed = true;
           if (r.rollbackDir) await done.keptRollback(r.rollbackDir, { replaced: `${r.restored} entries in ${r.roots.join(', ')}`, howTo: r.howTo });
           return r;
         },
@@ -260,9 +277,9 @@ export async function restoreNode(
         await c.restore(ctx);
         log.info(req.dryRun ? 'restore dry run done' : 'restored');
       } catch (err) {
-        status = 'failed';
+        status = kindOf(err) === 'cancelled' ? 'cancelled' : 'failed';
         reason = messageOf(err);
-        log.error(`restore failed: ${reason}`);
+        log.error(`restore ${status}: ${reason}`);
       }
       // What the component restored (one database of --database), not the whole part, when it said.
       const bytes = progress.done() > 0 && !req.dryRun ? progress.done() : total;

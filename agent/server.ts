@@ -8,6 +8,7 @@ import { freeBytes } from '../common/fsutil.js';
 import { serveStream, serveUnary, startServer, type ServeOptions } from '../common/rpc.js';
 import type { InfoRequest__Output as InfoRequest } from '../proto/generated/lsbackup/v1/InfoRequest.js';
 import type { InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
+import { StopRegistry } from '../common/stops.js';
 import { backupNode, lookFor, releasePart, restoreNode, type AgentRuntime } from './runner.js';
 
 /** The nearest existing directory at or above `p`: the target may not exist yet. */
@@ -53,10 +54,20 @@ async function info(rt: AgentRuntime, req: InfoRequest): Promise<InfoReply> {
 /** The agent's service: each call is a plain function of the runner, for the coordinator only. */
 export function agentHandlers(rt: AgentRuntime, insecure: boolean): AgentHandlers {
   const opts: ServeOptions = { roles: ['coordinator'], insecure, onStreamFailure: (_name, message) => rt.log.warn(`call failed: ${message}`) };
+  const stops = new StopRegistry<string>();
   return {
     Info: serveUnary(opts, (req) => info(rt, req)),
+    Cancel: serveUnary(opts, async (req) => ({ cancelled: stops.cancel((id) => id === req.backupId) })),
     Backup: serveStream(opts, 'backup', async (req, write, { signal }) => void (await backupNode(rt, req, write, signal))),
-    Restore: serveStream(opts, 'restore', async (req, write, { signal }) => void (await restoreNode(rt, req, write, signal))),
+    // A cancel, or a coordinator that goes away, stops a restore at its next safe point, never half-way through a component.
+    Restore: serveStream(opts, 'restore', async (req, write, { signal }) => {
+      const run = stops.begin(req.backupId, `restore of ${req.node || rt.node} from ${req.backupId} on ${rt.node}`);
+      try {
+        await restoreNode(rt, req, write, AbortSignal.any([signal, run.signal]));
+      } finally {
+        run.end();
+      }
+    }),
     Release: serveUnary(opts, (req, { signal }) => releasePart(rt, req, signal)),
   };
 }

@@ -48,13 +48,27 @@ export function connect(opts: GlobalOptions): CoordinatorClient {
 
 export const unaryCall = callUnary;
 
-/** Follows a streaming call to its end; the summary comes in the last event. */
-export async function streamCall(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void): Promise<RunSummary> {
+/**
+ * Follows a streaming call to its end; the summary comes in the last event. Ctrl-C cuts the call,
+ * unless `askToStop` is given (a restore): then the first Ctrl-C asks the run to stop at its next
+ * safe point and the call is followed to its summary, which says what each component was left
+ * with; a second Ctrl-C stops waiting.
+ */
+export async function streamCall(stream: grpc.ClientReadableStream<ProgressEvent>, onEvent: (ev: ProgressEvent) => void, askToStop?: (backupId: string) => Promise<void>): Promise<RunSummary> {
   let summary: RunSummary | undefined;
   let backupId = '';
   const interrupted = new AbortController();
-  const cancel = () => interrupted.abort();
-  process.once('SIGINT', cancel);
+  let asked = false;
+  const cancel = () => {
+    if (!askToStop || asked) return interrupted.abort();
+    asked = true;
+    process.stderr.write('cancelling: the restore stops at its next safe point and says what each component has (Ctrl-C again to stop waiting)\n');
+    askToStop(backupId).catch((err: unknown) => {
+      process.stderr.write(`could not ask the coordinator to stop the run: ${(err as Error).message}\n`);
+      interrupted.abort();
+    });
+  };
+  process.on('SIGINT', cancel);
   try {
     await followStream(
       stream,
@@ -69,7 +83,7 @@ export async function streamCall(stream: grpc.ClientReadableStream<ProgressEvent
     // The run the call was about, for a message that says where to look once the link is lost.
     throw Object.assign(err as Error, { backupId });
   } finally {
-    process.removeListener('SIGINT', cancel);
+    process.off('SIGINT', cancel);
   }
   if (!summary) throw new Error('the coordinator ended the call without a result');
   return summary;

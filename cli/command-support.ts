@@ -32,11 +32,12 @@ export function print(cmd: Command, result: unknown, human: () => string): void 
 type Coordinator = ReturnType<typeof connect>;
 
 /** A streaming call, its progress shown as it comes, to its summary. */
-export async function followStream(cmd: Command, start: (c: Coordinator) => grpc.ClientReadableStream<never>): Promise<RunSummary> {
+export async function followStream(cmd: Command, start: (c: Coordinator) => grpc.ClientReadableStream<never>, askToStop?: (c: Coordinator, backupId: string) => Promise<void>): Promise<RunSummary> {
   const g = globals(cmd);
   const view = new ProgressView(Boolean(g.json));
+  const c = connect(g);
   try {
-    return await streamCall(start(connect(g)), (ev) => view.event(ev));
+    return await streamCall(start(c), (ev) => view.event(ev), askToStop && ((id) => askToStop(c, id)));
   } finally {
     view.stop();
   }

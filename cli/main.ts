@@ -15,6 +15,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerList } from './commands/list.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRestore } from './commands/restore.js';
+import { registerCancel } from './commands/cancel.js';
 import { registerShow } from './commands/show.js';
 import { registerVerify } from './commands/verify.js';
 
@@ -38,6 +39,7 @@ const program = new Command(invokedAs)
 for (const register of [
   registerBackup,
   registerRestore,
+  registerCancel,
   registerVerify,
   registerList,
   registerShow,

@@ -39,6 +39,11 @@ export class AgentPool {
     return followStream(this.client(address, node).Restore(req), onEvent, signal);
   }
 
+  /** Asks the agent to stop its runs of this set at their next safe point; they go on reporting until they end there. */
+  cancel(address: string, node: string, backupId: string): Promise<string[]> {
+    return this.unary(address, node, (c, done) => c.Cancel({ backupId }, { deadline: Date.now() + this.timeoutMs }, (err, reply) => done(err, reply?.cancelled)));
+  }
+
   /** No deadline: a deletion takes as long as the files it removes; keepalive notices a lost agent. */
   release(address: string, node: string, req: AgentReleaseRequest): Promise<AgentReleaseReply> {
     return this.unary(address, node, (c, done) => c.Release(req, done));

@@ -9,6 +9,7 @@ import { checkRestoreOptions } from '../common/restore-options.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readInventory } from './inventory.js';
 import { lockForReading } from './target.js';
+import type { StopRegistry } from '../common/stops.js';
 
 export interface RestoreArgs {
   target: string;
@@ -27,7 +28,16 @@ export interface RestoreArgs {
  * Restores one node: checks the request against the set, then asks that node's agent, which
  * verifies the files itself before it writes anything.
  */
-export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort: number }, args: RestoreArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
+/** What `lsbackup cancel` matches a running restore by. */
+export interface RunKey {
+  target: string;
+  backupId: string;
+  node: string;
+}
+
+type RestoreDeps = { pool: AgentPool; log: Logger; agentPort: number; stops?: StopRegistry<RunKey> };
+
+export async function runRestore(deps: RestoreDeps, args: RestoreArgs, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
   if (!args.node) throw new InputError('restore needs --node <host>: restore runs one node at a time');
   for (const c of args.components) {
     if (!(COMPONENTS as readonly string[]).includes(c)) throw new InputError(`unknown component '${shown(c)}' (known: ${COMPONENTS.join(', ')})`);
@@ -74,13 +84,29 @@ export async function runRestore(deps: { pool: AgentPool; log: Logger; agentPort
 }
 
 /** Streams one agent's restore of its node and sums up what it reports. */
-async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: RestoreArgs, address: string, id: string, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
+/**
+ * Streams one agent's restore of its node and sums up what it reports. Neither a cancel nor a
+ * caller that goes away cuts the agent's stream: the agent is asked to stop at its next safe point
+ * (between components, or before a component's first file is replaced) and its stream is followed
+ * to the end, so every component ends either restored or untouched, and the summary says which.
+ */
+async function restoreThrough(deps: RestoreDeps, args: RestoreArgs, address: string, id: string, emit: (ev: ProgressEvent) => void, signal: AbortSignal): Promise<RunSummary> {
   const results: ComponentResult[] = [];
   const source = args.fromNode || args.node;
   const whose = source === args.node ? '' : ` with the parts of ${source}`;
   emit({ node: args.node, phase: 'started', backupId: id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node}${whose} from ${setDir(args.target, id)}` });
   deps.log.info(`restore of ${args.node} from ${id} started`, { backupId: id, node: args.node });
   const req = { backupId: id, target: args.target, node: source, components: args.components, dryRun: args.dryRun, force: args.force, options: args.options };
+  const run = deps.stops?.begin({ target: args.target, backupId: id, node: args.node }, `restore of ${args.node} from ${id}`);
+  let asked = false;
+  const askToStop = () => {
+    if (asked) return;
+    asked = true;
+    emit({ node: args.node, phase: 'info', backupId: id, message: `cancel: asking the agent of ${args.node} to stop at its next safe point` });
+    deps.pool.cancel(address, args.node, id).catch((err: unknown) => deps.log.warn(`could not ask ${args.node} to stop: ${messageOf(err)}`));
+  };
+  for (const s of [signal, run?.signal]) s?.addEventListener('abort', askToStop, { once: true });
+  if (signal.aborted) askToStop();
   try {
     await deps.pool.restore(
       address,
@@ -90,20 +116,24 @@ async function restoreThrough(deps: { pool: AgentPool; log: Logger }, args: Rest
         if (ev.result) results.push(ev.result);
         emit({ ...ev, backupId: id });
       },
-      signal,
+      new AbortController().signal,
     );
   } catch (err) {
     // What the agent refused is the coordinator's failure to restore (exit 1), whatever its kind there.
     if (kindOf(err) !== 'unavailable') throw new LsbackupError(messageOf(err), { cause: err });
     throw new PreconditionError(`agent of ${args.node} (${address}): ${describeRpcError(err)}; nothing was restored there unless its progress said so`);
+  } finally {
+    for (const s of [signal, run?.signal]) s?.removeEventListener('abort', askToStop);
+    run?.end();
   }
   const failed = results.filter((r) => r.status === 'failed');
+  const cancelled = results.filter((r) => r.status === 'cancelled');
   // A restore that restored nothing is never "ok", whatever the agent said.
   const nothing = results.length === 0 ? [`${args.node}: the agent restored nothing`] : [];
   return {
     backupId: id,
-    status: failed.length || nothing.length ? 'failed' : 'ok',
-    reasons: [...failed.map((r) => `${r.node}/${r.component}: ${r.reason}`), ...nothing],
+    status: failed.length || nothing.length ? 'failed' : cancelled.length ? 'cancelled' : 'ok',
+    reasons: [...failed.map((r) => `${r.node}/${r.component}: ${r.reason}`), ...cancelled.map((r) => `${r.node}/${r.component}: ${r.reason}`), ...nothing],
     parts: results,
     notCovered: [],
     setDir: setDir(args.target, id),

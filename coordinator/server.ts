@@ -12,6 +12,8 @@ import { runRestore } from './restore.js';
 import { listSets, showSet, verifySet } from './sets.js';
 import { prune } from './prune.js';
 import type { Metrics } from './metrics.js';
+import { StopRegistry } from '../common/stops.js';
+import type { RunKey } from './restore.js';
 
 export interface CoordinatorDeps {
   pool: AgentPool;
@@ -20,6 +22,8 @@ export interface CoordinatorDeps {
   spaceMargin: number;
   insecure: boolean;
   metrics?: Metrics;
+  /** Restores that `lsbackup cancel` (or the CLI's Ctrl-C) can ask to stop at their next safe point. */
+  stops: StopRegistry<RunKey>;
 }
 
 type Emit = (ev: ProgressEvent) => void;
@@ -36,6 +40,9 @@ function run<Req>(opts: ServeOptions, name: string, work: (req: Req, emit: Emit,
 export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers {
   const opts: ServeOptions = { roles: ['operator'], insecure: deps.insecure, onStreamFailure: (name, message) => deps.log.warn(`${name} failed: ${message}`) };
   return {
+    Cancel: serveUnary(opts, async (req) => ({
+      cancelled: deps.stops.cancel((k) => (!req.target || k.target === req.target) && (!req.backupId || k.backupId === req.backupId) && (!req.node || k.node === req.node)),
+    })),
     Backup: run(opts, 'backup', async (req, emit, { signal, callerAnswers }) => {
       const started = Date.now();
       const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force }, emit, signal, callerAnswers);

@@ -8,8 +8,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { DemoCluster, type DemoNode } from '../demo/cluster.js';
@@ -237,5 +237,66 @@ describe('disaster recovery: rebuilt and replacement nodes, through the CLI', { 
     } finally {
       await c.startAgent(n1);
     }
+  });
+  describe('a restore cancelled while it runs', () => {
+    let id = '';
+    let untouched = new Map<string, string>();
+    const big = () => path.join(n1.root, 'etc/haproxy/big.map');
+
+    before(async () => {
+      // Big enough that extracting it takes longer than the cancel takes to arrive.
+      const fh = await fsp.open(big(), 'w');
+      for (let i = 0; i < 128; i++) await fh.write(Buffer.alloc(4 << 20, i + 1));
+      await fh.close();
+      id = await backup('node1');
+      // After the backup: HAProxy's files and a dashboard change, so old and new can be told apart.
+      await fsp.writeFile(path.join(n1.root, 'etc/haproxy/haproxy.cfg'), haproxyCfg(n1.root, '    # changed after the backup'));
+      await fsp.rm(big());
+      await fsp.writeFile(path.join(n1.root, 'var/lib/grafana/dashboards/cluster.json'), '{"title":"changed after the backup"}');
+      untouched = await stateOf(pathsOf(n1).slice(0, 2));
+    });
+
+    async function cancelledRun(cancel: (cli: ChildProcess) => void): Promise<{ code: number; stdout: string; stderr: string }> {
+      let sent = false;
+      const r = await cliWatching(c, ['restore', id, '-t', c.target, '--node', 'node1'], (ev, cli) => {
+        if (!sent && ev.component === 'haproxy' && ev.phase === 'running' && ev.bytesDone > 0) {
+          sent = true;
+          cancel(cli);
+        }
+      });
+      assert.ok(sent, 'cancelled while HAProxy was being extracted');
+      return r;
+    }
+
+    function checkOutcome(r: { code: number; stdout: string; stderr: string }): void {
+      assert.equal(r.code, 1, r.stderr + r.stdout.slice(-2000));
+      const s = DemoCluster.result<Summary>(r.stdout);
+      assert.equal(s.status, 'cancelled', JSON.stringify(s.reasons));
+      assert.deepEqual(s.parts.map((p) => `${p.component}:${p.status}`), ['grafana:ok', 'haproxy:cancelled']);
+      assert.match(s.reasons.join('\n'), /node1\/haproxy: cancelled before anything of node1\/haproxy was replaced: the node has its old files/);
+    }
+
+    test('lsbackup cancel: the component being restored keeps all of its old files, the one before has all of its new, and the result says which', async () => {
+      const r = await cancelledRun(() => {
+        void c.cli(['cancel', '-t', c.target]).then((x) => assert.match(x.stdout, /asked to stop: restore of node1 from /, x.stderr));
+      });
+      checkOutcome(r);
+      assert.deepEqual(differences(untouched, await stateOf(pathsOf(n1).slice(0, 2))), [], 'HAProxy exactly as before the restore, directory times included');
+      assert.match(await fsp.readFile(path.join(n1.root, 'var/lib/grafana/dashboards/cluster.json'), 'utf8'), /"Cluster"/, 'Grafana restored');
+      const none = await c.cli(['cancel', '-t', c.target]);
+      assert.equal(none.code, 1);
+      assert.match(none.stdout, /no restore is running on /);
+    });
+
+    test('Ctrl-C on the CLI asks for the same stop and waits for the result; the restore run again completes', async () => {
+      const r = await cancelledRun((cli) => cli.kill('SIGINT'));
+      assert.match(r.stderr, /cancelling: the restore stops at its next safe point/);
+      checkOutcome(r);
+      assert.deepEqual(differences(untouched, await stateOf(pathsOf(n1).slice(0, 2))), []);
+      const again = await c.cli(['restore', id, '-t', c.target, '--node', 'node1']);
+      assert.equal(again.code, 0, again.stderr + again.stdout);
+      assert.ok(existsSync(big()), 'the second restore put everything back');
+      await fsp.rm(big());
+    });
   });
 });

@@ -72,7 +72,13 @@ export interface RestoreContext {
   force: boolean;
   options: Record<string, string>;
   log: Logger;
+  /** Never aborted by a cancel: a component that has begun runs to its end (the runner stops between components). */
   signal: AbortSignal;
+  /**
+   * Says the component is about to change the node in a way other than restoreFiles (a database
+   * dropped, definitions imported, a snapshot restored): from here a cancel waits for its end.
+   */
+  changing(): void;
   stateDir: string;
   progress(deltaBytes: number, message?: string): void;
   /** Tells the operator what was done ("created database shop", "rollback copy in ..."). */

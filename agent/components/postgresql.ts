@@ -798,6 +798,7 @@ export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Compo
 
     // A single database is restored alone: replaying all roles (and their passwords) or the
     // configuration is not what someone asking for one database expects.
+    ctx.changing();
     if (only === undefined) await restoreGlobals(ctx, pg, facts);
     await forEachBounded(targets, cfg.restore_parallel, (db) => restoreDatabase(ctx, pg, db, existing.has(db)));
     if (only === undefined) {

@@ -613,6 +613,7 @@ export function rabbitmq(cfg: Config): Component {
         : `would POST ${DEFINITIONS} (${size} bytes) to ${cfg.url}/api/definitions`);
       return;
     }
+    ctx.changing();
     const viaApi = async () => {
       const res = await api.request('POST', '/api/definitions', { body: () => createReadStream(file), bodyBytes: size, signal: ctx.signal });
       res.resume();

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { shown } from '../../common/quote.js';
 import { absTarget, collect, followStream, inputError, print, repeat } from '../command-support.js';
 import { partsTable, restoreOutcome } from '../output.js';
+import { unaryCall } from '../client.js';
+import type { CancelReply__Output as CancelReply } from '../../proto/generated/lsbackup/v1/CancelReply.js';
 
 interface RestoreOptions {
   target: string;
@@ -55,7 +57,11 @@ export function registerRestore(program: Command): void {
         options: componentOptions(o),
         fromNode: o.fromNode ?? '',
       };
-      const s = await followStream(cmd, (c) => c.Restore(request) as never);
+      const s = await followStream(
+        cmd,
+        (c) => c.Restore(request) as never,
+        async (c, runId) => void (await unaryCall<CancelReply>((cb) => c.Cancel({ target: request.target, backupId: runId || id, node: o.node }, cb))),
+      );
       const outcome = `restore of ${o.node}${o.fromNode && o.fromNode !== o.node ? ` with the parts of ${o.fromNode}` : ''} from ${s.backupId}: ${s.status}${o.dryRun ? ' (dry run, nothing written)' : ''}`;
       print(cmd, s, () => [partsTable(s.parts), ...restoreOutcome(s.parts), ...s.reasons.map((r) => `problem: ${r}`), outcome].join('\n'));
       process.exitCode = s.status === 'ok' ? 0 : 1;

@@ -3,6 +3,7 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AgentClient as _lsbackup_v1_AgentClient, AgentDefinition as _lsbackup_v1_AgentDefinition } from './lsbackup/v1/Agent';
 import type { AgentBackupRequest as _lsbackup_v1_AgentBackupRequest, AgentBackupRequest__Output as _lsbackup_v1_AgentBackupRequest__Output } from './lsbackup/v1/AgentBackupRequest';
+import type { AgentCancelRequest as _lsbackup_v1_AgentCancelRequest, AgentCancelRequest__Output as _lsbackup_v1_AgentCancelRequest__Output } from './lsbackup/v1/AgentCancelRequest';
 import type { AgentReleaseReply as _lsbackup_v1_AgentReleaseReply, AgentReleaseReply__Output as _lsbackup_v1_AgentReleaseReply__Output } from './lsbackup/v1/AgentReleaseReply';
 import type { AgentReleaseRequest as _lsbackup_v1_AgentReleaseRequest, AgentReleaseRequest__Output as _lsbackup_v1_AgentReleaseRequest__Output } from './lsbackup/v1/AgentReleaseRequest';
 import type { AgentRestoreRequest as _lsbackup_v1_AgentRestoreRequest, AgentRestoreRequest__Output as _lsbackup_v1_AgentRestoreRequest__Output } from './lsbackup/v1/AgentRestoreRequest';
@@ -11,6 +12,8 @@ import type { AgentsReply as _lsbackup_v1_AgentsReply, AgentsReply__Output as _l
 import type { AgentsRequest as _lsbackup_v1_AgentsRequest, AgentsRequest__Output as _lsbackup_v1_AgentsRequest__Output } from './lsbackup/v1/AgentsRequest';
 import type { Artifact as _lsbackup_v1_Artifact, Artifact__Output as _lsbackup_v1_Artifact__Output } from './lsbackup/v1/Artifact';
 import type { BackupRequest as _lsbackup_v1_BackupRequest, BackupRequest__Output as _lsbackup_v1_BackupRequest__Output } from './lsbackup/v1/BackupRequest';
+import type { CancelReply as _lsbackup_v1_CancelReply, CancelReply__Output as _lsbackup_v1_CancelReply__Output } from './lsbackup/v1/CancelReply';
+import type { CancelRequest as _lsbackup_v1_CancelRequest, CancelRequest__Output as _lsbackup_v1_CancelRequest__Output } from './lsbackup/v1/CancelRequest';
 import type { ComponentEstimate as _lsbackup_v1_ComponentEstimate, ComponentEstimate__Output as _lsbackup_v1_ComponentEstimate__Output } from './lsbackup/v1/ComponentEstimate';
 import type { ComponentPlan as _lsbackup_v1_ComponentPlan, ComponentPlan__Output as _lsbackup_v1_ComponentPlan__Output } from './lsbackup/v1/ComponentPlan';
 import type { ComponentResult as _lsbackup_v1_ComponentResult, ComponentResult__Output as _lsbackup_v1_ComponentResult__Output } from './lsbackup/v1/ComponentResult';
@@ -40,6 +43,7 @@ export interface ProtoGrpcType {
     v1: {
       Agent: SubtypeConstructor<typeof grpc.Client, _lsbackup_v1_AgentClient> & { service: _lsbackup_v1_AgentDefinition }
       AgentBackupRequest: MessageTypeDefinition<_lsbackup_v1_AgentBackupRequest, _lsbackup_v1_AgentBackupRequest__Output>
+      AgentCancelRequest: MessageTypeDefinition<_lsbackup_v1_AgentCancelRequest, _lsbackup_v1_AgentCancelRequest__Output>
       AgentReleaseReply: MessageTypeDefinition<_lsbackup_v1_AgentReleaseReply, _lsbackup_v1_AgentReleaseReply__Output>
       AgentReleaseRequest: MessageTypeDefinition<_lsbackup_v1_AgentReleaseRequest, _lsbackup_v1_AgentReleaseRequest__Output>
       AgentRestoreRequest: MessageTypeDefinition<_lsbackup_v1_AgentRestoreRequest, _lsbackup_v1_AgentRestoreRequest__Output>
@@ -48,6 +52,8 @@ export interface ProtoGrpcType {
       AgentsRequest: MessageTypeDefinition<_lsbackup_v1_AgentsRequest, _lsbackup_v1_AgentsRequest__Output>
       Artifact: MessageTypeDefinition<_lsbackup_v1_Artifact, _lsbackup_v1_Artifact__Output>
       BackupRequest: MessageTypeDefinition<_lsbackup_v1_BackupRequest, _lsbackup_v1_BackupRequest__Output>
+      CancelReply: MessageTypeDefinition<_lsbackup_v1_CancelReply, _lsbackup_v1_CancelReply__Output>
+      CancelRequest: MessageTypeDefinition<_lsbackup_v1_CancelRequest, _lsbackup_v1_CancelRequest__Output>
       ComponentEstimate: MessageTypeDefinition<_lsbackup_v1_ComponentEstimate, _lsbackup_v1_ComponentEstimate__Output>
       ComponentPlan: MessageTypeDefinition<_lsbackup_v1_ComponentPlan, _lsbackup_v1_ComponentPlan__Output>
       ComponentResult: MessageTypeDefinition<_lsbackup_v1_ComponentResult, _lsbackup_v1_ComponentResult__Output>

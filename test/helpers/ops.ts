@@ -337,7 +337,8 @@ export interface CliEvent {
 }
 
 /** Any `lsbackup --json <args>` run, its events handed to `onEvent` as they arrive. */
-export function cliWatching(c: DemoCluster, args: string[], onEvent: (ev: CliEvent) => void) {
+/** `onEvent` also gets the CLI's process, to signal it (Ctrl-C is SIGINT). */
+export function cliWatching(c: DemoCluster, args: string[], onEvent: (ev: CliEvent, cli: ChildProcess) => void) {
   const child = spawn(process.execPath, [bin.cli, '--json', ...args], { env: { ...process.env, LSBACKUP_CONFIG: c.cliConfig } });
   let out = '';
   let err = '';
@@ -349,7 +350,7 @@ export function cliWatching(c: DemoCluster, args: string[], onEvent: (ev: CliEve
     pending = lines.pop()!;
     for (const l of lines) {
       const parsed = JSON.parse(l) as { event?: Parameters<typeof onEvent>[0] };
-      if (parsed.event) onEvent(parsed.event);
+      if (parsed.event) onEvent(parsed.event, child);
     }
   });
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
