@@ -1,6 +1,4 @@
 import { existsSync, promises as fsp } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import https from 'node:https';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import YAML, { isSeq, type Document } from 'yaml';
@@ -10,6 +8,7 @@ import { InputError, LsbackupError, NotFoundError, PermissionError, Precondition
 import { run } from '../../common/exec.js';
 import { pollUntil } from '../../common/poll.js';
 import { duBytes, isInside, writeFileAtomic } from '../../common/fsutil.js';
+import { basicAuthorization, describeNetworkFailure, errorForStatus, httpText, isOk, readSettingFile } from '../http.js';
 import type { BackupContext, Component, Detection, Health, ReleaseContext, RestoreContext } from './component.js';
 import {
   LAYOUTS,
@@ -174,10 +173,6 @@ interface CatIndex {
   health?: string;
 }
 
-/**
- * A JSON client for the cluster's REST API over HTTPS with the cluster's CA. node:https rather
- * than fetch: Node 20's fetch cannot take a CA per request without undici as a dependency.
- */
 /** How the agent reaches the cluster, resolved from the settings and the node at each use. */
 interface Connection {
   url: string;
@@ -206,10 +201,7 @@ function describeAuth(auth: Auth): string {
   }
 }
 
-/**
- * A JSON client for the cluster's REST API over HTTPS with the cluster's CA. node:https rather
- * than fetch: Node 20's fetch cannot take a CA or a client certificate per request without undici.
- */
+/** A JSON client for the cluster's REST API over HTTPS with the cluster's CA (agent/http.ts). */
 class EsClient {
   private readonly base: URL;
 
@@ -217,16 +209,8 @@ class EsClient {
     this.base = new URL(conn.url.endsWith('/') ? conn.url : `${conn.url}/`);
   }
 
-  private async readFileFor(file: string, what: string): Promise<Buffer> {
-    try {
-      return await fsp.readFile(file);
-    } catch (err) {
-      throw new InputError(`${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
-    }
-  }
-
   private async readSecret(file: string, what: string): Promise<string> {
-    return (await this.readFileFor(file, what)).toString('utf8').replace(/\r?\n$/, '');
+    return (await readSettingFile(file, what)).toString('utf8').replace(/\r?\n$/, '');
   }
 
   /** The Authorization header, or the client certificate and key to present. */
@@ -234,7 +218,7 @@ class EsClient {
     const auth = this.conn.auth;
     if (auth.kind === 'basic') {
       const password = await this.readSecret(auth.passwordFile, 'password_file');
-      return { authorization: `Basic ${Buffer.from(`${auth.username}:${password}`).toString('base64')}` };
+      return { authorization: basicAuthorization(auth.username, password) };
     }
     if (auth.kind === 'api_key') {
       const key = (await this.readSecret(auth.file, 'api_key_file')).trim();
@@ -242,13 +226,13 @@ class EsClient {
     }
     if (auth.kind === 'client_cert') {
       const what = auth.layout ? 'admin client certificate (no credentials set, so LambdaStack\'s)' : 'client_cert_file';
-      const cert = await this.readFileFor(auth.certFile, what);
+      const cert = await readSettingFile(auth.certFile, what);
       // An expired certificate makes the node drop the handshake with a bare alert; saying so here is clearer.
       const problem = await certificateProblem(auth.certFile);
       if (problem) {
         throw new PermissionError(`${what} ${problem}: renew it (LambdaStack issues its admin certificate until ownca_not_after), or set client_cert_file/client_key_file or username/password_file`);
       }
-      const key = await this.readFileFor(auth.keyFile, auth.layout ? 'admin client key' : 'client_key_file');
+      const key = await readSettingFile(auth.keyFile, auth.layout ? 'admin client key' : 'client_key_file');
       return { cert, key };
     }
     return {};
@@ -256,33 +240,26 @@ class EsClient {
 
   async request<T>(method: string, apiPath: string, body?: unknown, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<T> {
     const url = new URL(apiPath.replace(/^\//, ''), this.base);
-    let ca: Buffer;
-    try {
-      ca = await fsp.readFile(this.conn.caFile);
-    } catch (err) {
-      throw new InputError(`ca_file ${this.conn.caFile}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
-    }
+    const ca = await readSettingFile(this.conn.caFile, 'ca_file');
     const { authorization, cert, key } = await this.credentials();
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string | number> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json' };
     if (authorization) headers.authorization = authorization;
-    if (payload) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = payload.length;
-    }
-    const timeoutMs = opts.timeoutMs ?? this.conn.requestTimeoutSeconds * 1000;
+    if (body !== undefined) headers['content-type'] = 'application/json';
     const what = `${method} ${url.pathname}`;
-    const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      // A fresh connection per request (agent: false): the certificate presented is the one read just now.
-      const req = https.request(url, { method, headers, ca, cert, key, agent: cert ? false : undefined, signal: opts.signal, timeout: timeoutMs }, (r: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        r.on('error', (err) => reject(this.networkError(err, what)));
-      });
-      req.on('timeout', () => req.destroy(new UnavailableError(`${this.base.host} sent nothing for ${timeoutMs / 1000}s (${what})`)));
-      req.on('error', (err) => reject(this.networkError(err, what)));
-      req.end(payload);
+    const res = await httpText({
+      method,
+      url,
+      headers,
+      body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
+      ca,
+      cert,
+      key,
+      signal: opts.signal,
+      timeoutMs: opts.timeoutMs ?? this.conn.requestTimeoutSeconds * 1000,
+      networkError: (f) =>
+        f.tls
+          ? new UnavailableError(`TLS certificate check of ${f.url.host} failed (${f.code}: ${f.message}); is ca_file ${this.conn.caFile} the CA that signed the cluster's HTTP certificate?`)
+          : describeNetworkFailure(f),
     });
     let json: unknown;
     try {
@@ -290,23 +267,11 @@ class EsClient {
     } catch {
       json = undefined;
     }
-    if (res.status >= 200 && res.status < 300) {
+    if (isOk(res.status)) {
       if (json === undefined) throw new UnavailableError(`${what} on ${this.base.host}: the answer is not JSON: ${res.text.slice(0, 200)}`);
       return json as T;
     }
     throw this.statusError(what, res.status, json as EsErrorBody | undefined, res.text);
-  }
-
-  private networkError(err: Error, what: string): Error {
-    if (err instanceof LsbackupError) return err;
-    if (err.name === 'AbortError') return new LsbackupError(`${what} cancelled`);
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    // Certificate failures are reported as such and never retried without verification.
-    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS/.test(code)) {
-      return new UnavailableError(`TLS certificate check of ${this.base.host} failed (${code}: ${err.message}); is ca_file ${this.conn.caFile} the CA that signed the cluster's HTTP certificate?`);
-    }
-    if (code === 'ECONNREFUSED') return new UnavailableError(`nothing answers at ${this.base.origin} (connection refused; ${what})`);
-    return new UnavailableError(`${what} on ${this.base.host}: ${code ? `${code}: ` : ''}${err.message}`);
   }
 
   private statusError(what: string, status: number, body: EsErrorBody | undefined, text: string): EsError {
@@ -318,14 +283,8 @@ class EsClient {
     const reason = cause && cause !== top ? `${top}: ${cause}` : top;
     const hint = status === 401 ? ` (authenticated with ${describeAuth(this.conn.auth)})` : '';
     const message = `${what}: HTTP ${status}${type ? ` ${type}` : ''}: ${reason}${hint}`;
-    const err: LsbackupError =
-      status === 401 || status === 403
-        ? new PermissionError(message)
-        : status === 404
-          ? new NotFoundError(message)
-          : status >= 500 && !type
-            ? new UnavailableError(message)
-            : new PreconditionError(message);
+    // A 5xx that names an Elasticsearch error type is the cluster refusing, not the cluster away.
+    const err = status >= 500 && type ? new PreconditionError(message) : errorForStatus(status, message);
     return Object.assign(err, { esType: type, httpStatus: status });
   }
 

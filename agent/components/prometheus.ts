@@ -7,10 +7,11 @@ import { IntegrityError, PermissionError, PreconditionError, UnavailableError, m
 import { run } from '../../common/exec.js';
 import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
 import type { Entry } from '../../common/manifest.js';
+import { httpText, isOk } from '../http.js';
 import { applyMeta, checkConfinement } from '../restore-files.js';
 import type { BackupContext, Component, RestoreContext } from './component.js';
 import { detectPaths, pathList } from './files.js';
-import { fetchError, getOk, readyHealth, waitDown, waitReady } from './service-wait.js';
+import { getLocal, readyHealth, waitDown, waitReady } from './service-wait.js';
 
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 const httpUrl = z
@@ -146,20 +147,20 @@ export function prometheus(settings: PrometheusConfig): Component {
   const exec = async (cmd: string[], signal?: AbortSignal) => void (await run(cmd, { signal }));
 
   async function requestSnapshot(signal: AbortSignal): Promise<SnapshotAnswer> {
-    let r: Response;
-    try {
-      r = await fetch(`${cfg.url}/api/v1/admin/tsdb/snapshot`, { method: 'POST', signal });
-    } catch (err) {
-      throw new UnavailableError(`Prometheus at ${cfg.url}: ${fetchError(err)}`);
-    }
-    const text = await r.text();
+    const r = await httpText({
+      method: 'POST',
+      url: new URL(`${cfg.url}/api/v1/admin/tsdb/snapshot`),
+      signal,
+      networkError: (f) => new UnavailableError(`Prometheus at ${cfg.url}: ${f.code || f.message}`),
+    });
+    const text = r.text;
     let body: { status?: string; error?: string; data?: { name?: string } } = {};
     try {
       body = JSON.parse(text) as typeof body;
     } catch {
       // not JSON: a proxy's error page or an old Prometheus; judged by status below
     }
-    if (r.ok && body.status === 'success' && body.data?.name) return { kind: 'ok', name: body.data.name, detail: '' };
+    if (isOk(r.status) && body.status === 'success' && body.data?.name) return { kind: 'ok', name: body.data.name, detail: '' };
     const detail = `HTTP ${r.status}: ${(body.error ?? text).trim().slice(0, 300)}`;
     if (r.status === 404 || r.status === 405 || /admin APIs disabled/i.test(body.error ?? text)) return { kind: 'disabled', detail };
     return { kind: 'error', detail };
@@ -167,9 +168,9 @@ export function prometheus(settings: PrometheusConfig): Component {
 
   async function flags(signal?: AbortSignal): Promise<Record<string, string> | undefined> {
     try {
-      const r = await getOk(`${cfg.url}/api/v1/status/flags`, signal);
-      if (!r.ok) return undefined;
-      return ((await r.json()) as { data?: Record<string, string> }).data;
+      const r = await getLocal(`${cfg.url}/api/v1/status/flags`, signal);
+      if (!isOk(r.status)) return undefined;
+      return (JSON.parse(r.text) as { data?: Record<string, string> }).data;
     } catch {
       return undefined;
     }
