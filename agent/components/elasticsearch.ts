@@ -8,6 +8,7 @@ import { InputError, LsbackupError, NotFoundError, PermissionError, Precondition
 import { run } from '../../common/exec.js';
 import { pollUntil } from '../../common/poll.js';
 import { duBytes, isInside, writeFileAtomic } from '../../common/fsutil.js';
+import { readSecretFile } from '../secrets.js';
 import { basicAuthorization, describeNetworkFailure, errorForStatus, httpText, isOk, readSettingFile } from '../http.js';
 import type { BackupContext, Component, Detection, Health, ReleaseContext, RestoreContext } from './component.js';
 import {
@@ -209,19 +210,15 @@ class EsClient {
     this.base = new URL(conn.url.endsWith('/') ? conn.url : `${conn.url}/`);
   }
 
-  private async readSecret(file: string, what: string): Promise<string> {
-    return (await readSettingFile(file, what)).toString('utf8').replace(/\r?\n$/, '');
-  }
-
   /** The Authorization header, or the client certificate and key to present. */
   private async credentials(): Promise<{ authorization?: string; cert?: Buffer; key?: Buffer }> {
     const auth = this.conn.auth;
     if (auth.kind === 'basic') {
-      const password = await this.readSecret(auth.passwordFile, 'password_file');
+      const password = await readSecretFile(auth.passwordFile, 'password_file');
       return { authorization: basicAuthorization(auth.username, password) };
     }
     if (auth.kind === 'api_key') {
-      const key = (await this.readSecret(auth.file, 'api_key_file')).trim();
+      const key = (await readSecretFile(auth.file, 'api_key_file')).trim();
       return { authorization: `ApiKey ${key.includes(':') ? Buffer.from(key).toString('base64') : key}` };
     }
     if (auth.kind === 'client_cert') {

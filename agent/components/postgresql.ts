@@ -11,6 +11,7 @@ import { duBytes, exists } from '../../common/fsutil.js';
 import { humanBytes } from '../../common/units.js';
 import type { BackupContext, Component, Detection, Health, RestoreContext } from './component.js';
 import { forEachBounded } from '../../common/parallel.js';
+import { readSecretFile } from '../secrets.js';
 import { filesArtifact, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
 const absolute = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
@@ -318,15 +319,7 @@ class Client {
   private async password(): Promise<string | undefined> {
     const file = this.cfg.password_file;
     if (!file) return undefined;
-    let text: string;
-    try {
-      text = await fsp.readFile(file, 'utf8');
-    } catch (err) {
-      throw new PreconditionError(`password_file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const pw = text.split(/\r?\n/)[0] ?? '';
-    if (pw === '') throw new PreconditionError(`password_file ${file}: its first line is empty`);
-    return pw;
+    return readSecretFile(file, 'password_file');
   }
 
   private async env(): Promise<NodeJS.ProcessEnv> {

@@ -13,6 +13,7 @@ import { firstLines, redact, run } from '../../common/exec.js';
 import { duBytes, exists, isInside } from '../../common/fsutil.js';
 import { pollUntil } from '../../common/poll.js';
 import type { BackupContext, ClusterFacts, Component, Detection, Health, RestoreContext } from './component.js';
+import { readSecretFile } from '../secrets.js';
 import { httpRequest, isOk, readSettingFile, readText, type NetworkFailure } from '../http.js';
 import { detectPaths, filesSchema, pathList } from './files.js';
 
@@ -110,11 +111,7 @@ class ManagementApi {
   private async password(): Promise<string> {
     if (this.cfg.password) return this.cfg.password;
     if (!this.cfg.password_file) return 'guest';
-    try {
-      return (await fsp.readFile(this.cfg.password_file, 'utf8')).replace(/\r?\n$/, '');
-    } catch (err) {
-      throw new InputError(`password_file ${this.cfg.password_file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
-    }
+    return readSecretFile(this.cfg.password_file, 'password_file');
   }
 
   /**
