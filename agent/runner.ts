@@ -11,6 +11,7 @@ import { InputError, IntegrityError, PreconditionError, messageOf } from '../com
 import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
+import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { acquireLock } from '../common/lock.js';
 import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
@@ -47,17 +48,13 @@ export async function lookFor(rt: AgentRuntime, c: Component): Promise<Found> {
 
 export type Emit = (ev: ProgressEvent) => void;
 
-const PROGRESS_EVERY_MS = 250;
-
-/** Emits at most one progress event per component every PROGRESS_EVERY_MS. */
+/** Emits at most one progress event per component every PROGRESS_EVERY_MS, and every message. */
 function progressReporter(emit: Emit, node: string, component: string, total: number) {
   let done = 0;
-  let last = 0;
+  const due = throttle(PROGRESS_EVERY_MS);
   return (delta: number, message?: string) => {
     done += delta;
-    const now = Date.now();
-    if (message || now - last >= PROGRESS_EVERY_MS) {
-      last = now;
+    if (due(Boolean(message))) {
       emit({ node, component, phase: 'running', bytesDone: done, bytesTotal: Math.max(total, done), message: message ?? '' });
     }
   };

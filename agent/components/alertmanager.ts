@@ -1,8 +1,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { CommandError, IntegrityError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { firstLines, run } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
@@ -21,9 +20,9 @@ export const alertmanagerSchema = z
     /** LambdaStack's and Debian's layout: the config sits beside Prometheus's (Debian adds a templates directory). */
     config_paths: pathList.default(['/etc/prometheus/alertmanager.yml', '/etc/prometheus/alertmanager_templates']),
     /** The file amtool checks before a restore puts it in place. */
-    config_file: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/etc/prometheus/alertmanager.yml'),
+    config_file: absolutePath.default('/etc/prometheus/alertmanager.yml'),
     /** --storage.path: the silences and nflog snapshots. */
-    data_dir: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/var/lib/prometheus/alertmanager'),
+    data_dir: absolutePath.default('/var/lib/prometheus/alertmanager'),
     /** The staged config file is appended. */
     check_command: command.default(['amtool', 'check-config']),
     /** Default: systemctl stop/start of the unit the node has: LambdaStack's alertmanager, or Debian's prometheus-alertmanager. */

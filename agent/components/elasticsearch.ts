@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import YAML, { isSeq, type Document } from 'yaml';
 import { z } from 'zod';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { InputError, LsbackupError, NotFoundError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
 import { pollUntil } from '../../common/poll.js';
@@ -27,7 +27,6 @@ import {
 } from './elasticsearch/lambdastack.js';
 import { filesHealth, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
-const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
 function isHttpsUrl(s: string): boolean {
   try {

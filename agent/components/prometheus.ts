@@ -2,7 +2,7 @@ import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { extractVerified } from '../../common/archive.js';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { IntegrityError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
 import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
@@ -13,7 +13,6 @@ import type { BackupContext, Component, RestoreContext } from './component.js';
 import { detectPaths, pathList } from './files.js';
 import { getLocal, readyHealth, waitDown, waitReady } from './service-wait.js';
 
-const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 const httpUrl = z
   .string()
   .regex(/^https?:\/\/[^/]+/, 'expected an http(s):// URL')

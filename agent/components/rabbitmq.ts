@@ -6,9 +6,10 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { CommandError, InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { processAlive } from '../../common/lock.js';
+import { collectText } from '../../common/collect.js';
 import { firstLines, redact, run } from '../../common/exec.js';
 import { duBytes, exists, isInside } from '../../common/fsutil.js';
 import { pollUntil } from '../../common/poll.js';
@@ -17,7 +18,6 @@ import { readSecretFile } from '../secrets.js';
 import { httpRequest, isOk, readSettingFile, readText, type NetworkFailure } from '../http.js';
 import { detectPaths, filesSchema, pathList } from './files.js';
 
-const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
 function isApiUrl(s: string): boolean {
   try {
@@ -303,11 +303,7 @@ class Rabbitmqctl {
   private async call(sub: string, args: string[], opts: { signal?: AbortSignal; timeoutMs?: number; stdin?: () => Readable; consume?: (out: Readable) => Promise<unknown> }): Promise<string> {
     const env = await this.env();
     const child = spawn(this.argv(args)[0]!, this.argv(args).slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal, timeout: opts.timeoutMs, killSignal: 'SIGKILL' });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < 65536) stderr += d;
-    });
+    const stderrText = collectText(child.stderr, 65536);
     const closed = new Promise<number | null>((resolve, reject) => {
       child.on('error', (err) => reject(this.notFound(err)));
       child.on('close', (code) => resolve(code));
@@ -315,17 +311,14 @@ class Rabbitmqctl {
     child.stdin.on('error', () => undefined);
     if (opts.stdin) pipeline(opts.stdin(), child.stdin).catch(() => undefined);
     else child.stdin.end();
-    const consumed = opts.consume
-      ? opts.consume(child.stdout).then(() => undefined, (err: unknown) => err)
-      : (async () => {
-          for await (const c of child.stdout) stdout += (c as Buffer).toString('utf8');
-          return undefined;
-        })();
+    // Collected output is complete at 'close': the child's pipes have ended by then.
+    const stdoutText = opts.consume ? () => '' : collectText(child.stdout);
+    const consumed = opts.consume ? opts.consume(child.stdout).then(() => undefined, (err: unknown) => err) : undefined;
     const code = await closed;
     const consumeError = await consumed;
-    if (code !== 0) throw this.failure(sub, code, stderr, stdout);
+    if (code !== 0) throw this.failure(sub, code, stderrText(), stdoutText());
     if (consumeError) throw consumeError;
-    return stdout;
+    return stdoutText();
   }
 
   async status(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<CtlStatus> {
