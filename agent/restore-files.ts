@@ -12,6 +12,8 @@ export interface RestoreFilesArgs {
   part: Part;
   backupId: string;
   restorePaths: string[];
+  /** Where entries go when not back where they were: archived under `from`, restored under `to`. */
+  roots?: RootMapping[];
   stateDir: string;
   dryRun: boolean;
   archive?: string;
@@ -95,34 +97,37 @@ export async function applyMeta(e: Entry, dest: string): Promise<void> {
  */
 export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: number; rollbackDir: string }> {
   const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
-  checkConfinement(entries, a.restorePaths.map((r) => ({ from: r, to: r })));
+  const roots = a.roots ?? a.restorePaths.map((r) => ({ from: r, to: r }));
+  const destinations = checkConfinement(entries, roots);
+  const dest = (e: Entry) => destinations.get(e)!;
+  const rootDirs = roots.map((r) => r.to);
   const archives = [...new Set(entries.map((e) => e.archive))];
   for (const arch of archives) {
     if (!a.part.artifacts.some((x) => x.path === arch)) throw new IntegrityError(`entries refer to ${arch}, which is not an artifact of this part`);
   }
   if (a.dryRun) {
-    for (const e of entries) a.report?.(`would restore ${e.type} ${e.path}`);
+    for (const e of entries) a.report?.(`would restore ${e.type} ${dest(e)}`);
     return { restored: entries.length, rollbackDir: '' };
   }
 
   // Roots that do not exist yet have nothing to roll back to; the directories created below must
   // not make them look as if they did (cp would then copy the staged new files).
   const existed = new Set<string>();
-  for (const r of a.restorePaths) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
+  for (const r of rootDirs) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
 
   const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
   for (const d of dirs) {
-    const st = await fsp.lstat(d.path).catch(() => undefined);
-    if (st && !st.isDirectory()) throw new IntegrityError(`${d.path} exists and is not a directory; move it away first`);
+    const st = await fsp.lstat(dest(d)).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new IntegrityError(`${dest(d)} exists and is not a directory; move it away first`);
     if (!st) {
-      await checkRealTarget(d.path, a.restorePaths);
-      await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+      await checkRealTarget(dest(d), rootDirs);
+      await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
     }
   }
 
   const tag = `.lsbackup-restore-${a.backupId}`;
   const staged = new Map<string, string>();
-  const tempOf = (e: Entry) => path.join(path.dirname(e.path), `.${path.basename(e.path)}${tag}`);
+  const tempOf = (e: Entry) => path.join(path.dirname(dest(e)), `.${path.basename(dest(e))}${tag}`);
   const cleanup = async () => {
     for (const t of staged.values()) await fsp.rm(t, { force: true });
   };
@@ -144,9 +149,9 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     try {
       for (const e of entries) {
         if (e.type === 'dir') continue;
-        await checkRealTarget(e.path, a.restorePaths);
-        await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
-        await checkRealTarget(e.path, a.restorePaths);
+        await checkRealTarget(dest(e), rootDirs);
+        await fsp.mkdir(path.dirname(dest(e)), { recursive: true, mode: 0o700 });
+        await checkRealTarget(dest(e), rootDirs);
       }
       for (const arch of archives) {
         const mine = new Set(entries.filter((e) => e.archive === arch));
@@ -182,7 +187,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
     const making = rollbackDir + PARTIAL_SUFFIX;
     try {
       await mkdirPrivate(making);
-      const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
+      const touched = rootDirs.filter((r) => entries.some((e) => isInside(path.resolve(r), dest(e))));
       for (const r of touched) {
         if (!existed.has(r)) continue;
         const copy = path.join(making, path.resolve(r));
@@ -204,13 +209,13 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
       if (e.type === 'dir') continue;
       const t = staged.get(e.path)!;
       await applyMeta(e, t);
-      const old = await fsp.lstat(e.path).catch(() => undefined);
-      if (old?.isDirectory()) await fsp.rm(e.path, { recursive: true });
-      await fsp.rename(t, e.path);
+      const old = await fsp.lstat(dest(e)).catch(() => undefined);
+      if (old?.isDirectory()) await fsp.rm(dest(e), { recursive: true });
+      await fsp.rename(t, dest(e));
       staged.delete(e.path);
     }
     // Directories last and deepest first: writing into a directory changes its mtime.
-    for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
+    for (const d of [...dirs].reverse()) await applyMeta(d, dest(d));
     return { restored: entries.length, rollbackDir };
   }
 }

@@ -7,8 +7,8 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { writeZip } from '../common/archive.js';
-import { InputError, IntegrityError, PreconditionError, messageOf } from '../common/errors.js';
-import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
+import { InputError, IntegrityError, PermissionError, PreconditionError, messageOf } from '../common/errors.js';
+import { FILE_MODE, fsyncPath, isInside, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
@@ -233,8 +233,12 @@ export async function restoreNode(
         progress,
         report,
         artifactFile: (fileName) => path.join(setDir, part.node, part.component, fileName),
-        restoreFiles: (o) =>
-          restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report }),
+        restoreFiles: async (o) => {
+          const outside = o?.roots?.find((r) => !c.restorePaths.some((p) => isInside(path.resolve(p), path.resolve(r.to))));
+          if (outside) throw new PermissionError(`refusing to restore into ${outside.to}: outside ${c.name}'s paths ${c.restorePaths.join(', ')}`);
+          const args = { setDir, part, backupId, restorePaths: c.restorePaths, roots: o?.roots, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate };
+          return restoreFileSet({ ...args, onBytes: (n) => progress(n), report });
+        },
       };
       emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId, message: req.dryRun ? 'dry run' : '' });
       let status = 'ok';

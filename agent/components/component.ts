@@ -73,7 +73,13 @@ export interface RestoreContext {
    * owners, mtimes and symlinks. `validate` sees the new files (by original path -> staged path)
    * before anything is replaced and may refuse them.
    */
-  restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>) => Promise<void> }): Promise<{ restored: number; rollbackDir: string }>;
+  restoreFiles(opts?: {
+    archive?: string;
+    only?: (e: Entry) => boolean;
+    validate?: (staged: Map<string, string>) => Promise<void>;
+    /** Entries archived under `from` go under `to` instead of back where they were; every `to` must lie in restorePaths. */
+    roots?: { from: string; to: string }[];
+  }): Promise<{ restored: number; rollbackDir: string }>;
 }
 
 /** What releasing a part's outside data gets: the set, and the part's manifest meta naming that data. */
