@@ -13,7 +13,7 @@ import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { acquireLock } from '../common/lock.js';
-import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
+import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry, type ExternalData } from '../common/manifest.js';
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 import { journal, recoverAfterCrash } from './recovery.js';
@@ -81,13 +81,14 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     const status = plan?.optional ? 'skipped' : 'failed';
     const reason = plan?.optional ? `not installed on ${node}: ${found.detail}` : `the inventory puts ${c.name} on ${node}, but it is not there: ${found.detail}`;
     rt.log.log(plan?.optional ? 'info' : 'error', `backup ${status}: ${reason}`, { backupId, component: c.name });
-    return { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: 0, durationMs: Date.now() - started, meta: {} };
+    return { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: 0, durationMs: Date.now() - started, meta: {}, external: [] };
   }
   const outDir = path.join(setDir, node, c.name);
   const log = rt.log.child({ backupId, node, component: c.name });
   const artifacts: Artifact[] = [];
   const entries: Entry[] = [];
   const meta: Record<string, string> = {};
+  const external = new Map<string, ExternalData>();
   const total = await c.estimateBytes().catch(() => 0);
   const progress = progressReporter(emit, node, c.name, total);
   emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId });
@@ -102,6 +103,9 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     compressionLevel: rt.compressionLevel,
     progress,
     meta,
+    declareExternal(data) {
+      external.set(data.key, { ...data });
+    },
     facts: { ...(plan?.facts ?? {}) },
     async addZip(fileName, sources, opts) {
       const file = path.join(outDir, fileName);
@@ -135,6 +139,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     bytes: artifacts.reduce((s, a) => s + a.size, 0),
     durationMs: Date.now() - started,
     meta,
+    external: [...external.values()],
   });
   try {
     await mkdirPrivate(outDir);
@@ -251,7 +256,7 @@ export async function restoreNode(
         reason = messageOf(err);
         log.error(`restore failed: ${reason}`);
       }
-      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: total, durationMs: Date.now() - started, meta: {} };
+      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: total, durationMs: Date.now() - started, meta: {}, external: [] };
       results.push(r);
       emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });
     }
@@ -267,7 +272,7 @@ export async function restoreNode(
  */
 export async function releasePart(
   rt: AgentRuntime,
-  req: { backupId: string; target: string; node: string; component: string; meta: Record<string, string> },
+  req: { backupId: string; target: string; node: string; component: string; meta: Record<string, string>; external?: ExternalData | null },
   signal: AbortSignal,
 ): Promise<AgentReleaseReply> {
   const backupId = checkSetId(req.backupId);
@@ -275,7 +280,7 @@ export async function releasePart(
   if (!c.release) throw new PreconditionError(`component '${c.name}' keeps nothing outside the set to release`);
   const node = req.node || rt.node;
   const log = rt.log.child({ backupId, node, component: c.name });
-  const ctx: ReleaseContext = { backupId, node, setDir: setDirOf(req.target, backupId), meta: req.meta, log, signal };
+  const ctx: ReleaseContext = { backupId, node, setDir: setDirOf(req.target, backupId), meta: req.meta, external: req.external ?? undefined, log, signal };
   try {
     const message = await c.release(ctx);
     log.info(message);

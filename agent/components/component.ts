@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
-import type { Artifact, ComponentName, Entry, Part } from '../../common/manifest.js';
+import type { Artifact, ComponentName, Entry, ExternalData, Part } from '../../common/manifest.js';
 
 /** What the agent found of a component on its node (`lsbackup agents` shows it). */
 export interface Detection {
@@ -42,6 +42,12 @@ export interface BackupContext {
   addStream(fileName: string, source: Readable): Promise<Artifact>;
   /** Facts restore will need (snapshot names, node names); never secrets. */
   meta: Record<string, string>;
+  /**
+   * Records data this part keeps outside the set directory (a snapshot in a shared repository),
+   * as soon as it exists: a part that fails afterwards still names it. Removing the set has this
+   * component's release() delete it; prune and delete know nothing else of it.
+   */
+  declareExternal(data: ExternalData): void;
   /** What the build directory says of this component on this host; empty without one. */
   facts: ClusterFacts;
 }
@@ -89,6 +95,8 @@ export interface ReleaseContext {
   node: string;
   setDir: string;
   meta: Record<string, string>;
+  /** The datum to release, as the part declared it; absent for a set written before 1.3. */
+  external?: ExternalData;
   log: Logger;
   signal: AbortSignal;
 }
@@ -108,7 +116,7 @@ export interface Component {
   backup(ctx: BackupContext): Promise<BackupOutcome>;
   restore(ctx: RestoreContext): Promise<void>;
   /**
-   * Only for a component that keeps a part's data outside the set directory (common/external.ts):
+   * Only for a component that keeps a part's data outside the set directory (declareExternal):
    * deletes it before the set is removed. Data already gone counts as released. Says what it did.
    */
   release?(ctx: ReleaseContext): Promise<string>;

@@ -631,6 +631,16 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
     throw lastErr;
   }
 
+  /**
+   * Every node's part names the cluster's snapshot and declares it as data outside the set, under
+   * one key: any node of the cluster can delete it, and a set that stays and names it keeps it.
+   */
+  function recordSnapshot(ctx: BackupContext, meta: { repository: string; location: string; snapshot: string } & Record<string, string>): void {
+    Object.assign(ctx.meta, meta);
+    const { repository, location, snapshot } = meta;
+    ctx.declareExternal({ key: JSON.stringify([location, snapshot]), what: `Elasticsearch snapshot ${snapshot} in repository ${repository} (${location})`, byHand: `DELETE /_snapshot/${repository}/${snapshot}` });
+  }
+
   async function backup(ctx: BackupContext) {
     const place = placeOf(ctx.facts);
     const { repository, location } = repositoryOf(cfg, ctx.setDir, place.key);
@@ -640,11 +650,11 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
     // Every node, the snapshot taker or not: the shared repository must be in each one's path.repo.
     await ensurePathRepo(v, client, location, place, ctx.node, ctx.signal, say);
     const snap = snapshotNameOf(ctx.backupId);
-    const cluster = place.key ? { es_cluster: place.key } : {};
+    const cluster: Record<string, string> = place.key ? { es_cluster: place.key } : {};
     if (place.follower) {
       await ctx.addZip(FILES, v.configPaths);
       // The snapshot is named so that any node of the cluster can release it when the set goes.
-      Object.assign(ctx.meta, { repository, location, snapshot: snap, snapshot_taken_by: place.taker!, ...cluster });
+      recordSnapshot(ctx, { repository, location, snapshot: snap, snapshot_taken_by: place.taker!, ...cluster });
       ctx.log.info(`snapshot ${snap} of cluster ${place.key ?? ''} is taken by ${place.taker}; this part holds ${ctx.node}'s config files`);
       return { status: 'ok' as const };
     }
@@ -670,7 +680,7 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
     }
     // Recorded now rather than at the end: a part that fails from here on may leave the snapshot
     // in the repository, and removing the set releases it by these facts.
-    Object.assign(ctx.meta, { repository, location, snapshot: snap, ...(place.taker ? { snapshot_taken_by: ctx.node } : {}), ...cluster });
+    recordSnapshot(ctx, { repository, location, snapshot: snap, ...(place.taker ? { snapshot_taken_by: ctx.node } : {}), ...cluster });
     const deadline = Date.now() + cfg.snapshot_timeout_seconds * 1000;
     let last: SnapshotInfo | undefined;
     let done: SnapshotInfo | undefined;
