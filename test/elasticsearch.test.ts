@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { elasticsearch, elasticsearchSchema, snapshotNameOf } from '../agent/components/elasticsearch.js';
+import { elasticsearch, elasticsearchSchema, snapshotNameOf } from '../agent/components/elasticsearch/index.js';
 import { certificateProblem, nodeUrlOf } from '../agent/components/elasticsearch/lambdastack.js';
 import { createComponents } from '../agent/components/index.js';
 import { duBytes, mkdirPrivate } from '../common/fsutil.js';
