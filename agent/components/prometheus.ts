@@ -147,6 +147,8 @@ export function prometheus(settings: PrometheusConfig): Component {
       method: 'POST',
       url: new URL(`${cfg.url}/api/v1/admin/tsdb/snapshot`),
       signal,
+      // A snapshot of a large head block takes a while to be answered; fetch gave it undici's 300 s.
+      timeoutMs: 300_000,
       networkError: (f) => new UnavailableError(`Prometheus at ${cfg.url}: ${f.code || f.message}`),
     });
     const text = r.text;
