@@ -14,6 +14,8 @@ export interface RestoreFilesArgs {
   part: Part;
   backupId: string;
   restorePaths: string[];
+  /** Where entries go when not back where they were: archived under `from`, restored under `to`. */
+  roots?: RootMapping[];
   stateDir: string;
   dryRun: boolean;
   archive?: string;
@@ -118,12 +120,12 @@ function rollbackCommand(rollbackDir: string, roots: string[], existed: Set<stri
 }
 
 /** mtimes of the existing directories a restore writes into (its roots and every directory below them on an entry's path). */
-async function recordDirTimes(entries: Entry[], roots: string[]): Promise<Map<string, string>> {
+async function recordDirTimes(entries: Entry[], dest: (e: Entry) => string, roots: string[]): Promise<Map<string, string>> {
   const dirs = new Set<string>();
   for (const e of entries) {
-    const root = roots.map((r) => path.resolve(r)).find((r) => isInside(r, e.path));
+    const root = roots.map((r) => path.resolve(r)).find((r) => isInside(r, dest(e)));
     if (!root) continue;
-    for (let d = e.type === 'dir' ? e.path : path.dirname(e.path); isInside(root, d); d = path.dirname(d)) {
+    for (let d = e.type === 'dir' ? dest(e) : path.dirname(dest(e)); isInside(root, d); d = path.dirname(d)) {
       dirs.add(d);
       if (d === root) break;
     }
@@ -164,42 +166,45 @@ async function makeRollbackCopy(a: RestoreFilesArgs, touched: string[], existed:
 
 export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles> {
   const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
-  checkConfinement(entries, a.restorePaths.map((r) => ({ from: r, to: r })));
+  const roots = a.roots ?? a.restorePaths.map((r) => ({ from: r, to: r }));
+  const destinations = checkConfinement(entries, roots);
+  const dest = (e: Entry) => destinations.get(e)!;
+  const rootDirs = roots.map((r) => r.to);
   const archives = [...new Set(entries.map((e) => e.archive))];
   for (const arch of archives) {
     if (!a.part.artifacts.some((x) => x.path === arch)) throw new IntegrityError(`entries refer to ${arch}, which is not an artifact of this part`);
   }
   if (a.dryRun) {
-    for (const e of entries) a.report?.(`would restore ${e.type} ${e.path}`);
+    for (const e of entries) a.report?.(`would restore ${e.type} ${dest(e)}`);
     return { restored: entries.length, rollbackDir: '', roots: [], howTo: '' };
   }
 
   // Roots that do not exist yet have nothing to roll back to; the directories created below must
   // not make them look as if they did (cp would then copy the staged new files).
   const existed = new Set<string>();
-  for (const r of a.restorePaths) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
-  const touched = a.restorePaths.filter((r) => entries.some((e) => isInside(path.resolve(r), e.path)));
+  for (const r of rootDirs) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
+  const touched = rootDirs.filter((r) => entries.some((e) => isInside(path.resolve(r), dest(e))));
   // Placing temp files beside the live ones changes their directories' mtimes: a refused or
   // cancelled restore puts them back, so that it leaves the node exactly as it found it.
-  const dirTimes = await recordDirTimes(entries, touched);
+  const dirTimes = await recordDirTimes(entries, dest, touched);
   // Copied before anything is written, so the copy is the node as it was, times of directories included.
   const rollbackDir = await makeRollbackCopy(a, touched, existed);
   const created: string[] = [];
 
   const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
   for (const d of dirs) {
-    const st = await fsp.lstat(d.path).catch(() => undefined);
-    if (st && !st.isDirectory()) throw new IntegrityError(`${d.path} exists and is not a directory; move it away first`);
+    const st = await fsp.lstat(dest(d)).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new IntegrityError(`${dest(d)} exists and is not a directory; move it away first`);
     if (!st) {
-      await checkRealTarget(d.path, a.restorePaths);
-      const first = await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+      await checkRealTarget(dest(d), rootDirs);
+      const first = await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
       if (first) created.push(first);
     }
   }
 
   const tag = `.lsbackup-restore-${a.backupId}`;
   const staged = new Map<string, string>();
-  const tempOf = (e: Entry) => path.join(path.dirname(e.path), `.${path.basename(e.path)}${tag}`);
+  const tempOf = (e: Entry) => path.join(path.dirname(dest(e)), `.${path.basename(dest(e))}${tag}`);
   const cleanup = async () => {
     for (const t of staged.values()) await fsp.rm(t, { force: true });
   };
@@ -227,7 +232,8 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
   /** The whole part laid out under the state directory, so a check sees every file its config names. */
   async function validateInStagedTree(validate: NonNullable<RestoreFilesArgs['validate']>): Promise<void> {
     const stagingDir = path.join(a.stateDir, STAGING_DIR, `${a.backupId}-${a.part.component}-${process.pid}-${Date.now()}`);
-    const tree = await buildStagedTree(stagingDir, entries, staged, a.restorePaths);
+    // Restored somewhere else than where they were (a staging root), the files have no "original paths" to show a check.
+    const tree = a.roots ? { files: staged, unavailable: 'the files are restored to a staging place', dispose: async () => undefined } : await buildStagedTree(stagingDir, entries, staged, a.restorePaths);
     try {
       if (tree.unavailable) a.report?.(`warning: checking the new config against the live file system: ${tree.unavailable}`);
       await validate(staged, tree);
@@ -240,10 +246,10 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
     try {
       for (const e of entries) {
         if (e.type === 'dir') continue;
-        await checkRealTarget(e.path, a.restorePaths);
-        const first = await fsp.mkdir(path.dirname(e.path), { recursive: true, mode: 0o700 });
+        await checkRealTarget(dest(e), rootDirs);
+        const first = await fsp.mkdir(path.dirname(dest(e)), { recursive: true, mode: 0o700 });
         if (first) created.push(first);
-        await checkRealTarget(e.path, a.restorePaths);
+        await checkRealTarget(dest(e), rootDirs);
       }
       for (const arch of archives) {
         const mine = new Set(entries.filter((e) => e.archive === arch));
@@ -279,15 +285,15 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
       if (e.type === 'dir') continue;
       const t = staged.get(e.path)!;
       await applyMeta(e, t);
-      const old = await fsp.lstat(e.path).catch(() => undefined);
-      if (old?.isDirectory()) await fsp.rm(e.path, { recursive: true });
-      await fsp.rename(t, e.path);
+      const old = await fsp.lstat(dest(e)).catch(() => undefined);
+      if (old?.isDirectory()) await fsp.rm(dest(e), { recursive: true });
+      await fsp.rename(t, dest(e));
       staged.delete(e.path);
     }
     // Directories last and deepest first: writing into a directory changes its mtime.
-    for (const d of [...dirs].reverse()) await applyMeta(d, d.path);
+    for (const d of [...dirs].reverse()) await applyMeta(d, dest(d));
     // Directories on the way that are not the part's own (a restore of some entries only) keep the times they had.
-    const own = new Set(dirs.map((d) => d.path));
+    const own = new Set(dirs.map((d) => dest(d)));
     await setTimesExactly([...dirTimes].filter(([p]) => !own.has(p)).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
     return { restored: entries.length, rollbackDir, roots: touched, howTo: rollbackCommand(rollbackDir, touched, existed) };
   }

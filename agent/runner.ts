@@ -7,12 +7,13 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { writeZip } from '../common/archive.js';
-import { InputError, IntegrityError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
-import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
+import { InputError, IntegrityError, PermissionError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
+import { FILE_MODE, fsyncPath, isInside, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
+import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { acquireLock } from '../common/lock.js';
-import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry } from '../common/manifest.js';
+import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry, type ExternalData } from '../common/manifest.js';
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 import { journal, recoverAfterCrash } from './recovery.js';
@@ -51,17 +52,13 @@ export async function lookFor(rt: AgentRuntime, c: Component): Promise<Found> {
 
 export type Emit = (ev: ProgressEvent) => void;
 
-const PROGRESS_EVERY_MS = 250;
-
-/** Emits at most one progress event per component every PROGRESS_EVERY_MS. */
+/** Emits at most one progress event per component every PROGRESS_EVERY_MS, and every message. */
 function progressReporter(emit: Emit, node: string, component: string, total: number) {
   let done = 0;
-  let last = 0;
+  const due = throttle(PROGRESS_EVERY_MS);
   return Object.assign((delta: number, message?: string) => {
     done += delta;
-    const now = Date.now();
-    if (message || now - last >= PROGRESS_EVERY_MS) {
-      last = now;
+    if (due(Boolean(message))) {
       emit({ node, component, phase: 'running', bytesDone: done, bytesTotal: Math.max(total, done), message: message ?? '' });
     }
   }, { done: () => done });
@@ -88,13 +85,14 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     const status = plan?.optional ? 'skipped' : 'failed';
     const reason = plan?.optional ? `not installed on ${node}: ${found.detail}` : `the inventory puts ${c.name} on ${node}, but it is not there: ${found.detail}`;
     rt.log.log(plan?.optional ? 'info' : 'error', `backup ${status}: ${reason}`, { backupId, component: c.name });
-    return { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: 0, durationMs: Date.now() - started, meta: {} };
+    return { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: 0, durationMs: Date.now() - started, meta: {}, external: [] };
   }
   const outDir = path.join(setDir, node, c.name);
   const log = rt.log.child({ backupId, node, component: c.name });
   const artifacts: Artifact[] = [];
   const entries: Entry[] = [];
   const meta: Record<string, string> = {};
+  const external = new Map<string, ExternalData>();
   const total = await c.estimateBytes().catch(() => 0);
   const progress = progressReporter(emit, node, c.name, total);
   emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId });
@@ -109,6 +107,9 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     compressionLevel: rt.compressionLevel,
     progress,
     meta,
+    declareExternal(data) {
+      external.set(data.key, { ...data });
+    },
     facts: { ...(plan?.facts ?? {}) },
     async addZip(fileName, sources, opts) {
       const file = path.join(outDir, fileName);
@@ -142,6 +143,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     bytes: artifacts.reduce((s, a) => s + a.size, 0),
     durationMs: Date.now() - started,
     meta,
+    external: [...external.values()],
   });
   try {
     await mkdirPrivate(outDir);
@@ -231,7 +233,7 @@ export async function restoreNode(
       const part = parts[i]!;
       const c = components[i]!;
       if (stop.aborted) {
-        const r: ComponentResult = { node, component: c.name, status: 'cancelled', reason: 'cancelled before it started: it has its old state', artifacts: [], entries: [], bytes: 0, durationMs: 0, meta: {} };
+        const r: ComponentResult = { node, component: c.name, status: 'cancelled', reason: 'cancelled before it started: it has its old state', artifacts: [], entries: [], bytes: 0, durationMs: 0, meta: {}, external: [] };
         results.push(r);
         emit({ node, component: c.name, phase: 'failed', message: r.reason, result: r, backupId });
         continue;
@@ -264,7 +266,10 @@ export async function restoreNode(
         keptRollback: done.keptRollback,
         restarted: done.restarted,
         restoreFiles: async (o) => {
-          const r = await restoreFileSet({ setDir, part, backupId, restorePaths: c.restorePaths, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate, onBytes: (n) => progress(n), report, signal: changed ? undefined : stop });
+          const outside = o?.roots?.find((r) => !c.restorePaths.some((p) => isInside(path.resolve(p), path.resolve(r.to))));
+          if (outside) throw new PermissionError(`refusing to restore into ${outside.to}: outside ${c.name}'s paths ${c.restorePaths.join(', ')}`);
+          const args = { setDir, part, backupId, restorePaths: c.restorePaths, roots: o?.roots, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate };
+          const r = await restoreFileSet({ ...args, onBytes: (n) => progress(n), report, signal: changed ? undefined : stop });
           changed = true;
           if (r.rollbackDir) await done.keptRollback(r.rollbackDir, { replaced: `${r.restored} entries in ${r.roots.join(', ')}`, howTo: r.howTo });
           return r;
@@ -283,7 +288,7 @@ export async function restoreNode(
       }
       // What the component restored (one database of --database), not the whole part, when it said.
       const bytes = progress.done() > 0 && !req.dryRun ? progress.done() : total;
-      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes, durationMs: Date.now() - started, meta: done.meta() };
+      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes, durationMs: Date.now() - started, meta: done.meta(), external: [] };
       for (const line of done.lines(`${part.node === rt.node ? '' : `${part.node}'s `}${c.name}`)) report(line);
       results.push(r);
       emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });
@@ -301,7 +306,7 @@ export async function restoreNode(
  */
 export async function releasePart(
   rt: AgentRuntime,
-  req: { backupId: string; target: string; node: string; component: string; meta: Record<string, string> },
+  req: { backupId: string; target: string; node: string; component: string; meta: Record<string, string>; external?: ExternalData | null },
   signal: AbortSignal,
 ): Promise<AgentReleaseReply> {
   const backupId = checkSetId(req.backupId);
@@ -309,7 +314,7 @@ export async function releasePart(
   if (!c.release) throw new PreconditionError(`component '${c.name}' keeps nothing outside the set to release`);
   const node = req.node || rt.node;
   const log = rt.log.child({ backupId, node, component: c.name });
-  const ctx: ReleaseContext = { backupId, node, setDir: setDirOf(req.target, backupId), meta: req.meta, log, signal };
+  const ctx: ReleaseContext = { backupId, node, setDir: setDirOf(req.target, backupId), meta: req.meta, external: req.external ?? undefined, log, signal };
   try {
     const message = await c.release(ctx);
     log.info(message);

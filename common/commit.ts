@@ -26,6 +26,8 @@ export function partOf(r: ComponentResult): Part {
       mtimeNs: e.mtimeNs,
       linkTarget: e.linkTarget,
     })),
+    // Only when there is some: a part without the key is one that holds nothing outside (FORMAT.md 1.3).
+    ...(r.external?.length ? { external: r.external.map((x) => ({ key: x.key, what: x.what, byHand: x.byHand })) } : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { InputError } from './errors.js';
@@ -35,6 +36,9 @@ export function parseConfig<S extends z.ZodType>(file: string, data: unknown, sc
 }
 
 export const command = z.array(z.string().min(1)).min(1);
+
+/** A file or directory setting: a relative path would depend on the daemon's working directory. */
+export const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
 /**
  * A daemon's listen address. Port 0 would make the system pick a random port that no coordinator

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { collectText } from './collect.js';
 import { CommandError } from './errors.js';
 
 export interface RunOptions {
@@ -44,10 +45,8 @@ export function firstLines(text: string, n = 3): string {
 export function run(cmd: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawnChild(cmd, { env: opts.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] }, opts.signal);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const stdoutText = collectText(child.stdout!);
+    const stderrText = collectText(child.stderr!);
     const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -55,6 +54,7 @@ export function run(cmd: string[], opts: RunOptions = {}): Promise<RunResult> {
     });
     child.on('close', (code, sig) => {
       clearTimeout(timer);
+      const [stdout, stderr] = [stdoutText(), stderrText()];
       if (code === 0 || opts.check === false) return resolve({ stdout, stderr, code });
       const why = sig ? `killed by ${sig}` : `exit ${code}`;
       reject(new CommandError(redact(`${cmd.join(' ')} failed (${why}): ${firstLines(stderr || stdout)}`, opts.secrets)));

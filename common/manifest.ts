@@ -47,6 +47,16 @@ export const entrySchema = z.object({
   linkTarget: z.string(),
 });
 
+/** Data a part keeps outside its set directory, as its component declared it (FORMAT.md 1.3). */
+export const externalSchema = z.object({
+  /** Parts with the same key hold the same data: every node of a cluster, or a copied set. */
+  key: z.string().min(1),
+  /** For the operator: what it is and where. */
+  what: z.string().min(1),
+  /** How to delete it by hand when no agent could. */
+  byHand: z.string().min(1),
+});
+
 export const partSchema = z
   .object({
     node: z.string().min(1),
@@ -58,6 +68,7 @@ export const partSchema = z
     meta: z.record(z.string(), z.string()),
     artifacts: z.array(artifactSchema),
     entries: z.array(entrySchema),
+    external: z.array(externalSchema).optional(),
   })
   .superRefine((p, ctx) => {
     // verify and restore join these paths to the set directory: they must stay inside their part.
@@ -99,6 +110,7 @@ export type SetStatus = (typeof setStatuses)[number];
 export type PartStatus = (typeof partStatuses)[number];
 export type Artifact = z.output<typeof artifactSchema>;
 export type Entry = z.output<typeof entrySchema>;
+export type ExternalData = z.output<typeof externalSchema>;
 /** `component` is any string where parts are built (the agent's report); the schema narrows it on read. */
 export type Part = Omit<z.output<typeof partSchema>, 'component'> & { component: string };
 export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts'> & { parts: Part[] };
@@ -180,7 +192,20 @@ export function parseManifest(text: string, file: string): Manifest {
     const key = issue.path.length ? issue.path.join('.') : '(top level)';
     throw new IntegrityError(`manifest ${file}: key '${shown(key)}': ${shown(issue.message)}`);
   }
+  // After the digest and the schema: the digest covers the manifest as written, not this reading of it.
+  for (const part of result.data.parts) part.external ??= externalBefore13(part);
   return result.data;
+}
+
+/**
+ * Sets written before 1.3 do not list their outside data: there only the elasticsearch part's
+ * snapshot lived outside the set, named by its meta, on failed parts too once it was started
+ * (FORMAT.md, "Data outside the set"). The only place that reads a component's meta for it.
+ */
+function externalBefore13(part: Part): ExternalData[] {
+  const { snapshot, repository, location } = part.meta;
+  if (part.component !== 'elasticsearch' || !snapshot) return [];
+  return [{ key: JSON.stringify([location, snapshot]), what: `Elasticsearch snapshot ${snapshot} in repository ${repository} (${location})`, byHand: `DELETE /_snapshot/${repository}/${snapshot}` }];
 }
 
 /** Whether a manifest read by this version had its own digest checked (FORMAT.md 1.1). */

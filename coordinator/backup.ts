@@ -172,5 +172,5 @@ async function checkedPart(dir: string, part: Part): Promise<Part> {
 }
 
 export function summaryPart(p: Part): ComponentResult {
-  return { node: p.node, component: p.component, status: p.status, reason: p.reason, artifacts: [], entries: [], bytes: p.bytes, durationMs: p.durationMs, meta: {} };
+  return { node: p.node, component: p.component, status: p.status, reason: p.reason, artifacts: [], entries: [], bytes: p.bytes, durationMs: p.durationMs, meta: {}, external: [] };
 }

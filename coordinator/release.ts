@@ -1,5 +1,4 @@
-import { externalDataOf, type ExternalData } from '../common/external.js';
-import type { Manifest, Part } from '../common/manifest.js';
+import type { ExternalData, Manifest, Part } from '../common/manifest.js';
 import { AgentPool, describeRpcError } from './agents.js';
 
 /** One datum a set keeps outside its directory, with every part whose node can release it. */
@@ -11,13 +10,13 @@ export interface Holding {
 export function holdingsOf(m: Manifest | undefined): Holding[] {
   const byKey = new Map<string, Holding>();
   for (const part of m?.parts ?? []) {
-    const data = externalDataOf(part);
-    if (!data) continue;
-    const h = byKey.get(data.key) ?? { data, parts: [] };
-    h.parts.push(part);
-    byKey.set(data.key, h);
+    for (const data of part.external ?? []) {
+      const h = byKey.get(data.key) ?? { data, parts: [] };
+      h.parts.push(part);
+      byKey.set(data.key, h);
+    }
   }
-  // A node whose part is ok took or followed the snapshot, so its agent serves the component: ask it first.
+  // A node whose part is ok made or shares the data, so its agent serves the component: ask it first.
   for (const h of byKey.values()) h.parts.sort((a, b) => Number(b.status === 'ok') - Number(a.status === 'ok'));
   return [...byKey.values()];
 }
@@ -35,7 +34,7 @@ export async function releaseHolding(pool: AgentPool, target: string, id: string
       continue;
     }
     try {
-      const r = await pool.release(address, part.node, { backupId: id, target, node: part.node, component: part.component, meta: part.meta });
+      const r = await pool.release(address, part.node, { backupId: id, target, node: part.node, component: part.component, meta: part.meta, external: h.data });
       if (r.released) return { released: true, line: `${part.node}: ${r.message}` };
       failures.push(`${part.node}: ${r.message}`);
     } catch (err) {

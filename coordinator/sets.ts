@@ -6,6 +6,7 @@ import type { SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import { InputError, IntegrityError, messageOf } from '../common/errors.js';
 import { MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
 import { checkArtifacts } from '../common/verify.js';
+import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { checkArchive } from '../common/archive.js';
 import { shown } from '../common/quote.js';
 
@@ -94,11 +95,10 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
   const zips = opts.quick ? [] : artifacts.filter((a) => a.kind === 'zip');
   const total = artifacts.reduce((t, a) => t + a.size, 0) + m.parts.reduce((s, p) => s + p.entries.filter((e) => zips.some((z) => z.path === e.archive)).reduce((t, e) => t + e.size, 0), 0);
   let done = 0;
-  let last = 0;
+  const due = throttle(PROGRESS_EVERY_MS);
   const onBytes = (n: number) => {
     done += n;
-    if (Date.now() - last > 250) {
-      last = Date.now();
+    if (due()) {
       emit({ phase: 'running', backupId: id, bytesDone: done, bytesTotal: total });
     }
   };

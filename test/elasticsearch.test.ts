@@ -6,12 +6,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { elasticsearch, elasticsearchSchema, snapshotNameOf } from '../agent/components/elasticsearch.js';
+import { elasticsearch, elasticsearchSchema, snapshotNameOf } from '../agent/components/elasticsearch/index.js';
 import { certificateProblem, nodeUrlOf } from '../agent/components/elasticsearch/lambdastack.js';
 import { createComponents } from '../agent/components/index.js';
 import { duBytes, mkdirPrivate } from '../common/fsutil.js';
 import { commitSet, partOf } from '../common/commit.js';
-import { externalDataOf } from '../common/external.js';
 import { newSetId, setDir, type Manifest } from '../common/manifest.js';
 import { kibana, kibanaSchema } from '../agent/components/kibana.js';
 import { backupNode, releasePart, type AgentRuntime } from '../agent/runner.js';
@@ -527,7 +526,8 @@ test('two clusters in one inventory ([logging], [opendistro_for_elasticsearch]):
   assert.deepEqual([...logging.es.repos.keys()], ['lsbackup-logging']);
   assert.deepEqual([...odfe.es.repos.keys()], ['lsbackup-opendistro_for_elasticsearch']);
   for (const m of Object.values(meta)) assert.ok(existsSync(path.join(m.location!, 'index.latest')), `${m.location} holds a repository`);
-  const keys = new Set(manifest.parts.map((p) => externalDataOf(p)!.key));
+  const keys = new Set(manifest.parts.flatMap((p) => (p.external ?? []).map((x) => x.key)));
+  assert.ok(manifest.parts.every((p) => p.external?.length === 1), 'every node\'s part declares the snapshot it records');
   assert.equal(keys.size, 2, 'removing the set releases each cluster\'s snapshot separately');
 });
 
@@ -586,6 +586,7 @@ test('a three-node cluster: node 0 takes the snapshot, the others keep their con
     assert.deepEqual(p.artifacts.map((a) => path.basename(a.path)), ['files.zip']);
     assert.equal(p.meta.snapshot_taken_by, 'logging1');
     assert.equal(p.meta.snapshot, byNode.logging1!.meta.snapshot);
+    assert.deepEqual(p.external, byNode.logging1!.external, 'a follower declares the cluster\'s snapshot too: any node can release it');
     assert.ok(p.entries.some((e) => e.path === path.join(o.root, 'etc/elasticsearch/elasticsearch.yml')));
   }
   const r = await restoreLocal(runs[1]!.rt, target, id, { options: { indices: 'logs-1', rename_suffix: '-x' } });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { snapshotNameOf } from '../agent/components/elasticsearch.js';
+import { snapshotNameOf } from '../agent/components/elasticsearch/index.js';
 import { DemoCluster, bin, freePort } from '../demo/cluster.js';
 import { FakeEs, makePki } from './helpers/es-server.js';
 import { dropCluster, startCluster, tempDir } from './helpers/harness.js';

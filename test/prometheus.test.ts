@@ -125,6 +125,13 @@ describe('prometheus', () => {
     assert.ok(before[0]!.values.length >= 5, `expected a few seconds of samples, got ${before[0]!.values.length}`);
     assert.ok(beforeRaw[0]!.values.length >= 5);
 
+    // A dry run names where each snapshot file would end up once swapped in, and writes nothing.
+    const dry = await restoreLocal(rt, target, id, { dryRun: true });
+    assert.deepEqual(dry.results.map((x) => x.status), ['ok'], JSON.stringify(dry.results));
+    const wouldTsdb = dry.events.map((e) => e.message ?? '').filter((m) => m.startsWith(`would restore file ${p.tsdb}/`));
+    assert.ok(wouldTsdb.some((m) => m.endsWith('/meta.json')) && wouldTsdb.every((m) => !m.includes('/snapshots/')), wouldTsdb.slice(0, 3).join('\n'));
+    assert.deepEqual((await fsp.readdir(p.tsdb)).filter((n) => n.startsWith('.lsbackup-')), [], 'a dry run stages nothing');
+
     await p.svc.stop();
     await fsp.rm(p.tsdb, { recursive: true });
     await fsp.writeFile(path.join(p.etc, 'rules/up.yml'), 'groups: []\n');

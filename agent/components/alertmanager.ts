@@ -1,13 +1,13 @@
 import { existsSync, promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { CommandError, IntegrityError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { firstLines, run } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
 import type { StagedTree } from '../staged-tree.js';
 import type { Component, RestoreContext } from './component.js';
+import { httpText, isOk } from '../http.js';
 import { detectPaths, pathList } from './files.js';
 import { readyHealth, waitDown, waitReady } from './service-wait.js';
 
@@ -21,9 +21,9 @@ export const alertmanagerSchema = z
     /** LambdaStack's and Debian's layout: the config sits beside Prometheus's (Debian adds a templates directory). */
     config_paths: pathList.default(['/etc/prometheus/alertmanager.yml', '/etc/prometheus/alertmanager_templates']),
     /** The file amtool checks before a restore puts it in place. */
-    config_file: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/etc/prometheus/alertmanager.yml'),
+    config_file: absolutePath.default('/etc/prometheus/alertmanager.yml'),
     /** --storage.path: the silences and nflog snapshots. */
-    data_dir: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/var/lib/prometheus/alertmanager'),
+    data_dir: absolutePath.default('/var/lib/prometheus/alertmanager'),
     /** The staged config file is appended. */
     check_command: command.default(['amtool', 'check-config']),
     /** Default: systemctl stop/start of the unit the node has: LambdaStack's alertmanager, or Debian's prometheus-alertmanager. */
@@ -72,8 +72,6 @@ export interface Silence {
   comment: string;
 }
 
-const fetchCause = (err: unknown) => (err as { cause?: { code?: string } }).cause?.code ?? messageOf(err);
-
 /**
  * The seed's 2.3, plus the data directory so silences survive a restore. Alertmanager writes its
  * silences file only every --data.maintenance-interval (15 min) and at shutdown, so the directory
@@ -83,24 +81,22 @@ const fetchCause = (err: unknown) => (err as { cause?: { code?: string } }).caus
 export function alertmanager(cfg: AlertmanagerConfig): Component {
   const api = `${cfg.url}/api/v2`;
 
-  async function call(method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
-    const timeout = AbortSignal.timeout(30_000);
-    try {
-      return await fetch(url, {
-        method,
-        headers: body === undefined ? undefined : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
-    } catch (err) {
-      throw new UnavailableError(`Alertmanager at ${cfg.url}: ${fetchCause(err)}`);
-    }
+  async function call(method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<{ status: number; text: string }> {
+    return httpText({
+      method,
+      url: new URL(url),
+      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
+      signal,
+      timeoutMs: 30_000,
+      networkError: (f) => new UnavailableError(`Alertmanager at ${cfg.url}: ${f.code || f.message}`),
+    });
   }
 
   async function listSilences(signal?: AbortSignal): Promise<Silence[]> {
     const r = await call('GET', `${api}/silences`, undefined, signal);
-    const text = await r.text();
-    if (!r.ok) throw new UnavailableError(`GET ${api}/silences: HTTP ${r.status}: ${text.trim().slice(0, 300)}`);
+    const text = r.text;
+    if (!isOk(r.status)) throw new UnavailableError(`GET ${api}/silences: HTTP ${r.status}: ${text.trim().slice(0, 300)}`);
     return JSON.parse(text) as Silence[];
   }
 
@@ -119,7 +115,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       if (s.status.state === 'expired' || Date.parse(s.endsAt) <= now) {
         if (current && current.status.state !== 'expired') {
           const r = await call('DELETE', `${api}/silence/${encodeURIComponent(s.id)}`, undefined, ctx.signal);
-          if (!r.ok) throw new UnavailableError(`expiring silence ${s.id}: HTTP ${r.status}: ${(await r.text()).trim()}`);
+          if (!isOk(r.status)) throw new UnavailableError(`expiring silence ${s.id}: HTTP ${r.status}: ${r.text.trim()}`);
           expired++;
         }
         continue;
@@ -127,8 +123,8 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       if (current && current.status.state !== 'expired') continue;
       const { matchers, startsAt, endsAt, createdBy, comment } = s;
       const r = await call('POST', `${api}/silences`, { matchers, startsAt, endsAt, createdBy, comment }, ctx.signal);
-      const text = await r.text();
-      if (!r.ok) throw new UnavailableError(`re-creating silence ${s.id} (${comment}): HTTP ${r.status}: ${text.trim().slice(0, 300)}`);
+      const text = r.text;
+      if (!isOk(r.status)) throw new UnavailableError(`re-creating silence ${s.id} (${comment}): HTTP ${r.status}: ${text.trim().slice(0, 300)}`);
       created++;
     }
     if (created || expired) ctx.progress(0, `silences newer than the data directory: ${created} created again, ${expired} expired again`);

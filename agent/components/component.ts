@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
-import type { Artifact, ComponentName, Entry, Part } from '../../common/manifest.js';
+import type { Artifact, ComponentName, Entry, ExternalData, Part } from '../../common/manifest.js';
 import type { StagedTree } from '../staged-tree.js';
 import type { RestoredFiles } from '../restore-files.js';
 
@@ -44,6 +44,12 @@ export interface BackupContext {
   addStream(fileName: string, source: Readable): Promise<Artifact>;
   /** Facts restore will need (snapshot names, node names); never secrets. */
   meta: Record<string, string>;
+  /**
+   * Records data this part keeps outside the set directory (a snapshot in a shared repository),
+   * as soon as it exists: a part that fails afterwards still names it. Removing the set has this
+   * component's release() delete it; prune and delete know nothing else of it.
+   */
+  declareExternal(data: ExternalData): void;
   /** What the build directory says of this component on this host; empty without one. */
   facts: ClusterFacts;
 }
@@ -98,7 +104,13 @@ export interface RestoreContext {
    * before anything is replaced and may refuse them; `tree.run` runs a check that sees all of
    * the part's new files at their original paths.
    */
-  restoreFiles(opts?: { archive?: string; only?: (e: Entry) => boolean; validate?: (staged: Map<string, string>, tree: StagedTree) => Promise<void> }): Promise<RestoredFiles>;
+  restoreFiles(opts?: {
+    archive?: string;
+    only?: (e: Entry) => boolean;
+    validate?: (staged: Map<string, string>, tree: StagedTree) => Promise<void>;
+    /** Entries archived under `from` go under `to` instead of back where they were; every `to` must lie in restorePaths. */
+    roots?: { from: string; to: string }[];
+  }): Promise<RestoredFiles>;
 }
 
 /** What releasing a part's outside data gets: the set, and the part's manifest meta naming that data. */
@@ -108,6 +120,8 @@ export interface ReleaseContext {
   node: string;
   setDir: string;
   meta: Record<string, string>;
+  /** The datum to release, as the part declared it; absent for a set written before 1.3. */
+  external?: ExternalData;
   log: Logger;
   signal: AbortSignal;
 }
@@ -127,7 +141,7 @@ export interface Component {
   backup(ctx: BackupContext): Promise<BackupOutcome>;
   restore(ctx: RestoreContext): Promise<void>;
   /**
-   * Only for a component that keeps a part's data outside the set directory (common/external.ts):
+   * Only for a component that keeps a part's data outside the set directory (declareExternal):
    * deletes it before the set is removed. Data already gone counts as released. Says what it did.
    */
   release?(ctx: ReleaseContext): Promise<string>;

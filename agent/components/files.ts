@@ -1,8 +1,7 @@
-import path from 'node:path';
 import { z } from 'zod';
 import type { ComponentName } from '../../common/manifest.js';
 import { duBytes, exists } from '../../common/fsutil.js';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { run } from '../../common/exec.js';
 import type { Component, Detection, Health, RestoreContext } from './component.js';
 import type { StagedTree } from '../staged-tree.js';
@@ -61,7 +60,7 @@ export async function filesHealth(paths: string[]): Promise<Health> {
   return { status: 'ok', detail: `${present.length}/${paths.length} paths present` };
 }
 
-export const pathList = z.array(z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path'));
+export const pathList = z.array(absolutePath);
 
 /** Present when any of `markers` exists: what a package or a LambdaStack role leaves on a node. */
 export async function detectPaths(what: string, markers: string[]): Promise<Detection> {

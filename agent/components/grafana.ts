@@ -3,26 +3,23 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { IntegrityError, PreconditionError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
 import { FILE_MODE, duBytes, exists, fsyncPath } from '../../common/fsutil.js';
 import { HashingStream } from '../../common/hash.js';
 import type { BackupContext, Component, Health, RestoreContext } from './component.js';
-import { detectPaths, filesSchema } from './files.js';
+import { detectPaths, filesSchema, pathList } from './files.js';
 
 export const grafanaSchema = z
   .object({
     /** Grafana's [paths] data; grafana.db is expected in it ([database] path left at its default). */
-    data_dir: z
-      .string()
-      .refine((p) => path.isAbsolute(p), 'expected an absolute path')
-      .default('/var/lib/grafana'),
+    data_dir: absolutePath.default('/var/lib/grafana'),
     /**
      * Grafana's configuration: grafana.ini, its TLS key and certificate, provisioning, ldap.toml
      * (roles/grafana puts all of them under /etc/grafana). Backed up with the data directory.
      */
-    config_paths: z.array(z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path')).default(['/etc/grafana']),
+    config_paths: pathList.default(['/etc/grafana']),
     /** Must return once Grafana has stopped: the database is replaced underneath it. */
     stop_command: command.default(['systemctl', 'stop', 'grafana-server']),
     start_command: command.default(['systemctl', 'start', 'grafana-server']),

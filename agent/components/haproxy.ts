@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { PreconditionError } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
 import type { Component } from './component.js';
@@ -17,7 +17,7 @@ export const haproxySchema = z
      */
     check_command: command.optional(),
     /** LambdaStack runs HAProxy in a runc container from this rootfs (roles/haproxy_runc). */
-    runc_rootfs: z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path').default('/opt/runc/haproxy/rootfs'),
+    runc_rootfs: absolutePath.default('/opt/runc/haproxy/rootfs'),
     ...filesSchema,
   })
   .strict();

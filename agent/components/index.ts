@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ComponentName } from '../../common/manifest.js';
 import type { Component } from './component.js';
 import { alertmanager, alertmanagerSchema } from './alertmanager.js';
-import { elasticsearch, elasticsearchSchema } from './elasticsearch.js';
+import { elasticsearch, elasticsearchSchema } from './elasticsearch/index.js';
 import { grafana, grafanaSchema } from './grafana.js';
 import { haproxy, haproxySchema } from './haproxy.js';
 import { kibana, kibanaSchema } from './kibana.js';

@@ -5,15 +5,17 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gunzipSync } from 'node:zlib';
 import { z } from 'zod';
+import { absolutePath } from '../../common/config.js';
 import { CommandError, IntegrityError, LsbackupError, NotFoundError, PreconditionError, UnavailableError } from '../../common/errors.js';
+import { collectText } from '../../common/collect.js';
 import { firstLines, redact, spawnChild } from '../../common/exec.js';
 import { duBytes, exists } from '../../common/fsutil.js';
 import { humanBytes } from '../../common/units.js';
 import type { BackupContext, Component, Detection, Health, RestoreContext } from './component.js';
 import { forEachBounded } from '../../common/parallel.js';
+import { readSecretFile } from '../secrets.js';
 import { filesArtifact, filesSchema, pathList, restoreFilesThenRun } from './files.js';
 
-const absolute = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
 /** LambdaStack's roles/postgresql/defaults/main.yml, Debian: config_dir /etc/postgresql/<v>/main, bin_dir /usr/lib/postgresql/<v>/bin. */
 const DEBIAN_CONFIG_ROOT = '/etc/postgresql';
@@ -183,7 +185,7 @@ export const postgresqlSchema = z
     /** The database to connect to for queries and globals (CREATE/DROP DATABASE run from template1). */
     database: z.string().min(1).default('postgres'),
     /** A file whose first line is the password; handed to the client programs as PGPASSWORD only. */
-    password_file: absolute.optional(),
+    password_file: absolutePath.optional(),
     /**
      * The OS user the client programs run as. By default, when the agent runs as root and `host` is
      * a socket directory, they run as the OS user named like `user` (LambdaStack's pg_hba.conf has
@@ -191,7 +193,7 @@ export const postgresqlSchema = z
      */
     os_user: z.string().min(1).optional(),
     /** Directory of psql, pg_dump, pg_dumpall and pg_restore; by default /usr/lib/postgresql/<version>/bin of the detected cluster, else PATH. */
-    bin_dir: absolute.optional(),
+    bin_dir: absolutePath.optional(),
     /**
      * Databases restored at once, each by its own pg_restore session. A restore is mostly server
      * work on one core per session, so a cluster of several databases restores in about the time
@@ -199,11 +201,11 @@ export const postgresqlSchema = z
      */
     restore_parallel: z.number().int().min(1).max(16).default(2),
     /** Where Debian's layout keeps one directory per cluster, <version>/main; the one cluster (or the one on `port`) is used. */
-    config_root: absolute.default(DEBIAN_CONFIG_ROOT),
+    config_root: absolutePath.default(DEBIAN_CONFIG_ROOT),
     /** The cluster's configuration directory, when detection under config_root is not wanted; must exist. */
-    config_dir: absolute.optional(),
+    config_dir: absolutePath.optional(),
     /** The postgres user's .pgpass (repmgr's passwords); default LambdaStack's /var/lib/postgresql/.pgpass, backed up when present. Set here, it must exist. */
-    pgpass_file: absolute.optional(),
+    pgpass_file: absolutePath.optional(),
     /** Exactly the files and directories to back up instead of the detected ones; every one must exist. */
     config_paths: pathList.optional(),
     /**
@@ -321,15 +323,7 @@ class Client {
   private async password(): Promise<string | undefined> {
     const file = this.cfg.password_file;
     if (!file) return undefined;
-    let text: string;
-    try {
-      text = await fsp.readFile(file, 'utf8');
-    } catch (err) {
-      throw new PreconditionError(`password_file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const pw = text.split(/\r?\n/)[0] ?? '';
-    if (pw === '') throw new PreconditionError(`password_file ${file}: its first line is empty`);
-    return pw;
+    return readSecretFile(file, 'password_file');
   }
 
   private async env(): Promise<NodeJS.ProcessEnv> {
@@ -361,12 +355,8 @@ class Client {
     // As another OS user the programs get its ids and home: the agent's cwd (/root) may be closed to it.
     const as = u ? { uid: u.uid, gid: u.gid, cwd: (await exists(u.home)) ? u.home : '/' } : {};
     const child = spawnChild(cmd, { env: await this.env(), stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...as }, this.signal);
-    let stdout = '';
-    let stderr = '';
-    if (opts.stdout !== 'stream') child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < STDERR_KEEP) stderr += d;
-    });
+    const stdout = opts.stdout !== 'stream' ? collectText(child.stdout!) : () => '';
+    const stderr = collectText(child.stderr!, STDERR_KEEP);
     // A program that exits early closes its stdin; its exit status is the answer, not the EPIPE.
     let inputError: Error | undefined;
     if (typeof opts.input === 'string') {
@@ -389,7 +379,7 @@ class Client {
       });
       child.on('close', (code, signal) => {
         if (inputError) reject(new CommandError(`${cmd[0]}: reading its input failed: ${inputError.message}`));
-        else resolve({ code, signal, stdout, stderr });
+        else resolve({ code, signal, stdout: stdout(), stderr: stderr() });
       });
     });
     return { child, exit };

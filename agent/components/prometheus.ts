@@ -1,18 +1,15 @@
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { extractVerified } from '../../common/archive.js';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { IntegrityError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
 import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
-import type { Entry } from '../../common/manifest.js';
-import { applyMeta, checkConfinement } from '../restore-files.js';
-import type { BackupContext, Component, RestoreContext, RollbackTarget } from './component.js';
+import { httpText, isOk } from '../http.js';
+import type { BackupContext, Component, RollbackTarget } from './component.js';
 import { detectPaths, pathList } from './files.js';
-import { fetchError, getOk, readyHealth, waitDown, waitReady } from './service-wait.js';
+import { getLocal, readyHealth, waitDown, waitReady } from './service-wait.js';
 
-const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 const httpUrl = z
   .string()
   .regex(/^https?:\/\/[^/]+/, 'expected an http(s):// URL')
@@ -146,20 +143,22 @@ export function prometheus(settings: PrometheusConfig): Component {
   const exec = async (cmd: string[], signal?: AbortSignal) => void (await run(cmd, { signal }));
 
   async function requestSnapshot(signal: AbortSignal): Promise<SnapshotAnswer> {
-    let r: Response;
-    try {
-      r = await fetch(`${cfg.url}/api/v1/admin/tsdb/snapshot`, { method: 'POST', signal });
-    } catch (err) {
-      throw new UnavailableError(`Prometheus at ${cfg.url}: ${fetchError(err)}`);
-    }
-    const text = await r.text();
+    const r = await httpText({
+      method: 'POST',
+      url: new URL(`${cfg.url}/api/v1/admin/tsdb/snapshot`),
+      signal,
+      // A snapshot of a large head block takes a while to be answered; fetch gave it undici's 300 s.
+      timeoutMs: 300_000,
+      networkError: (f) => new UnavailableError(`Prometheus at ${cfg.url}: ${f.code || f.message}`),
+    });
+    const text = r.text;
     let body: { status?: string; error?: string; data?: { name?: string } } = {};
     try {
       body = JSON.parse(text) as typeof body;
     } catch {
       // not JSON: a proxy's error page or an old Prometheus; judged by status below
     }
-    if (r.ok && body.status === 'success' && body.data?.name) return { kind: 'ok', name: body.data.name, detail: '' };
+    if (isOk(r.status) && body.status === 'success' && body.data?.name) return { kind: 'ok', name: body.data.name, detail: '' };
     const detail = `HTTP ${r.status}: ${(body.error ?? text).trim().slice(0, 300)}`;
     if (r.status === 404 || r.status === 405 || /admin APIs disabled/i.test(body.error ?? text)) return { kind: 'disabled', detail };
     return { kind: 'error', detail };
@@ -167,9 +166,9 @@ export function prometheus(settings: PrometheusConfig): Component {
 
   async function flags(signal?: AbortSignal): Promise<Record<string, string> | undefined> {
     try {
-      const r = await getOk(`${cfg.url}/api/v1/status/flags`, signal);
-      if (!r.ok) return undefined;
-      return ((await r.json()) as { data?: Record<string, string> }).data;
+      const r = await getLocal(`${cfg.url}/api/v1/status/flags`, signal);
+      if (!isOk(r.status)) return undefined;
+      return (JSON.parse(r.text) as { data?: Record<string, string> }).data;
     } catch {
       return undefined;
     }
@@ -345,32 +344,32 @@ export function prometheus(settings: PrometheusConfig): Component {
       const entries = ctx.part.entries.filter((e) => e.archive === arch(TSDB_ARTIFACT));
       const tsdb = cfg.tsdb_path;
       const staging = path.join(tsdb, `${OURS}restore-${ctx.backupId}`);
-      // The archive names entries after where the snapshot lay at backup time, so restoreFiles'
-      // "put it back where it was" does not fit: they go to a staging directory swapped in as the TSDB root.
-      const staged = checkConfinement(entries, [{ from: snapDir, to: staging }]);
+      // The archive names entries after where the snapshot lay at backup time, so "put it back where
+      // it was" does not fit: they go to a staging directory swapped in as the TSDB root.
+      const toStaging = { archive: arch(TSDB_ARTIFACT), roots: [{ from: snapDir, to: staging }] };
       const odd = entries.find((e) => e.type !== 'file' && e.type !== 'dir');
       if (odd) throw new PermissionError(`refusing ${odd.type} '${odd.path}': a TSDB snapshot holds only files and directories`);
 
       if (ctx.dryRun) {
         ctx.progress(0, `would stop Prometheus, move the contents of ${tsdb} aside and put snapshot ${ctx.part.meta.snapshot ?? ''} (${entries.length} entries) there`);
-        for (const e of entries) ctx.progress(0, `would restore ${e.type} ${path.join(tsdb, path.relative(staging, staged.get(e)!))}`);
+        // Checked as the real restore checks it, and shown where each entry ends up once swapped in.
+        await ctx.restoreFiles({ ...toStaging, roots: [{ from: snapDir, to: tsdb }] });
         await restoreConfig();
         return;
       }
 
       const need = entries.reduce((s, e) => s + e.size, 0);
-      if (!(await exists(tsdb))) {
-        await fsp.mkdir(tsdb, { recursive: true, mode: 0o755 });
-        const root = entries.find((e) => staged.get(e) === staging);
-        if (root) await applyMeta(root, tsdb);
-      }
+      const tsdbIsNew = !(await exists(tsdb));
+      if (tsdbIsNew) await fsp.mkdir(tsdb, { recursive: true, mode: 0o755 });
       const free = await freeBytes(tsdb);
       if (free < need) throw new PreconditionError(`${tsdb} has ${free} bytes free, the snapshot needs ${need}; nothing was changed`);
 
       // Extracted and verified while Prometheus still runs: its downtime is only the swap.
       await fsp.rm(staging, { recursive: true, force: true });
       try {
-        await extractSnapshot(ctx, arch(TSDB_ARTIFACT), entries, staged, staging);
+        await ctx.restoreFiles(toStaging);
+        // The snapshot's own root entry gave the staging directory its owner and mode; a TSDB root made just now takes them.
+        if (tsdbIsNew) await copyOwnerAndMode(staging, tsdb);
         await restoreConfig();
       } catch (err) {
         await fsp.rm(staging, { recursive: true, force: true });
@@ -410,18 +409,13 @@ export function prometheus(settings: PrometheusConfig): Component {
     },
   };
 
-  async function extractSnapshot(ctx: RestoreContext, archive: string, entries: Entry[], staged: Map<Entry, string>, staging: string): Promise<void> {
-    const dest = (e: Entry) => staged.get(e)!;
-    await mkdirPrivate(staging);
-    const dirs = entries.filter((e) => e.type === 'dir' && dest(e) !== staging).sort((a, b) => depth(a.path) - depth(b.path));
-    for (const d of dirs) await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
-    await extractVerified(path.join(ctx.setDir, archive), entries, dest, (n) => ctx.progress(n));
-    for (const e of entries) if (e.type === 'file') await applyMeta(e, dest(e));
-    for (const d of [...dirs].reverse()) await applyMeta(d, dest(d));
-  }
 }
 
-const depth = (p: string) => p.split('/').length;
+async function copyOwnerAndMode(from: string, to: string): Promise<void> {
+  const st = await fsp.stat(from);
+  await fsp.chown(to, st.uid, st.gid);
+  await fsp.chmod(to, st.mode & 0o7777);
+}
 
 /**
  * What Prometheus keeps in its TSDB root: ULID-named blocks (and their .tmp-* forms while being

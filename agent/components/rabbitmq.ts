@@ -1,22 +1,23 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, promises as fsp } from 'node:fs';
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { command } from '../../common/config.js';
+import { absolutePath, command } from '../../common/config.js';
 import { CommandError, InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { processAlive } from '../../common/lock.js';
+import { collectText } from '../../common/collect.js';
 import { firstLines, redact, run } from '../../common/exec.js';
 import { duBytes, exists, isInside } from '../../common/fsutil.js';
 import { pollUntil } from '../../common/poll.js';
 import type { BackupContext, ClusterFacts, Component, Detection, Health, RestoreContext } from './component.js';
+import { readSecretFile } from '../secrets.js';
+import { httpRequest, isOk, readSettingFile, readText, type NetworkFailure } from '../http.js';
 import { detectPaths, filesSchema, pathList } from './files.js';
 
-const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'expected an absolute path');
 
 function isApiUrl(s: string): boolean {
   try {
@@ -110,57 +111,38 @@ class ManagementApi {
   private async password(): Promise<string> {
     if (this.cfg.password) return this.cfg.password;
     if (!this.cfg.password_file) return 'guest';
-    try {
-      return (await fsp.readFile(this.cfg.password_file, 'utf8')).replace(/\r?\n$/, '');
-    } catch (err) {
-      throw new InputError(`password_file ${this.cfg.password_file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
-    }
-  }
-
-  private async caCert(): Promise<Buffer | undefined> {
-    if (!this.cfg.ca_file) return undefined;
-    try {
-      return await fsp.readFile(this.cfg.ca_file);
-    } catch (err) {
-      throw new InputError(`ca_file ${this.cfg.ca_file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
-    }
+    return readSecretFile(this.cfg.password_file, 'password_file');
   }
 
   /**
    * Sends one request and resolves with the response once its status is 2xx; the caller reads
-   * the body. Anything else becomes a typed error. Node's http module rather than fetch: fetch
-   * cannot be given a CA per request without the undici package.
+   * the body. Anything else becomes a typed error.
    */
   async request(method: string, apiPath: string, opts: { body?: () => Readable; bodyBytes?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<IncomingMessage> {
     const secret = await this.password();
     const url = new URL(apiPath.replace(/^\//, ''), this.base);
-    const headers: Record<string, string | number> = {
-      authorization: `Basic ${Buffer.from(`${this.cfg.user}:${secret}`).toString('base64')}`,
-      accept: 'application/json',
-    };
-    if (opts.body) {
-      headers['content-type'] = 'application/json';
-      if (opts.bodyBytes !== undefined) headers['content-length'] = opts.bodyBytes;
-    }
-    const timeoutMs = opts.timeoutMs ?? this.cfg.request_timeout_seconds * 1000;
-    const ca = await this.caCert();
-    const send = url.protocol === 'https:' ? https.request : http.request;
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(url, { method, headers, ca, signal: opts.signal, timeout: timeoutMs }, resolve);
-      req.on('timeout', () => req.destroy(new UnavailableError(`the management API at ${this.where} sent nothing for ${timeoutMs / 1000}s (${method} ${url.pathname})`)));
-      req.on('error', (err) => reject(this.networkError(err, secret)));
-      if (opts.body) pipeline(opts.body(), req).catch((err) => reject(this.networkError(err, secret)));
-      else req.end();
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (opts.body) headers['content-type'] = 'application/json';
+    const res = await httpRequest({
+      method,
+      url,
+      headers,
+      basicAuth: { user: this.cfg.user, password: secret },
+      body: opts.body,
+      bodyBytes: opts.bodyBytes,
+      ca: this.cfg.ca_file ? await readSettingFile(this.cfg.ca_file, 'ca_file') : undefined,
+      signal: opts.signal,
+      timeoutMs: opts.timeoutMs ?? this.cfg.request_timeout_seconds * 1000,
+      server: `the management API at ${this.where}`,
+      networkError: (f) => this.networkError(f, secret),
     });
-    if (res.statusCode! >= 200 && res.statusCode! < 300) return res;
+    if (isOk(res.statusCode!)) return res;
     throw await this.statusError(method, url, res, secret);
   }
 
   async json<T>(method: string, apiPath: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<T> {
     const res = await this.request(method, apiPath, opts);
-    const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
+    const text = await readText(res);
     try {
       return JSON.parse(text) as T;
     } catch {
@@ -168,22 +150,16 @@ class ManagementApi {
     }
   }
 
-  private networkError(err: unknown, secret: string): Error {
-    if (err instanceof UnavailableError || (err as Error).name === 'AbortError') return err as Error;
-    const e = err as NodeJS.ErrnoException & { errors?: NodeJS.ErrnoException[] };
-    const code = e.code ?? e.errors?.[0]?.code;
-    if (code === 'ECONNREFUSED') {
+  private networkError(f: NetworkFailure, secret: string): Error {
+    if (f.refused) {
       return new ManagementOffError(`management plugin is not enabled on ${this.where}: connection refused (or RabbitMQ is not running)`);
     }
-    const tlsHint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code ?? '') ? '; set ca_file to the CA that signed its certificate' : '';
-    return new UnavailableError(redact(`cannot reach the management API at ${this.where}: ${code ?? e.message}${tlsHint}`, [secret]));
+    const tlsHint = f.tls ? '; set ca_file to the CA that signed its certificate' : '';
+    return new UnavailableError(redact(`cannot reach the management API at ${this.where}: ${f.code || f.message}${tlsHint}`, [secret]));
   }
 
   private async statusError(method: string, url: URL, res: IncomingMessage, secret: string): Promise<Error> {
-    let text = '';
-    for await (const c of res) {
-      if (text.length < 4096) text += (c as Buffer).toString('utf8');
-    }
+    const text = await readText(res, 4096);
     let reason = text.trim().slice(0, 300);
     try {
       const body = JSON.parse(text) as { error?: string; reason?: unknown };
@@ -327,11 +303,7 @@ class Rabbitmqctl {
   private async call(sub: string, args: string[], opts: { signal?: AbortSignal; timeoutMs?: number; stdin?: () => Readable; consume?: (out: Readable) => Promise<unknown> }): Promise<string> {
     const env = await this.env();
     const child = spawn(this.argv(args)[0]!, this.argv(args).slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal, timeout: opts.timeoutMs, killSignal: 'SIGKILL' });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < 65536) stderr += d;
-    });
+    const stderrText = collectText(child.stderr, 65536);
     const closed = new Promise<number | null>((resolve, reject) => {
       child.on('error', (err) => reject(this.notFound(err)));
       child.on('close', (code) => resolve(code));
@@ -339,17 +311,14 @@ class Rabbitmqctl {
     child.stdin.on('error', () => undefined);
     if (opts.stdin) pipeline(opts.stdin(), child.stdin).catch(() => undefined);
     else child.stdin.end();
-    const consumed = opts.consume
-      ? opts.consume(child.stdout).then(() => undefined, (err: unknown) => err)
-      : (async () => {
-          for await (const c of child.stdout) stdout += (c as Buffer).toString('utf8');
-          return undefined;
-        })();
+    // Collected output is complete at 'close': the child's pipes have ended by then.
+    const stdoutText = opts.consume ? () => '' : collectText(child.stdout);
+    const consumed = opts.consume ? opts.consume(child.stdout).then(() => undefined, (err: unknown) => err) : undefined;
     const code = await closed;
     const consumeError = await consumed;
-    if (code !== 0) throw this.failure(sub, code, stderr, stdout);
+    if (code !== 0) throw this.failure(sub, code, stderrText(), stdoutText());
     if (consumeError) throw consumeError;
-    return stdout;
+    return stdoutText();
   }
 
   async status(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<CtlStatus> {

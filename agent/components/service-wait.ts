@@ -1,5 +1,6 @@
 import { LsbackupError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { pollUntil } from '../../common/poll.js';
+import { httpText, isOk, type NetworkFailure } from '../http.js';
 import type { Health } from './component.js';
 
 /**
@@ -7,14 +8,13 @@ import type { Health } from './component.js';
  * components whose server is stopped and started around a restore, so none imports another.
  */
 
-export function fetchError(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? messageOf(err);
+/** A GET of a local service's page; a network failure is an UnavailableError saying only its code. */
+export async function getLocal(url: string, signal?: AbortSignal, timeoutMs = 5000): Promise<{ status: number; text: string }> {
+  return httpText({ method: 'GET', url: new URL(url), signal, timeoutMs, networkError: networkCode });
 }
 
-export async function getOk(url: string, signal?: AbortSignal, timeoutMs = 5000): Promise<Response> {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  return fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+export function networkCode(f: NetworkFailure): Error {
+  return new UnavailableError(f.code || f.message);
 }
 
 /** Polls <url>/-/ready (Prometheus and Alertmanager both serve it) until it answers 200. */
@@ -23,12 +23,11 @@ export async function waitReady(url: string, timeoutS: number, what: string, sig
   const ready = await pollUntil(Date.now() + timeoutS * 1000, { everyMs: 250 }, async () => {
     if (signal?.aborted) throw new LsbackupError(`cancelled while waiting for ${what} to become ready`);
     try {
-      const r = await getOk(`${url}/-/ready`, signal);
-      await r.body?.cancel();
-      if (r.ok) return true;
+      const r = await getLocal(`${url}/-/ready`, signal);
+      if (isOk(r.status)) return true;
       last = `HTTP ${r.status}`;
     } catch (err) {
-      last = fetchError(err);
+      last = messageOf(err);
     }
     return undefined;
   });
@@ -42,8 +41,7 @@ export async function waitReady(url: string, timeoutS: number, what: string, sig
 export async function waitDown(url: string, timeoutS: number, what: string): Promise<void> {
   const down = await pollUntil(Date.now() + timeoutS * 1000, { everyMs: 250 }, async () => {
     try {
-      const r = await getOk(`${url}/-/ready`, undefined, 2000);
-      await r.body?.cancel();
+      await getLocal(`${url}/-/ready`, undefined, 2000);
       return undefined;
     } catch {
       return true;
@@ -54,12 +52,12 @@ export async function waitDown(url: string, timeoutS: number, what: string): Pro
 
 export async function readyHealth(url: string, what: string): Promise<Health> {
   try {
-    const r = await getOk(`${url}/-/ready`);
-    const body = (await r.text()).trim();
-    if (r.ok) return { status: 'ok', detail: `${what} at ${url} is ready` };
+    const r = await getLocal(`${url}/-/ready`);
+    const body = r.text.trim();
+    if (isOk(r.status)) return { status: 'ok', detail: `${what} at ${url} is ready` };
     return { status: 'degraded', detail: `${what} at ${url} answers HTTP ${r.status}: ${body.slice(0, 200)}` };
   } catch (err) {
-    return { status: 'down', detail: `${what} at ${url}: ${fetchError(err)}` };
+    return { status: 'down', detail: `${what} at ${url}: ${messageOf(err)}` };
   }
 }
 

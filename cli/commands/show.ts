@@ -18,7 +18,7 @@ export function registerShow(program: Command): void {
           `${set.files} files, ${humanBytes(Number(set.bytes))}`,
         ];
         if (manifest) {
-          lines.push(partsTable(manifest.parts.map((p) => ({ ...p, artifacts: [], entries: [] }))));
+          lines.push(partsTable(manifest.parts.map((p) => ({ ...p, artifacts: [], entries: [], external: [] }))));
           if (manifest.notCovered.length) lines.push(`not covered: ${manifest.notCovered.join('; ')}`);
         }
         lines.push(...set.reasons.map((r) => `problem: ${r}`));

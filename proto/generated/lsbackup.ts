@@ -20,6 +20,7 @@ import type { ComponentResult as _lsbackup_v1_ComponentResult, ComponentResult__
 import type { CoordinatorClient as _lsbackup_v1_CoordinatorClient, CoordinatorDefinition as _lsbackup_v1_CoordinatorDefinition } from './lsbackup/v1/Coordinator';
 import type { Detection as _lsbackup_v1_Detection, Detection__Output as _lsbackup_v1_Detection__Output } from './lsbackup/v1/Detection';
 import type { Entry as _lsbackup_v1_Entry, Entry__Output as _lsbackup_v1_Entry__Output } from './lsbackup/v1/Entry';
+import type { ExternalData as _lsbackup_v1_ExternalData, ExternalData__Output as _lsbackup_v1_ExternalData__Output } from './lsbackup/v1/ExternalData';
 import type { InfoReply as _lsbackup_v1_InfoReply, InfoReply__Output as _lsbackup_v1_InfoReply__Output } from './lsbackup/v1/InfoReply';
 import type { InfoRequest as _lsbackup_v1_InfoRequest, InfoRequest__Output as _lsbackup_v1_InfoRequest__Output } from './lsbackup/v1/InfoRequest';
 import type { ListReply as _lsbackup_v1_ListReply, ListReply__Output as _lsbackup_v1_ListReply__Output } from './lsbackup/v1/ListReply';
@@ -60,6 +61,7 @@ export interface ProtoGrpcType {
       Coordinator: SubtypeConstructor<typeof grpc.Client, _lsbackup_v1_CoordinatorClient> & { service: _lsbackup_v1_CoordinatorDefinition }
       Detection: MessageTypeDefinition<_lsbackup_v1_Detection, _lsbackup_v1_Detection__Output>
       Entry: MessageTypeDefinition<_lsbackup_v1_Entry, _lsbackup_v1_Entry__Output>
+      ExternalData: MessageTypeDefinition<_lsbackup_v1_ExternalData, _lsbackup_v1_ExternalData__Output>
       InfoReply: MessageTypeDefinition<_lsbackup_v1_InfoReply, _lsbackup_v1_InfoReply__Output>
       InfoRequest: MessageTypeDefinition<_lsbackup_v1_InfoRequest, _lsbackup_v1_InfoRequest__Output>
       ListReply: MessageTypeDefinition<_lsbackup_v1_ListReply, _lsbackup_v1_ListReply__Output>

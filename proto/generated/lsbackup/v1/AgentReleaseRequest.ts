@@ -1,5 +1,6 @@
 // Original file: proto/lsbackup.proto
 
+import type { ExternalData as _lsbackup_v1_ExternalData, ExternalData__Output as _lsbackup_v1_ExternalData__Output } from '../../lsbackup/v1/ExternalData';
 
 export interface AgentReleaseRequest {
   'backupId'?: (string);
@@ -7,6 +8,7 @@ export interface AgentReleaseRequest {
   'node'?: (string);
   'component'?: (string);
   'meta'?: ({[key: string]: string});
+  'external'?: (_lsbackup_v1_ExternalData | null);
 }
 
 export interface AgentReleaseRequest__Output {
@@ -15,4 +17,5 @@ export interface AgentReleaseRequest__Output {
   'node': (string);
   'component': (string);
   'meta': ({[key: string]: string});
+  'external': (_lsbackup_v1_ExternalData__Output | null);
 }

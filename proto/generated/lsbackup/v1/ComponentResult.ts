@@ -2,6 +2,7 @@
 
 import type { Artifact as _lsbackup_v1_Artifact, Artifact__Output as _lsbackup_v1_Artifact__Output } from '../../lsbackup/v1/Artifact';
 import type { Entry as _lsbackup_v1_Entry, Entry__Output as _lsbackup_v1_Entry__Output } from '../../lsbackup/v1/Entry';
+import type { ExternalData as _lsbackup_v1_ExternalData, ExternalData__Output as _lsbackup_v1_ExternalData__Output } from '../../lsbackup/v1/ExternalData';
 import type { Long } from '@grpc/proto-loader';
 
 export interface ComponentResult {
@@ -14,6 +15,7 @@ export interface ComponentResult {
   'bytes'?: (number | string | Long);
   'durationMs'?: (number | string | Long);
   'meta'?: ({[key: string]: string});
+  'external'?: (_lsbackup_v1_ExternalData)[];
 }
 
 export interface ComponentResult__Output {
@@ -26,4 +28,5 @@ export interface ComponentResult__Output {
   'bytes': (number);
   'durationMs': (number);
   'meta': ({[key: string]: string});
+  'external': (_lsbackup_v1_ExternalData__Output)[];
 }
