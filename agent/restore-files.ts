@@ -145,6 +145,8 @@ async function recordDirTimes(entries: Entry[], dest: (e: Entry) => string, root
  * the next start of the agent removes it (agent/recovery.ts). Roots that do not exist have nothing to copy.
  */
 async function makeRollbackCopy(a: RestoreFilesArgs, touched: string[], existed: Set<string>): Promise<string> {
+  // Restored to a staging place (Prometheus' snapshot), nothing is replaced: the component keeps its own copy of what it swaps out.
+  if (a.roots) return '';
   const rollbackDir = path.join(a.stateDir, ROLLBACK_DIR, `${a.backupId}-${a.part.component}-${Date.now()}`);
   const making = rollbackDir + PARTIAL_SUFFIX;
   try {
@@ -213,7 +215,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
     await cleanup();
     for (const d of created.sort((x, y) => depth(y) - depth(x))) await fsp.rm(d, { recursive: true, force: true });
     await setTimesExactly([...dirTimes].filter(([p]) => !created.some((c) => isInside(c, p))).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
-    await fsp.rm(rollbackDir, { recursive: true, force: true });
+    if (rollbackDir) await fsp.rm(rollbackDir, { recursive: true, force: true });
   };
   // Where the temp files go, written down before the first is made: an agent killed from here on
   // finds them at its next start without looking through the node's directories.
