@@ -108,7 +108,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     facts: { ...(plan?.facts ?? {}) },
     async addZip(fileName, sources, opts) {
       const file = path.join(outDir, fileName);
-      const r = await writeZip(file, relOf(setDir, file), sources, { level: opts?.level ?? rt.compressionLevel, exclude: opts?.exclude, onBytes: (n) => progress(n), signal });
+      const r = await writeZip(file, relOf(setDir, file), sources, { level: opts?.level ?? rt.compressionLevel, exclude: opts?.exclude, onBytes: (n) => progress(n), signal, report: (line) => progress(0, line) });
       artifacts.push(r.artifact);
       entries.push(...r.entries);
       return r.artifact;
