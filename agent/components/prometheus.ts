@@ -8,6 +8,7 @@ import { run } from '../../common/exec.js';
 import { duBytes, exists, freeBytes, mkdirPrivate, writeFileAtomic } from '../../common/fsutil.js';
 import type { Entry } from '../../common/manifest.js';
 import { applyMeta, checkConfinement } from '../restore-files.js';
+import { applyMetaAll } from '../file-meta.js';
 import type { BackupContext, Component, RestoreContext } from './component.js';
 import { detectPaths, pathList } from './files.js';
 import { fetchError, getOk, readyHealth, waitDown, waitReady } from './service-wait.js';
@@ -412,8 +413,8 @@ export function prometheus(settings: PrometheusConfig): Component {
     const dirs = entries.filter((e) => e.type === 'dir' && dest(e) !== staging).sort((a, b) => depth(a.path) - depth(b.path));
     for (const d of dirs) await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
     await extractVerified(path.join(ctx.setDir, archive), entries, dest, (n) => ctx.progress(n));
-    for (const e of entries) if (e.type === 'file') await applyMeta(e, dest(e));
-    for (const d of [...dirs].reverse()) await applyMeta(d, dest(d));
+    const placed = [...entries.filter((e) => e.type === 'file'), ...[...dirs].reverse()].map((e) => ({ entry: e, dest: dest(e) }));
+    await applyMetaAll(placed, (line) => ctx.progress(0, line));
   }
 }
 
