@@ -7,6 +7,7 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { writeZip } from '../common/archive.js';
+import { entryToWire } from '../common/entry-wire.js';
 import { InputError, IntegrityError, PreconditionError, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
@@ -134,7 +135,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     status,
     reason,
     artifacts: artifacts.map((a) => ({ ...a })),
-    entries: entries.map((e) => ({ ...e, mtimeNs: e.mtimeNs })),
+    entries: entries.map(entryToWire),
     bytes: artifacts.reduce((s, a) => s + a.size, 0),
     durationMs: Date.now() - started,
     meta,
