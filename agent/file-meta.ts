@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import type { Entry } from '../common/manifest.js';
-import { setTimesExactly } from '../common/exact-times.js';
+import { finishMetadata } from '../common/final-meta.js';
 import { writeXattrs } from '../common/xattrs.js';
 
 /** A restored entry and where it now is (its staged temp name, or its final path). */
@@ -23,7 +23,8 @@ async function applyOwnerAndMode(e: Entry, dest: string): Promise<void> {
  * Gives restored entries the owner, mode, extended attributes (ACLs, SELinux labels) and
  * nanosecond mtime their entries recorded (FORMAT.md, "Exact metadata"), in that order: chown
  * clears file capabilities and setuid bits, and the times go last because setting attributes
- * does not change them but writing does. Times are set in the order given, so a directory listed
+ * does not change them but writing does. An ACL a new inode inherited but its entry does not
+ * record is dropped. Times are set in the order given, so a directory listed
  * after its contents keeps its own. One setfattr and one python3 for all of them.
  */
 export async function applyMetaAll(items: Placed[], report?: (line: string) => void): Promise<void> {
@@ -32,7 +33,11 @@ export async function applyMetaAll(items: Placed[], report?: (line: string) => v
   if (!(await writeXattrs(withXattrs.map((i) => ({ path: i.dest, xattrs: i.entry.xattrs! }))))) {
     report?.(`setfattr not found (install the Debian package attr): ${withXattrs.length} entries restored without their extended attributes or ACLs, e.g. ${withXattrs[0]!.entry.path}`);
   }
-  await setTimesExactly(items.map((i) => ({ path: i.dest, mtimeNs: i.entry.mtimeNs })), report);
+  const records = (e: Entry, name: string) => e.xattrs?.[name] !== undefined;
+  await finishMetadata(
+    items.map((i) => ({ path: i.dest, mtimeNs: i.entry.mtimeNs, keepAccessAcl: records(i.entry, 'system.posix_acl_access'), keepDefaultAcl: records(i.entry, 'system.posix_acl_default') })),
+    report,
+  );
 }
 
 /** One entry's metadata; applyMetaAll for many (it starts one python3 per call). */
