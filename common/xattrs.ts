@@ -1,5 +1,5 @@
 import { CommandError } from './errors.js';
-import { run } from './exec.js';
+import { firstLines, run } from './exec.js';
 
 /** An entry's extended attributes: name to base64 value (FORMAT.md, `xattrs`). */
 export type Xattrs = Record<string, string>;
@@ -40,13 +40,19 @@ export function parseDump(text: string): Map<string, Xattrs> {
  * more than the archiving. Symlinks are not followed. undefined when getfattr is not installed.
  */
 export async function readTreeXattrs(root: string): Promise<Map<string, Xattrs> | undefined> {
+  let r;
   try {
-    const r = await run([...GETFATTR, '--', root], { env: C_LOCALE });
-    return parseDump(r.stdout);
+    r = await run([...GETFATTR, '--', root], { env: C_LOCALE, check: false });
   } catch (err) {
     if (err instanceof CommandError && /command not found/.test(err.message)) return undefined;
     throw err;
   }
+  // A file removed while the tree is walked (a Grafana session, a journal) is not in the archive either.
+  const problems = r.stderr.split('\n').filter((l) => l.trim() && !/No such file or directory$/.test(l));
+  if (r.code !== 0 && (problems.length > 0 || !r.stderr.trim())) {
+    throw new CommandError(`getfattr -R ${root} failed (exit ${r.code}): ${firstLines(problems.join('\n') || r.stdout)}`);
+  }
+  return parseDump(r.stdout);
 }
 
 /** The dump setfattr --restore reads, for the given paths (it skips `name=0s` with nothing after it: empty values are written `""`). */
