@@ -7,6 +7,8 @@ import { writeXattrs } from '../common/xattrs.js';
 export interface Placed {
   entry: Entry;
   dest: string;
+  /** A directory that was there before the restore: ACLs it has but its entry does not record stay. */
+  existed?: boolean;
 }
 
 async function applyOwnerAndMode(e: Entry, dest: string): Promise<void> {
@@ -24,7 +26,7 @@ async function applyOwnerAndMode(e: Entry, dest: string): Promise<void> {
  * nanosecond mtime their entries recorded (FORMAT.md, "Exact metadata"), in that order: chown
  * clears file capabilities and setuid bits, and the times go last because setting attributes
  * does not change them but writing does. An ACL a new inode inherited but its entry does not
- * record is dropped. Times are set in the order given, so a directory listed
+ * record is dropped (not from a directory that `existed`). Times are set in the order given, so a directory listed
  * after its contents keeps its own. One setfattr and one python3 for all of them.
  */
 export async function applyMetaAll(items: Placed[], report?: (line: string) => void): Promise<void> {
@@ -33,9 +35,9 @@ export async function applyMetaAll(items: Placed[], report?: (line: string) => v
   if (!(await writeXattrs(withXattrs.map((i) => ({ path: i.dest, xattrs: i.entry.xattrs! }))))) {
     report?.(`setfattr not found (install the Debian package attr): ${withXattrs.length} entries restored without their extended attributes or ACLs, e.g. ${withXattrs[0]!.entry.path}`);
   }
-  const records = (e: Entry, name: string) => e.xattrs?.[name] !== undefined;
+  const keeps = (i: Placed, name: string) => i.existed === true || i.entry.xattrs?.[name] !== undefined;
   await finishMetadata(
-    items.map((i) => ({ path: i.dest, mtimeNs: i.entry.mtimeNs, keepAccessAcl: records(i.entry, 'system.posix_acl_access'), keepDefaultAcl: records(i.entry, 'system.posix_acl_default') })),
+    items.map((i) => ({ path: i.dest, mtimeNs: i.entry.mtimeNs, keepAccessAcl: keeps(i, 'system.posix_acl_access'), keepDefaultAcl: keeps(i, 'system.posix_acl_default') })),
     report,
   );
 }

@@ -98,12 +98,15 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
   for (const r of a.restorePaths) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
 
   const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
+  // Only these are new inodes: a directory that was there keeps whatever ACLs it had beyond the recorded ones.
+  const created = new Set<string>();
   for (const d of dirs) {
     const st = await fsp.lstat(d.path).catch(() => undefined);
     if (st && !st.isDirectory()) throw new IntegrityError(`${d.path} exists and is not a directory; move it away first`);
     if (!st) {
       await checkRealTarget(d.path, a.restorePaths);
       await fsp.mkdir(d.path, { recursive: true, mode: 0o700 });
+      created.add(d.path);
     }
   }
 
@@ -206,7 +209,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<{ restored: n
       staged.delete(e.path);
     }
     // Directories last and deepest first: writing into a directory changes its mtime.
-    await applyMetaAll([...dirs].reverse().map((d) => ({ entry: d, dest: d.path })), a.report);
+    await applyMetaAll([...dirs].reverse().map((d) => ({ entry: d, dest: d.path, existed: !created.has(d.path) })), a.report);
     return { restored: entries.length, rollbackDir };
   }
 }
