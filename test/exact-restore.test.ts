@@ -163,4 +163,15 @@ describe('exact restore of owners, modes, links, holes, xattrs and nanosecond mt
     assert.deepEqual(again.entries, before1.entries);
     assert.deepEqual(again.xattrs, before1.xattrs);
   });
+
+  test("a directory that was there keeps a default ACL the set does not record; the files restored into it do not inherit it", async () => {
+    sh('setfacl', '-d', '-m', 'u:4321:r', path.join(tree, 'conf.d'));
+    const r = await c.cli(['--json', 'restore', id, '-t', c.target, '--node', 'node1']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+    assert.match(sh('getfacl', '-c', '-d', path.join(tree, 'conf.d')), /user:4321:r--/, "the operator's default ACL stays");
+    const restored = await describeTree(tree);
+    assert.deepEqual(restored.entries, before1.entries);
+    const dirBlock = (x: string[]) => x.filter((b) => !b.startsWith(`# file: ${path.join(tree, 'conf.d')}\n`));
+    assert.deepEqual(dirBlock(restored.xattrs), dirBlock(before1.xattrs), 'no file took the default ACL of conf.d');
+  });
 });
