@@ -8,6 +8,10 @@ import { isInside, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
 import { COMPLETE_MARKER, PARTIAL_SUFFIX, ROLLBACK_DIR, journal } from './recovery.js';
 import { run } from '../common/exec.js';
 import { buildStagedTree, type StagedTree } from './staged-tree.js';
+import { planHardLinks } from '../common/hard-links.js';
+import { applyMetaAll } from './file-meta.js';
+
+export { applyMeta } from './file-meta.js';
 
 export interface RestoreFilesArgs {
   setDir: string;
@@ -79,23 +83,6 @@ async function checkRealTarget(p: string, roots: string[]): Promise<void> {
 export const STAGING_DIR = 'staging';
 
 const depth = (p: string) => p.split('/').length;
-
-function timesOf(e: Entry): number {
-  return Number(BigInt(e.mtimeNs) / 1000n) / 1e6;
-}
-
-/** Gives a restored file, directory or symlink the owner, mode and mtime its entry recorded. */
-export async function applyMeta(e: Entry, dest: string): Promise<void> {
-  try {
-    await fsp.lchown(dest, e.uid, e.gid);
-  } catch (err) {
-    // Only root can give files away; as another user, keep our own ownership rather than fail.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM' || process.getuid?.() === 0) throw err;
-  }
-  if (e.type !== 'symlink') await fsp.chmod(dest, e.mode & 0o7777);
-  const t = timesOf(e);
-  await fsp.lutimes(dest, t, t);
-}
 
 /**
  * Restores a part's archived files in place. Order matters for safety: check confinement,
@@ -194,6 +181,8 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
   const created: string[] = [];
 
   const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
+  // Only these are new inodes: a directory that was there keeps whatever ACLs it had beyond the recorded ones.
+  const newDirs = new Set<string>();
   for (const d of dirs) {
     const st = await fsp.lstat(dest(d)).catch(() => undefined);
     if (st && !st.isDirectory()) throw new IntegrityError(`${dest(d)} exists and is not a directory; move it away first`);
@@ -201,6 +190,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
       await checkRealTarget(dest(d), rootDirs);
       const first = await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
       if (first) created.push(first);
+      newDirs.add(dest(d));
     }
   }
 
@@ -253,20 +243,28 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
         if (first) created.push(first);
         await checkRealTarget(dest(e), rootDirs);
       }
+      const links = planHardLinks(entries, a.part.entries);
       for (const arch of archives) {
-        const mine = new Set(entries.filter((e) => e.archive === arch));
         const allOfArchive = a.part.entries.filter((e) => e.archive === arch);
         await extractVerified(
           path.join(a.setDir, arch),
           allOfArchive,
           (e) => {
-            if (!mine.has(e)) return undefined;
-            const t = tempOf(e);
-            staged.set(e.path, t);
+            // A hard-linked file's data goes to whichever of its names this restore selected first.
+            const holder = links.holderOf.get(e);
+            if (!holder) return undefined;
+            const t = tempOf(holder);
+            staged.set(holder.path, t);
             return t;
           },
           a.onBytes,
         );
+      }
+      for (const { member, holder } of links.links) {
+        const t = tempOf(member);
+        await fsp.rm(t, { force: true });
+        await fsp.link(tempOf(holder), t);
+        staged.set(member.path, t);
       }
       for (const e of entries) {
         if (e.type !== 'symlink') continue;
@@ -283,17 +281,18 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
       throw err;
     }
 
-    for (const e of entries) {
-      if (e.type === 'dir') continue;
+    const files = entries.filter((e) => e.type !== 'dir');
+    // A rename keeps the file's own times: all of it is set on the staged names, in one go.
+    await applyMetaAll(files.map((e) => ({ entry: e, dest: staged.get(e.path)! })), a.report);
+    for (const e of files) {
       const t = staged.get(e.path)!;
-      await applyMeta(e, t);
       const old = await fsp.lstat(dest(e)).catch(() => undefined);
       if (old?.isDirectory()) await fsp.rm(dest(e), { recursive: true });
       await fsp.rename(t, dest(e));
       staged.delete(e.path);
     }
     // Directories last and deepest first: writing into a directory changes its mtime.
-    for (const d of [...dirs].reverse()) await applyMeta(d, dest(d));
+    await applyMetaAll([...dirs].reverse().map((d) => ({ entry: d, dest: dest(d), existed: !newDirs.has(dest(d)) })), a.report);
     // Directories on the way that are not the part's own (a restore of some entries only) keep the times they had.
     const own = new Set(dirs.map((d) => dest(d)));
     await setTimesExactly([...dirTimes].filter(([p]) => !own.has(p)).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));

@@ -7,6 +7,7 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { writeZip } from '../common/archive.js';
+import { entryToWire } from '../common/entry-wire.js';
 import { InputError, IntegrityError, PermissionError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, isInside, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
@@ -113,7 +114,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     facts: { ...(plan?.facts ?? {}) },
     async addZip(fileName, sources, opts) {
       const file = path.join(outDir, fileName);
-      const r = await writeZip(file, relOf(setDir, file), sources, { level: opts?.level ?? rt.compressionLevel, exclude: opts?.exclude, onBytes: (n) => progress(n), signal });
+      const r = await writeZip(file, relOf(setDir, file), sources, { level: opts?.level ?? rt.compressionLevel, exclude: opts?.exclude, onBytes: (n) => progress(n), signal, report: (line) => progress(0, line) });
       artifacts.push(r.artifact);
       entries.push(...r.entries);
       return r.artifact;
@@ -139,7 +140,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     status,
     reason,
     artifacts: artifacts.map((a) => ({ ...a })),
-    entries: entries.map((e) => ({ ...e, mtimeNs: e.mtimeNs })),
+    entries: entries.map(entryToWire),
     bytes: artifacts.reduce((s, a) => s + a.size, 0),
     durationMs: Date.now() - started,
     meta,

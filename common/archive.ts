@@ -13,6 +13,8 @@ import { HashingStream } from './hash.js';
 import { FILE_MODE, fsyncPath } from './fsutil.js';
 import { IntegrityError, LsbackupError } from './errors.js';
 import { shown } from './quote.js';
+import { DataExtentScanner, SparseFileWriter, mayBeSparse, type Extent } from './sparse.js';
+import { readTreeXattrs, type Xattrs } from './xattrs.js';
 
 export interface ZipOptions {
   /** 0 stores entries as they are (data that is already compressed); 1-9 deflate. */
@@ -21,6 +23,8 @@ export interface ZipOptions {
   exclude?: (absPath: string) => boolean;
   onBytes?: (n: number) => void;
   signal?: AbortSignal;
+  /** One line for the part's progress (what could not be recorded). */
+  report?: (line: string) => void;
 }
 
 /** zlib's default 16 KiB output chunks cost a thread-pool round trip and a stream hop each. */
@@ -52,6 +56,24 @@ async function looksIncompressible(file: string, size: number): Promise<boolean>
   }
 }
 
+/**
+ * A file's bytes as they are read, and, for a file that may have holes, the extents that hold
+ * data once it has been read through (undefined for a dense file, or one with no hole after all).
+ */
+function fileSource(abs: string, st: { size: bigint; blocks: bigint; blksize: bigint }): { stream: Readable; extents: () => Extent[] | undefined } {
+  const size = Number(st.size);
+  // A read stream allocates a whole highWaterMark per read, even for a file of a few bytes.
+  const source = createReadStream(abs, { highWaterMark: Math.min(STREAM_CHUNK, Math.max(64 * 1024, size + 1)) });
+  if (!mayBeSparse(st)) return { stream: source, extents: () => undefined };
+  const scanner = new DataExtentScanner(Number(st.blksize) || 4096);
+  source.on('error', (err) => scanner.destroy(err));
+  const extents = () => {
+    const found = scanner.extents();
+    return found.length === 1 && found[0]![0] === 0 && found[0]![1] === size ? undefined : found;
+  };
+  return { stream: source.pipe(scanner), extents };
+}
+
 /** Entry name for an absolute source path: the path without its leading slash. */
 export function entryNameOf(absPath: string): string {
   return absPath.replace(/^\/+/, '');
@@ -72,6 +94,10 @@ export async function writeZip(
   const out = createWriteStream(outFile, { mode: FILE_MODE, highWaterMark: STREAM_CHUNK });
   const outHash = new HashingStream();
   const entries: Entry[] = [];
+  // Files seen with more than one link, by device and inode: the others are recorded as links to the first.
+  const firstOfInode = new Map<string, Entry>();
+  let xattrs = new Map<string, Xattrs>();
+  let toldNoGetfattr = false;
   let failure: Error | undefined;
   // archiver reports unreadable or vanished files as warnings; a backup missing a file is a failed backup.
   archive.on('warning', (err: Error) => (failure ??= err));
@@ -117,6 +143,7 @@ export async function writeZip(
       linkTarget: '',
       sha256: '',
       size: 0,
+      ...(xattrs.has(abs) ? { xattrs: xattrs.get(abs) } : {}),
     };
     const date = new Date(Number(st.mtimeMs));
     if (st.isSymbolicLink()) {
@@ -135,10 +162,15 @@ export async function writeZip(
       return;
     }
     if (!st.isFile()) return; // sockets, fifos and devices are not configuration
+    const inode = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1n ? firstOfInode.get(inode) : undefined;
+    if (first) {
+      entries.push({ ...base, type: 'file', size: first.size, sha256: first.sha256, linkOf: first.path });
+      return;
+    }
     const store = opts.level === 0 || (await looksIncompressible(abs, Number(st.size)));
     const hashing = new HashingStream(opts.onBytes);
-    // A read stream allocates a whole highWaterMark per read, even for a file of a few bytes.
-    const source = createReadStream(abs, { highWaterMark: Math.min(STREAM_CHUNK, Math.max(64 * 1024, Number(st.size) + 1)) });
+    const { stream: source, extents } = fileSource(abs, st);
     source.on('error', (err) => hashing.destroy(err));
     // archiver does not listen for errors on the streams it is given; an unread error would crash the agent.
     hashing.on('error', (err) => {
@@ -150,7 +182,10 @@ export async function writeZip(
     archive.append(source.pipe(hashing), { name: base.name, date, mode: Number(st.mode) & 0o7777, store });
     await caughtUp();
     if (failure) throw failure;
-    entries.push({ ...base, type: 'file', size: hashing.bytes, sha256: hashing.digest() });
+    const dataExtents = extents();
+    const entry: Entry = { ...base, type: 'file', size: hashing.bytes, sha256: hashing.digest(), ...(dataExtents ? { dataExtents } : {}) };
+    entries.push(entry);
+    if (st.nlink > 1n) firstOfInode.set(inode, entry);
   };
 
   try {
@@ -161,6 +196,10 @@ export async function writeZip(
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // optional paths (advanced.config, ...) may be absent
         throw err;
       }
+      const read = await readTreeXattrs(src);
+      if (!read && !toldNoGetfattr) opts.report?.('getfattr not found (install the Debian package attr): extended attributes and ACLs are not recorded');
+      toldNoGetfattr ||= !read;
+      xattrs = read ?? new Map();
       await add(src);
       if (failure) throw failure;
     }
@@ -186,6 +225,9 @@ export async function writeZip(
 }
 
 const LOCAL_HEADER = 0x04034b50;
+
+/** Entries whose bytes are in the zip: files, but not the second and later names of a hard-linked file. */
+export const hasData = (e: Entry): boolean => e.type === 'file' && !e.linkOf;
 
 /** Entries extracted at once. */
 const EXTRACT_PARALLEL = Math.min(4, Math.max(2, os.availableParallelism()));
@@ -242,7 +284,7 @@ export async function extractVerified(
   }
   const zipByName = new Map(dir.files.map((f) => [f.path, f]));
   const jobs = entries
-    .filter((e) => e.type === 'file')
+    .filter(hasData)
     .map((e) => {
       const f = zipByName.get(e.name);
       if (!f) throw new IntegrityError(`archive ${path.basename(zipFile)} is missing ${e.path}`);
@@ -252,7 +294,8 @@ export async function extractVerified(
     const dest = destFor(e);
     if (!dest) return;
     const hashing = new HashingStream(onBytes);
-    await pipeline(await entryData(zipFile, f), hashing, createWriteStream(dest, { mode: FILE_MODE, highWaterMark: STREAM_CHUNK }));
+    const out = e.dataExtents ? new SparseFileWriter(dest, e.dataExtents, e.size, FILE_MODE) : createWriteStream(dest, { mode: FILE_MODE, highWaterMark: STREAM_CHUNK });
+    await pipeline(await entryData(zipFile, f), hashing, out);
     const sha = hashing.digest();
     if (hashing.bytes !== e.size || sha !== e.sha256) {
       await fsp.rm(dest, { force: true });
@@ -297,6 +340,6 @@ export async function checkArchive(zipFile: string, artifactPath: string, entrie
     if (hashing.bytes !== e.size) problems.push(`${artifactPath}: ${e.path}: ${hashing.bytes} bytes, manifest says ${e.size}`);
     else if (sha !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch`);
   };
-  await forEachBounded(entries.filter((e) => e.type === 'file'), EXTRACT_PARALLEL, one);
+  await forEachBounded(entries.filter(hasData), EXTRACT_PARALLEL, one);
   return problems;
 }

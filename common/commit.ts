@@ -1,4 +1,5 @@
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
+import { entryFromWire } from './entry-wire.js';
 import { FORMAT, setStatusOf, writeManifest, type Manifest, type Part, type PartStatus } from './manifest.js';
 
 export const VERSION = '0.1.0';
@@ -13,19 +14,7 @@ export function partOf(r: ComponentResult): Part {
     bytes: Number(r.bytes),
     meta: { ...r.meta },
     artifacts: r.artifacts.map((a) => ({ path: a.path, kind: a.kind === 'zip' ? 'zip' : 'stream', size: Number(a.size), sha256: a.sha256, mode: a.mode })),
-    entries: r.entries.map((e) => ({
-      archive: e.archive,
-      name: e.name,
-      path: e.path,
-      type: e.type === 'dir' || e.type === 'symlink' ? e.type : 'file',
-      size: Number(e.size),
-      sha256: e.sha256,
-      mode: e.mode,
-      uid: e.uid,
-      gid: e.gid,
-      mtimeNs: e.mtimeNs,
-      linkTarget: e.linkTarget,
-    })),
+    entries: r.entries.map(entryFromWire),
     // Only when there is some: a part without the key is one that holds nothing outside (FORMAT.md 1.3).
     ...(r.external?.length ? { external: r.external.map((x) => ({ key: x.key, what: x.what, byHand: x.byHand })) } : {}),
   };

@@ -16,6 +16,9 @@ const ID_RE = /^\d{8}T\d{6}Z$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const ownerId = z.number().int().min(0).max(0xffffffff);
+/** Namespaced, printable, no '=': setfattr's restore format could not carry anything else. */
+const XATTR_NAME = /^(user|trusted|security|system)\.[\x21-\x3c\x3e-\x7e]+$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export const setStatuses = ['complete', 'partial', 'failed'] as const;
 export const partStatuses = ['ok', 'failed', 'skipped'] as const;
@@ -45,6 +48,10 @@ export const entrySchema = z.object({
   gid: ownerId,
   mtimeNs: z.string().regex(/^\d{1,30}$/, 'expected nanoseconds as decimal digits'),
   linkTarget: z.string(),
+  // Since 1.4 (FORMAT.md, "Exact metadata"); absent in older sets, meaning none.
+  linkOf: z.string().min(1).optional(),
+  dataExtents: z.array(z.tuple([count, count])).optional(),
+  xattrs: z.record(z.string().regex(XATTR_NAME, 'expected an attribute name of printable ASCII without ='), z.string().regex(BASE64, 'expected base64')).optional(),
 });
 
 /** Data a part keeps outside its set directory, as its component declared it (FORMAT.md 1.3). */
@@ -77,10 +84,36 @@ export const partSchema = z
       if (!inPart) ctx.addIssue({ code: 'custom', path: ['artifacts', i, 'path'], message: `expected ${p.node}/${p.component}/<file>, without '..'` });
     });
     const zips = new Set(p.artifacts.filter((a) => a.kind === 'zip').map((a) => a.path));
+    const firstOfLink = new Map<string, Entry>();
     p.entries.forEach((e, i) => {
       if (!zips.has(e.archive)) ctx.addIssue({ code: 'custom', path: ['entries', i, 'archive'], message: 'expected one of the zip artifacts of its part' });
+      const problem = metadataKeyProblem(e, firstOfLink);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['entries', i, problem.key], message: problem.message });
+      if (e.type === 'file' && !e.linkOf) firstOfLink.set(e.path, e);
     });
   });
+
+/**
+ * A hard link names an earlier plain file of the same archive (restore makes it from that file's
+ * data), and a sparse file's extents are ascending ranges inside it.
+ */
+function metadataKeyProblem(e: Entry, firstOfLink: Map<string, Entry>): { key: string; message: string } | undefined {
+  if (e.linkOf !== undefined) {
+    const first = firstOfLink.get(e.linkOf);
+    if (e.type !== 'file') return { key: 'linkOf', message: 'only a file entry can be a hard link' };
+    if (!first || first.archive !== e.archive) return { key: 'linkOf', message: 'expected the path of an earlier file entry of the same archive' };
+    if (first.size !== e.size || first.sha256 !== e.sha256) return { key: 'linkOf', message: 'size and sha256 differ from the entry it links to' };
+  }
+  if (e.dataExtents !== undefined) {
+    if (e.type !== 'file') return { key: 'dataExtents', message: 'only a file entry has data extents' };
+    let end = 0;
+    for (const [offset, length] of e.dataExtents) {
+      if (offset < end || length === 0 || offset + length > e.size) return { key: 'dataExtents', message: 'expected ascending, non-empty, non-overlapping ranges inside the file' };
+      end = offset + length;
+    }
+  }
+  return undefined;
+}
 
 /** Room for a signature or MAC over the same canonical bytes later (FORMAT.md). */
 export const integritySchema = z.object({ sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });

@@ -24,6 +24,11 @@ const programs = {
     debootstrap: 'debootstrap',
     'ansible-playbook': 'ansible-core',
     'ssh-keygen': 'openssh-client',
+    // Exact metadata (docs/FORMAT.md): xattrs and ACLs are read and set with these, mtimes to the ns with python3.
+    getfattr: 'attr',
+    setfattr: 'attr',
+    setfacl: 'acl',
+    python3: 'python3',
   },
 }[purpose];
 

@@ -14,6 +14,10 @@ export interface Entry {
   'gid'?: (number);
   'mtimeNs'?: (string);
   'linkTarget'?: (string);
+  'linkOf'?: (string);
+  'sparse'?: (boolean);
+  'dataExtents'?: (number | string | Long)[];
+  'xattrs'?: ({[key: string]: string});
 }
 
 export interface Entry__Output {
@@ -28,4 +32,8 @@ export interface Entry__Output {
   'gid': (number);
   'mtimeNs': (string);
   'linkTarget': (string);
+  'linkOf': (string);
+  'sparse': (boolean);
+  'dataExtents': (number)[];
+  'xattrs': ({[key: string]: string});
 }
