@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Entry, Part } from '../common/manifest.js';
 import { extractVerified, entryNameOf } from '../common/archive.js';
 import { CancelledError, IntegrityError, PermissionError } from '../common/errors.js';
-import { setTimesExactly } from '../common/exact-times.js';
+import { finishMetadata } from '../common/final-meta.js';
 import { isInside, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
 import { COMPLETE_MARKER, PARTIAL_SUFFIX, ROLLBACK_DIR, journal } from './recovery.js';
 import { run } from '../common/exec.js';
@@ -83,6 +83,9 @@ async function checkRealTarget(p: string, roots: string[]): Promise<void> {
 export const STAGING_DIR = 'staging';
 
 const depth = (p: string) => p.split('/').length;
+
+/** Directories' recorded mtimes set again, exactly; their ACLs are theirs and stay. */
+const putTimesBack = (times: [string, string][]) => finishMetadata(times.map(([path, mtimeNs]) => ({ path, mtimeNs, keepAccessAcl: true, keepDefaultAcl: true })));
 
 /**
  * Restores a part's archived files in place. Order matters for safety: check confinement,
@@ -204,7 +207,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
   const undo = async () => {
     await cleanup();
     for (const d of created.sort((x, y) => depth(y) - depth(x))) await fsp.rm(d, { recursive: true, force: true });
-    await setTimesExactly([...dirTimes].filter(([p]) => !created.some((c) => isInside(c, p))).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
+    await putTimesBack([...dirTimes].filter(([p]) => !created.some((c) => isInside(c, p))));
     if (rollbackDir) await fsp.rm(rollbackDir, { recursive: true, force: true });
   };
   // Where the temp files go, written down before the first is made: an agent killed from here on
@@ -295,7 +298,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
     await applyMetaAll([...dirs].reverse().map((d) => ({ entry: d, dest: dest(d), existed: !newDirs.has(dest(d)) })), a.report);
     // Directories on the way that are not the part's own (a restore of some entries only) keep the times they had.
     const own = new Set(dirs.map((d) => dest(d)));
-    await setTimesExactly([...dirTimes].filter(([p]) => !own.has(p)).map(([p, mtimeNs]) => ({ path: p, mtimeNs })));
+    await putTimesBack([...dirTimes].filter(([p]) => !own.has(p)));
     return { restored: entries.length, rollbackDir, roots: touched, howTo: rollbackCommand(rollbackDir, touched, existed) };
   }
 }
