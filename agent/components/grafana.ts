@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { finishMetadata } from '../../common/final-meta.js';
 import { absolutePath, command } from '../../common/config.js';
 import { IntegrityError, PreconditionError, messageOf } from '../../common/errors.js';
 import { run } from '../../common/exec.js';
@@ -168,10 +169,7 @@ export function grafana(cfg: Config): Component {
     }
     // Putting the database in touched the directory; give it back its recorded time.
     const dirEntry = ctx.part.entries.find((e) => e.path === dataDir && e.type === 'dir');
-    if (dirEntry) {
-      const t = Number(BigInt(dirEntry.mtimeNs) / 1000n) / 1e6;
-      await fsp.utimes(dataDir, t, t);
-    }
+    if (dirEntry) await finishMetadata([{ path: dataDir, mtimeNs: dirEntry.mtimeNs, keepAccessAcl: true, keepDefaultAcl: true }]);
   }
 
   async function restore(ctx: RestoreContext) {
