@@ -133,6 +133,14 @@ describe('alertmanager', () => {
     const r2 = await restoreLocal(rt, target, id);
     assert.deepEqual(r2.results.map((x) => x.status), ['ok'], JSON.stringify(r2.results));
     assert.deepEqual([...(await activeByComment(am.url)).keys()].sort(), ['in-memory', 'on-disk']);
+
+    // A stopped Alertmanager wrote its silences at shutdown: a refused connection is not a failure, the data directory is current.
+    await am.svc.stop();
+    const stopped = await backupLocal(rt, target);
+    assert.equal(stopped.manifest.status, 'complete', stopped.manifest.reasons.join('; '));
+    assert.equal(stopped.manifest.parts[0]!.meta.silences, 'not exported: Alertmanager was not running');
+    assert.ok(stopped.manifest.parts[0]!.entries.some((e) => e.path === path.join(am.data, 'silences')));
+    await am.svc.start();
   });
 
   test('a set whose alertmanager.yml amtool refuses is not restored; the live config, data and server are untouched', async () => {

@@ -7,7 +7,7 @@ import { firstLines, run } from '../../common/exec.js';
 import { duBytes } from '../../common/fsutil.js';
 import type { StagedTree } from '../staged-tree.js';
 import type { Component, RestoreContext } from './component.js';
-import { httpText, isOk } from '../http.js';
+import { httpText, isOk, type NetworkFailure } from '../http.js';
 import { detectPaths, pathList } from './files.js';
 import { readyHealth, waitDown, waitReady } from './service-wait.js';
 
@@ -89,7 +89,8 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
       signal,
       timeoutMs: 30_000,
-      networkError: (f) => new UnavailableError(`Alertmanager at ${cfg.url}: ${f.code || f.message}`),
+      // The failure rides along as the cause: a refused connection (a stopped Alertmanager) is told from the rest by it, not by its text.
+      networkError: (f) => new UnavailableError(`Alertmanager at ${cfg.url}: ${f.code || f.message}`, { cause: f }),
     });
   }
 
@@ -162,7 +163,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       try {
         silences = await listSilences(ctx.signal);
       } catch (err) {
-        if (!(err instanceof UnavailableError) || !/ECONNREFUSED/.test(err.message)) throw err;
+        if (!(err instanceof UnavailableError) || !(err.cause as NetworkFailure | undefined)?.refused) throw err;
         // A stopped Alertmanager wrote its silences at shutdown: the data directory is current.
         ctx.log.warn(`Alertmanager is not running (${err.message}); its data directory alone holds the silences`);
         ctx.meta.silences = 'not exported: Alertmanager was not running';
