@@ -19,6 +19,7 @@ import type { BackupContext, Component, ReleaseContext, RestoreContext } from '.
 import { restoreFileSet } from './restore-files.js';
 import { journal, recoverAfterCrash } from './recovery.js';
 import { restoreReport } from './restore-report.js';
+import { parseRestoreOptions, restoreOptionSchemas, type OptionComponent } from '../common/restore-options.js';
 import { DEFAULT_ROLLBACK_KEEP_DAYS, pruneRollbacks, renameTarget, rollbackName } from './rollbacks.js';
 
 export interface AgentRuntime {
@@ -219,6 +220,8 @@ export async function restoreNode(
     if (!c) throw new InputError(`component '${p.component}' is not configured on this agent (${rt.node}); configure it to restore here`);
     return c;
   });
+  // Each component gets only its own options, checked against its schema (common/restore-options.ts) before anything is locked.
+  const optionsOf = new Map(components.map((c) => [c, c.name in restoreOptionSchemas ? (parseRestoreOptions(c.name as OptionComponent, req.options) as Record<string, string>) : {}]));
 
   const release = await acquireLock(path.join(rt.stateDir, 'agent.lock'), `restore ${backupId} of node ${source}${source === node ? '' : ` onto ${node}`}`);
   try {
@@ -255,7 +258,7 @@ export async function restoreNode(
         part,
         dryRun: req.dryRun,
         force: req.force,
-        options: req.options,
+        options: optionsOf.get(c)!,
         log,
         signal: runsToItsEnd,
         changing: () => void (changed = true),

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { absolutePath, command } from '../../common/config.js';
-import { CommandError, InputError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
+import { CommandError, PermissionError, PreconditionError, UnavailableError, messageOf } from '../../common/errors.js';
 import { processAlive } from '../../common/lock.js';
 import { collectText } from '../../common/collect.js';
 import { firstLines, redact, run } from '../../common/exec.js';
@@ -696,7 +696,6 @@ export function rabbitmq(cfg: Config): Component {
 
     async restore(ctx) {
       const opt = ctx.options.messages;
-      if (opt !== undefined && opt !== 'true' && opt !== 'false') throw new InputError(`option messages=${opt}: expected true or false`);
       const node = await localNode();
       const withMessages = opt === 'true' || (opt === undefined && cfg.messages && hasArtifact(ctx, MESSAGES));
       if (withMessages) {

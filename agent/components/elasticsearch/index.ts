@@ -179,8 +179,6 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
     if (ctx.part.meta.location && ctx.part.meta.location !== location) say(`snapshot ${snap} was taken into ${ctx.part.meta.location}; reading it from ${location}`);
     const suffix = ctx.options.rename_suffix;
     const closeExisting = ctx.options.close_existing === 'true';
-    if (suffix !== undefined && !/^[a-z0-9_.+-]+$/.test(suffix)) throw new InputError(`rename_suffix '${suffix}': use lowercase letters, digits and _ . + - only`);
-    if (suffix !== undefined && closeExisting) throw new InputError('give rename_suffix or close_existing=true, not both');
     const globalState = ctx.options.include_global_state === 'true';
     if (globalState && cfg.security_plugin) throw new InputError('include_global_state=true cannot be used with the security plugin: it refuses restores of the global state');
 
