@@ -112,8 +112,9 @@ function rollbackCommand(rollbackDir: string, roots: string[], existed: Set<stri
 /** mtimes of the existing directories a restore writes into (its roots and every directory below them on an entry's path). */
 async function recordDirTimes(entries: Entry[], dest: (e: Entry) => string, roots: string[]): Promise<Map<string, string>> {
   const dirs = new Set<string>();
+  const resolved = roots.map((r) => path.resolve(r));
   for (const e of entries) {
-    const root = roots.map((r) => path.resolve(r)).find((r) => isInside(r, dest(e)));
+    const root = resolved.find((r) => isInside(r, dest(e)));
     if (!root) continue;
     for (let d = e.type === 'dir' ? dest(e) : path.dirname(dest(e)); isInside(root, d); d = path.dirname(d)) {
       dirs.add(d);
@@ -176,26 +177,25 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
   const existed = new Set<string>();
   for (const r of rootDirs) if (await fsp.lstat(r).catch(() => undefined)) existed.add(r);
   const touched = rootDirs.filter((r) => entries.some((e) => isInside(path.resolve(r), dest(e))));
+  const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
+  // Checked before the rollback copy is made: a restore refused here leaves nothing behind.
+  const missingDirs: Entry[] = [];
+  for (const d of dirs) {
+    const st = await fsp.lstat(dest(d)).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new IntegrityError(`${dest(d)} exists and is not a directory; move it away first`);
+    if (!st) {
+      await checkRealTarget(dest(d), rootDirs);
+      missingDirs.push(d);
+    }
+  }
   // Placing temp files beside the live ones changes their directories' mtimes: a refused or
   // cancelled restore puts them back, so that it leaves the node exactly as it found it.
   const dirTimes = await recordDirTimes(entries, dest, touched);
   // Copied before anything is written, so the copy is the node as it was, times of directories included.
   const rollbackDir = await makeRollbackCopy(a, touched, existed);
   const created: string[] = [];
-
-  const dirs = entries.filter((e) => e.type === 'dir').sort((x, y) => depth(x.path) - depth(y.path));
   // Only these are new inodes: a directory that was there keeps whatever ACLs it had beyond the recorded ones.
-  const newDirs = new Set<string>();
-  for (const d of dirs) {
-    const st = await fsp.lstat(dest(d)).catch(() => undefined);
-    if (st && !st.isDirectory()) throw new IntegrityError(`${dest(d)} exists and is not a directory; move it away first`);
-    if (!st) {
-      await checkRealTarget(dest(d), rootDirs);
-      const first = await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
-      if (first) created.push(first);
-      newDirs.add(dest(d));
-    }
-  }
+  const newDirs = new Set(missingDirs.map((d) => dest(d)));
 
   const tag = `.lsbackup-restore-${a.backupId}`;
   const staged = new Map<string, string>();
@@ -239,6 +239,10 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
 
   async function placeFiles(): Promise<RestoredFiles> {
     try {
+      for (const d of missingDirs) {
+        const first = await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
+        if (first) created.push(first);
+      }
       for (const e of entries) {
         if (e.type === 'dir') continue;
         await checkRealTarget(dest(e), rootDirs);

@@ -1,5 +1,5 @@
 import { humanBytes } from '../common/units.js';
-import { rollbackSize } from './rollbacks.js';
+import { duBytes } from '../common/fsutil.js';
 
 /**
  * What one component's restore tells the operator at its end: what it replaced, where the
@@ -11,7 +11,7 @@ export function restoreReport() {
   const restarts: string[] = [];
   return {
     async keptRollback(dir: string, what: { replaced: string; howTo: string }): Promise<void> {
-      rollbacks.push({ dir, bytes: await rollbackSize(dir), ...what });
+      rollbacks.push({ dir, bytes: await duBytes([dir]), ...what });
     },
     restarted(what: string): void {
       restarts.push(what);

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'winston';
 import { messageOf } from '../common/errors.js';
-import { duBytes, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
+import { mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
 import { COMPLETE_MARKER, PARTIAL_SUFFIX, ROLLBACK_DIR } from './recovery.js';
 
 /**
@@ -80,11 +80,6 @@ export async function renameTarget(stateDir: string, near: string, name: string)
       if (pointer) await fsp.rm(pointer, { force: true });
     },
   };
-}
-
-/** Bytes and a few words for the operator: "/var/lib/lsbackup/rollback/... (12.0 MiB)". */
-export async function rollbackSize(dir: string): Promise<number> {
-  return duBytes([dir]);
 }
 
 /** Applies the keep rule; returns what it removed. Never throws: a copy it cannot remove is logged. */
