@@ -24,7 +24,10 @@ interface Summary {
   parts: { node: string; component: string; status: string; reason: string; meta: Record<string, string> }[];
 }
 
-/** haproxy.cfg as roles/haproxy writes it: error files and the TLS certificate by absolute path. */
+/**
+ * haproxy.cfg naming files by absolute path: error files (as Debian's default config does) and, as
+ * LambdaStack's `https_front` does, a certificate under /etc/ssl/haproxy (here under the node's sandbox).
+ */
 function haproxyCfg(root: string, extra = ''): string {
   return `global
     maxconn 256
