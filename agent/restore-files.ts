@@ -2,6 +2,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Entry, Part } from '../common/manifest.js';
 import { extractVerified, entryNameOf } from '../common/archive.js';
+import { extractTree } from '../common/tar-tree.js';
+import { loadEntries } from '../common/entries-file.js';
 import { CancelledError, IntegrityError, PermissionError } from '../common/errors.js';
 import { finishMetadata } from '../common/final-meta.js';
 import { isInside, mkdirPrivate, writeFileAtomic } from '../common/fsutil.js';
@@ -71,9 +73,9 @@ async function realTarget(p: string): Promise<string> {
 }
 
 /** A file about to be written must not land outside the roots through a symlinked directory. */
-async function checkRealTarget(p: string, roots: string[]): Promise<void> {
+async function checkRealTarget(p: string, roots: string[], realRoots?: string[]): Promise<void> {
   const real = await realTarget(p);
-  const realRoots = await Promise.all(roots.map((r) => realTarget(path.resolve(r))));
+  realRoots ??= await Promise.all(roots.map((r) => realTarget(path.resolve(r))));
   if (!realRoots.some((r) => isInside(r, real))) {
     throw new PermissionError(`refusing to write ${p}: it resolves to ${real}, outside ${roots.join(', ')}`);
   }
@@ -158,7 +160,9 @@ async function makeRollbackCopy(a: RestoreFilesArgs, touched: string[], existed:
 }
 
 export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles> {
-  const entries = a.part.entries.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
+  // The whole part: a hard link selected here may hold the data of a name that is not (hard-links.ts).
+  const everything = await loadEntries(a.setDir, a.part);
+  const entries = everything.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
   const roots = a.roots ?? a.restorePaths.map((r) => ({ from: r, to: r }));
   const destinations = checkConfinement(entries, roots);
   const dest = (e: Entry) => destinations.get(e)!;
@@ -243,29 +247,30 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
         const first = await fsp.mkdir(dest(d), { recursive: true, mode: 0o700 });
         if (first) created.push(first);
       }
-      for (const e of entries) {
-        if (e.type === 'dir') continue;
-        await checkRealTarget(dest(e), rootDirs);
-        const first = await fsp.mkdir(path.dirname(dest(e)), { recursive: true, mode: 0o700 });
+      // Once per directory, before and after it is made: a file lands where its directory really is.
+      const realRoots = await Promise.all(rootDirs.map((r) => realTarget(path.resolve(r))));
+      const parents = new Set(entries.filter((e) => e.type !== 'dir').map((e) => path.dirname(dest(e))));
+      for (const dir of parents) {
+        const probe = path.join(dir, '.lsbackup-probe');
+        await checkRealTarget(probe, rootDirs, realRoots);
+        const first = await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
         if (first) created.push(first);
-        await checkRealTarget(dest(e), rootDirs);
+        await checkRealTarget(probe, rootDirs, realRoots);
       }
-      const links = planHardLinks(entries, a.part.entries);
+      const links = planHardLinks(entries, everything);
+      const destFor = (e: Entry) => {
+        // A hard-linked file's data goes to whichever of its names this restore selected first.
+        const holder = links.holderOf.get(e);
+        if (!holder) return undefined;
+        const t = tempOf(holder);
+        staged.set(holder.path, t);
+        return t;
+      };
       for (const arch of archives) {
-        const allOfArchive = a.part.entries.filter((e) => e.archive === arch);
-        await extractVerified(
-          path.join(a.setDir, arch),
-          allOfArchive,
-          (e) => {
-            // A hard-linked file's data goes to whichever of its names this restore selected first.
-            const holder = links.holderOf.get(e);
-            if (!holder) return undefined;
-            const t = tempOf(holder);
-            staged.set(holder.path, t);
-            return t;
-          },
-          a.onBytes,
-        );
+        const allOfArchive = everything.filter((e) => e.archive === arch);
+        const kind = a.part.artifacts.find((x) => x.path === arch)!.kind;
+        if (kind === 'tar') await extractTree(path.join(a.setDir, arch), allOfArchive, destFor, a.onBytes);
+        else await extractVerified(path.join(a.setDir, arch), allOfArchive, destFor, a.onBytes);
       }
       for (const { member, holder } of links.links) {
         const t = tempOf(member);

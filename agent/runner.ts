@@ -6,15 +6,16 @@ import type { Logger } from 'winston';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
-import { writeZip } from '../common/archive.js';
-import { entryToWire } from '../common/entry-wire.js';
+import { treeFileName, writeTree } from '../common/tar-tree.js';
+import { ENTRIES_FILE, EntriesWriter, loadEntries, treeArtifactOf } from '../common/entries-file.js';
+import { writePartRecord } from '../common/part-record.js';
 import { InputError, IntegrityError, PermissionError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, isInside, mkdirPrivate } from '../common/fsutil.js';
 import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { acquireLock } from '../common/lock.js';
-import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type Entry, type ExternalData } from '../common/manifest.js';
+import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type ExternalData, type PartStatus } from '../common/manifest.js';
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 import { journal, recoverAfterCrash } from './recovery.js';
@@ -87,12 +88,16 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     const status = plan?.optional ? 'skipped' : 'failed';
     const reason = plan?.optional ? `not installed on ${node}: ${found.detail}` : `the inventory puts ${c.name} on ${node}, but it is not there: ${found.detail}`;
     rt.log.log(plan?.optional ? 'info' : 'error', `backup ${status}: ${reason}`, { backupId, component: c.name });
-    return { node, component: c.name, status, reason, artifacts: [], entries: [], bytes: 0, durationMs: Date.now() - started, meta: {}, external: [] };
+    const outDir = path.join(setDir, node, c.name);
+    await mkdirPrivate(outDir);
+    const skippedPart = { node, component: c.name, status: status as PartStatus, reason, artifacts: [], bytes: 0, durationMs: Date.now() - started, meta: {}, entryCount: 0 };
+    return { ...skippedPart, external: [], record: await writePartRecord(setDir, skippedPart) };
   }
   const outDir = path.join(setDir, node, c.name);
   const log = rt.log.child({ backupId, node, component: c.name });
   const artifacts: Artifact[] = [];
-  const entries: Entry[] = [];
+  // Opened by the first tree: a part of dumps alone has no entries artifact.
+  let entries: EntriesWriter | undefined;
   const meta: Record<string, string> = {};
   const external = new Map<string, ExternalData>();
   const total = await c.estimateBytes().catch(() => 0);
@@ -113,12 +118,16 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
       external.set(data.key, { ...data });
     },
     facts: { ...(plan?.facts ?? {}) },
-    async addZip(fileName, sources, opts) {
-      const file = path.join(outDir, fileName);
-      const r = await writeZip(file, relOf(setDir, file), sources, { level: opts?.level ?? rt.compressionLevel, exclude: opts?.exclude, onBytes: (n) => progress(n), signal, report: (line) => progress(0, line) });
-      artifacts.push(r.artifact);
-      entries.push(...r.entries);
-      return r.artifact;
+    async addTree(name, sources, opts) {
+      const level = opts?.level ?? rt.compressionLevel;
+      const file = path.join(outDir, treeFileName(name, level));
+      if (!entries) {
+        const list = path.join(outDir, ENTRIES_FILE);
+        entries = new EntriesWriter(list, relOf(setDir, list));
+      }
+      const artifact = await writeTree(file, relOf(setDir, file), sources, { level, exclude: opts?.exclude, onBytes: (n) => progress(n), signal, report: (line) => progress(0, line), entries });
+      artifacts.push(artifact);
+      return artifact;
     },
     async addStream(fileName: string, source: Readable) {
       const file = path.join(outDir, fileName);
@@ -135,34 +144,41 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
       return artifact;
     },
   };
-  const result = (status: string, reason: string): ComponentResult => ({
-    node,
-    component: c.name,
-    status,
-    reason,
-    artifacts: artifacts.map((a) => ({ ...a })),
-    entries: entries.map(entryToWire),
-    bytes: artifacts.reduce((s, a) => s + a.size, 0),
-    durationMs: Date.now() - started,
-    meta,
-    external: [...external.values()],
-  });
+  /** The part's record goes to the shared location, last; the answer only names it (FORMAT.md "Format 2"). */
+  const result = async (status: PartStatus, reason: string): Promise<ComponentResult> => {
+    let entryCount = 0;
+    if (entries && status !== 'failed') {
+      artifacts.push(await entries.finish());
+      entryCount = entries.count;
+    }
+    const part = { node, component: c.name, status, reason, artifacts, bytes: artifacts.reduce((s, a) => s + a.size, 0), durationMs: Date.now() - started, meta, external: [...external.values()], entryCount };
+    await mkdirPrivate(outDir);
+    const record = await writePartRecord(setDir, part);
+    return { ...part, artifacts: artifacts.map((a) => ({ ...a })), record };
+  };
   try {
     await mkdirPrivate(outDir);
     const outcome = await c.backup(ctx);
-    await fsyncPath(outDir);
-    log.info(`backup ${outcome.status}${outcome.reason ? `: ${outcome.reason}` : ''}`, { bytes: artifacts.reduce((s, a) => s + a.size, 0) });
-    return result(outcome.status, outcome.reason ?? '');
+    const r = await result(outcome.status, outcome.reason ?? '');
+    log.info(`backup ${outcome.status}${outcome.reason ? `: ${outcome.reason}` : ''}`, { bytes: Number(r.bytes), entries: entryCountOf(r) });
+    return r;
   } catch (err) {
     const reason = messageOf(err);
     log.error(`backup failed: ${reason}`);
-    // A failed component leaves nothing behind that could pass for its backup.
+    // A failed component leaves nothing behind that could pass for its backup: only its record, which says it failed.
+    await entries?.abort();
     await fsp.rm(outDir, { recursive: true, force: true }).catch(() => undefined);
     artifacts.length = 0;
-    entries.length = 0;
-    return result('failed', reason);
+    entries = undefined;
+    try {
+      return await result('failed', reason);
+    } catch (recordErr) {
+      return { node, component: c.name, status: 'failed', reason: `${reason}; its record could not be written: ${messageOf(recordErr)}`, artifacts: [], bytes: 0, durationMs: Date.now() - started, meta, external: [...external.values()], entryCount: 0, record: null };
+    }
   }
 }
+
+const entryCountOf = (r: ComponentResult): number => Number(r.entryCount);
 
 /** Backs up this node's components in parallel, straight into the set directory on the shared location. */
 export async function backupNode(
@@ -237,7 +253,7 @@ export async function restoreNode(
       const part = parts[i]!;
       const c = components[i]!;
       if (stop.aborted) {
-        const r: ComponentResult = { node, component: c.name, status: 'cancelled', reason: 'cancelled before it started: it has its old state', artifacts: [], entries: [], bytes: 0, durationMs: 0, meta: {}, external: [] };
+        const r: ComponentResult = { node, component: c.name, status: 'cancelled', reason: 'cancelled before it started: it has its old state', artifacts: [], bytes: 0, durationMs: 0, meta: {}, external: [], entryCount: 0, record: null };
         results.push(r);
         emit({ node, component: c.name, phase: 'failed', message: r.reason, result: r, backupId });
         continue;
@@ -266,6 +282,8 @@ export async function restoreNode(
         progress,
         report,
         artifactFile: (fileName) => path.join(setDir, part.node, part.component, fileName),
+        treeArtifact: (name) => treeArtifactOf(part, name),
+        entries: (archive) => loadEntries(setDir, part, archive),
         rollbackTarget: (near) => renameTarget(rt.stateDir, near, rollbackName(backupId, c.name)),
         keptRollback: done.keptRollback,
         restarted: done.restarted,
@@ -292,7 +310,7 @@ export async function restoreNode(
       }
       // What the component restored (one database of --database), not the whole part, when it said.
       const bytes = progress.done() > 0 && !req.dryRun ? progress.done() : total;
-      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], entries: [], bytes, durationMs: Date.now() - started, meta: done.meta(), external: [] };
+      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], bytes, durationMs: Date.now() - started, meta: done.meta(), external: [], entryCount: 0, record: null };
       for (const line of done.lines(`${part.node === rt.node ? '' : `${part.node}'s `}${c.name}`)) report(line);
       results.push(r);
       emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });

@@ -9,6 +9,7 @@ import { serveStream, serveUnary, startServer, type ServeOptions } from '../comm
 import type { InfoRequest__Output as InfoRequest } from '../proto/generated/lsbackup/v1/InfoRequest.js';
 import type { InfoReply } from '../proto/generated/lsbackup/v1/InfoReply.js';
 import { StopRegistry } from '../common/stops.js';
+import { boundedEvent } from '../common/throttle.js';
 import { backupNode, lookFor, releasePart, restoreNode, type AgentRuntime } from './runner.js';
 
 /** The nearest existing directory at or above `p`: the target may not exist yet. */
@@ -58,12 +59,12 @@ export function agentHandlers(rt: AgentRuntime, insecure: boolean): AgentHandler
   return {
     Info: serveUnary(opts, (req) => info(rt, req)),
     Cancel: serveUnary(opts, async (req) => ({ cancelled: stops.cancel((id) => id === req.backupId) })),
-    Backup: serveStream(opts, 'backup', async (req, write, { signal }) => void (await backupNode(rt, req, write, signal))),
+    Backup: serveStream(opts, 'backup', async (req, write, { signal }) => void (await backupNode(rt, req, (ev) => write(boundedEvent(ev)), signal))),
     // A cancel, or a coordinator that goes away, stops a restore at its next safe point, never half-way through a component.
     Restore: serveStream(opts, 'restore', async (req, write, { signal }) => {
       const run = stops.begin(req.backupId, `restore of ${req.node || rt.node} from ${req.backupId} on ${rt.node}`);
       try {
-        await restoreNode(rt, req, write, AbortSignal.any([signal, run.signal]));
+        await restoreNode(rt, req, (ev) => write(boundedEvent(ev)), AbortSignal.any([signal, run.signal]));
       } finally {
         run.end();
       }

@@ -1,7 +1,10 @@
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { CommanderError, type Command } from 'commander';
-import type { Manifest } from '../common/manifest.js';
+import { checked, entrySchema, FORMAT, manifestSchema, manifestSchemaV1, type Entry, type Manifest } from '../common/manifest.js';
+import { IntegrityError } from '../common/errors.js';
+import type { FilesChunk__Output as FilesChunk } from '../proto/generated/lsbackup/v1/FilesChunk.js';
+import { z } from 'zod';
 import type { RunSummary__Output as RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { SetInfo__Output as SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import type { ShowReply__Output as ShowReply } from '../proto/generated/lsbackup/v1/ShowReply.js';
@@ -52,5 +55,35 @@ export function unary<T>(cmd: Command, call: (c: Coordinator, cb: grpc.requestCa
 /** One set's info, and its manifest when it has one (an incomplete set has none). */
 export async function fetchManifest(cmd: Command, target: string, id: string): Promise<{ set: SetInfo; manifest?: Manifest }> {
   const r = await unary<ShowReply>(cmd, (c, cb) => c.Show({ target: absTarget(target), backupId: id }, cb));
-  return { set: r.set!, manifest: r.manifestJson ? (JSON.parse(r.manifestJson) as Manifest) : undefined };
+  return { set: r.set!, manifest: r.manifestJson ? manifestFromCoordinator(r.manifestJson, id) : undefined };
+}
+
+/** The coordinator checked the manifest it read; the CLI still believes nothing unchecked it is sent. */
+function manifestFromCoordinator(json: string, id: string): Manifest {
+  const raw = JSON.parse(json) as { format?: unknown };
+  return checked(raw.format === FORMAT ? manifestSchema : manifestSchemaV1, raw, `the manifest of ${id} the coordinator sent`) as Manifest;
+}
+
+const fileLineSchema = z.object({ node: z.string(), component: z.string() }).and(entrySchema);
+export type FileLine = Entry & { node: string; component: string };
+
+/** A set's entries (of one node and component when given), streamed from the coordinator batch by batch. */
+export async function* fetchFiles(cmd: Command, target: string, id: string, filter: { node?: string; component?: string } = {}): AsyncGenerator<FileLine> {
+  const c = connect(globals(cmd));
+  const call = c.Files({ target: absTarget(target), backupId: id, node: filter.node ?? '', component: filter.component ?? '' }) as grpc.ClientReadableStream<FilesChunk>;
+  try {
+    for await (const chunk of call as AsyncIterable<FilesChunk>) {
+      for (const line of chunk.entriesJson) {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(line);
+        } catch {
+          throw new IntegrityError(`the coordinator sent an entry of ${id} that is not JSON`);
+        }
+        yield checked(fileLineSchema, raw, `an entry of ${id} the coordinator sent`) as FileLine;
+      }
+    }
+  } finally {
+    call.cancel();
+  }
 }

@@ -1,4 +1,4 @@
-import type { Manifest } from '../common/manifest.js';
+import type { Entry, Manifest } from '../common/manifest.js';
 
 export interface Change {
   change: 'added' | 'removed' | 'changed';
@@ -7,22 +7,26 @@ export interface Change {
   path: string;
 }
 
-/** Files added, removed and changed from set `a` to set `b`, by node and component. */
-export function diffManifests(a: Manifest, b: Manifest): Change[] {
-  const index = (m: Manifest) => {
-    const out = new Map<string, { node: string; component: string; path: string; sig: string }>();
-    for (const p of m.parts) {
-      for (const e of p.entries) out.set(`${p.node}\0${p.component}\0${e.path}`, { node: p.node, component: p.component, path: e.path, sig: `${e.type}:${e.sha256}:${e.mode}:${e.uid}:${e.gid}:${e.linkTarget}` });
-      // Stream artifacts (dumps, exports) have no entries; compare them by content.
-      for (const x of p.artifacts.filter((x) => x.kind === 'stream')) {
-        const name = x.path.split('/').slice(2).join('/');
-        out.set(`${p.node}\0${p.component}\0${name}`, { node: p.node, component: p.component, path: name, sig: x.sha256 });
-      }
+type Indexed = Map<string, { node: string; component: string; path: string; sig: string }>;
+
+/**
+ * What one set holds, by node, component and path: its entries (streamed from the coordinator)
+ * and its stream artifacts (dumps, exports: they have no entries and are compared by content).
+ */
+export async function indexSet(m: Manifest, entries: AsyncIterable<Entry & { node: string; component: string }>): Promise<Indexed> {
+  const out: Indexed = new Map();
+  for await (const e of entries) out.set(`${e.node}\0${e.component}\0${e.path}`, { node: e.node, component: e.component, path: e.path, sig: `${e.type}:${e.sha256}:${e.mode}:${e.uid}:${e.gid}:${e.linkTarget}` });
+  for (const p of m.parts) {
+    for (const x of p.artifacts.filter((x) => x.kind === 'stream')) {
+      const name = x.path.split('/').slice(2).join('/');
+      out.set(`${p.node}\0${p.component}\0${name}`, { node: p.node, component: p.component, path: name, sig: x.sha256 });
     }
-    return out;
-  };
-  const ia = index(a);
-  const ib = index(b);
+  }
+  return out;
+}
+
+/** Files added, removed and changed from set `a` to set `b`, by node and component. */
+export function diffIndexes(ia: Indexed, ib: Indexed): Change[] {
   const changes: Change[] = [];
   for (const [k, v] of ib) {
     const old = ia.get(k);

@@ -2,6 +2,8 @@ import cliProgress from 'cli-progress';
 import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import { humanBytes } from '../common/units.js';
+import { escapeControl } from '../common/quote.js';
+import type { FileLine } from './command-support.js';
 
 export function table(rows: string[][], header: string[]): string {
   const all = [header, ...rows];
@@ -22,6 +24,13 @@ export function restoreOutcome(parts: ComponentResult[]): string[] {
     if (m.restarted) out.push(`${key}: restarted ${m.restarted}`);
   }
   return out;
+}
+
+/** One entry of \`show --files\`: type, mode, owner, size, where. */
+export function fileLine(e: FileLine): string {
+  const type = e.type === 'dir' ? 'd' : e.type === 'symlink' ? 'l' : e.linkOf ? 'h' : '-';
+  const where = e.type === 'symlink' ? `${e.path} -> ${e.linkTarget}` : e.linkOf ? `${e.path} => ${e.linkOf}` : e.path;
+  return `${type} ${(e.mode & 0o7777).toString(8).padStart(4, '0')} ${e.uid}:${e.gid} ${String(e.size).padStart(10)} ${e.node}/${e.component} ${escapeControl(where)}`;
 }
 
 export function partsTable(parts: ComponentResult[]): string {

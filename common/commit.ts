@@ -1,23 +1,27 @@
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
-import { entryFromWire } from './entry-wire.js';
-import { FORMAT, setStatusOf, writeManifest, type Manifest, type Part, type PartStatus } from './manifest.js';
+import { messageOf } from './errors.js';
+import { readPartRecord } from './part-record.js';
+import { FORMAT, setStatusOf, writeManifest, type Manifest, type Part } from './manifest.js';
 
 export const VERSION = '0.1.0';
 
-export function partOf(r: ComponentResult): Part {
-  return {
-    node: r.node,
-    component: r.component,
-    status: (['ok', 'failed', 'skipped'].includes(r.status) ? r.status : 'failed') as PartStatus,
-    reason: r.reason,
-    durationMs: Number(r.durationMs),
-    bytes: Number(r.bytes),
-    meta: { ...r.meta },
-    artifacts: r.artifacts.map((a) => ({ path: a.path, kind: a.kind === 'zip' ? 'zip' : 'stream', size: Number(a.size), sha256: a.sha256, mode: a.mode })),
-    entries: r.entries.map(entryFromWire),
+/**
+ * The part an agent answered for, as its record on the shared location has it (FORMAT.md
+ * "Format 2"). An answer without a record, or whose record is missing, differs or is malformed,
+ * is a failed part whose reason names the file: nothing the agent did not durably write is believed.
+ */
+export async function partFromAnswer(setDir: string, r: ComponentResult): Promise<Part> {
+  const failed = (reason: string): Part => ({ node: r.node, component: r.component, status: 'failed', reason, durationMs: Number(r.durationMs), bytes: 0, meta: { ...r.meta }, artifacts: [], entryCount: 0, ...(r.external?.length ? { external: r.external.map((x) => ({ key: x.key, what: x.what, byHand: x.byHand })) } : {}) });
+  if (!r.record) return failed(r.status === 'failed' ? r.reason : `${r.node} answered ${r.status} without a part record (an agent older than format 2?)`);
+  try {
+    const part = await readPartRecord(setDir, { path: r.record.path, size: Number(r.record.size), sha256: r.record.sha256 }, r);
+    if (part.status !== r.status) return failed(`${r.record.path} says ${part.status}, the agent answered ${r.status}`);
     // Only when there is some: a part without the key is one that holds nothing outside (FORMAT.md 1.3).
-    ...(r.external?.length ? { external: r.external.map((x) => ({ key: x.key, what: x.what, byHand: x.byHand })) } : {}),
-  };
+    if (part.external?.length === 0) delete part.external;
+    return part;
+  } catch (err) {
+    return failed(`${r.status === 'failed' ? `${r.reason}; ` : ''}${messageOf(err)}`);
+  }
 }
 
 /**

@@ -7,7 +7,14 @@ import { writeFileAtomic } from './fsutil.js';
 import { shown } from './quote.js';
 
 /** The on-disk shape of a backup set; docs/FORMAT.md is the reference. */
-export const FORMAT = 'lsbackup-set/1';
+export const FORMAT = 'lsbackup-set/2';
+/** Sets this version reads: format 1 (entries in the manifest, zip trees) and format 2. */
+export const FORMAT_1 = 'lsbackup-set/1';
+/** A part record (`<node>/<component>/part.json`, FORMAT.md "Format 2"). */
+export const PART_FORMAT = 'lsbackup-part/2';
+export const PART_RECORD = 'part.json';
+/** A record is a few artifacts and meta keys: anything bigger is not one. */
+export const MAX_RECORD_BYTES = 1 << 20;
 export const MANIFEST = 'manifest.json';
 export const COMPONENTS = ['haproxy', 'elasticsearch', 'kibana', 'prometheus', 'alertmanager', 'grafana', 'postgresql', 'rabbitmq'] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
@@ -30,7 +37,7 @@ export const partStatuses = ['ok', 'failed', 'skipped'] as const;
  */
 export const artifactSchema = z.object({
   path: z.string().min(1),
-  kind: z.enum(['zip', 'stream']),
+  kind: z.enum(['zip', 'tar', 'stream', 'entries']),
   size: count,
   sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits'),
   mode: z.number().int().min(0).max(0xffff),
@@ -64,26 +71,44 @@ export const externalSchema = z.object({
   byHand: z.string().min(1),
 });
 
-export const partSchema = z
-  .object({
-    node: z.string().min(1),
-    component: z.enum(COMPONENTS),
-    status: z.enum(partStatuses),
-    reason: z.string(),
-    durationMs: count,
-    bytes: count,
-    meta: z.record(z.string(), z.string()),
-    artifacts: z.array(artifactSchema),
-    entries: z.array(entrySchema),
-    external: z.array(externalSchema).optional(),
-  })
+const partFields = {
+  node: z.string().min(1),
+  component: z.enum(COMPONENTS),
+  status: z.enum(partStatuses),
+  reason: z.string(),
+  durationMs: count,
+  bytes: count,
+  meta: z.record(z.string(), z.string()),
+  artifacts: z.array(artifactSchema),
+  external: z.array(externalSchema).optional(),
+};
+
+const digestRef = z.object({ path: z.string().min(1), size: count, sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });
+
+/** verify and restore join artifact paths to the set directory: they must stay inside their part. */
+function checkArtifactPaths(p: { node: string; component: string; artifacts: Artifact[] }, ctx: z.RefinementCtx): void {
+  p.artifacts.forEach((a, i) => {
+    const inPart = a.path.startsWith(`${p.node}/${p.component}/`) && !a.path.split('/').some((seg) => seg === '..' || seg === '.' || seg === '');
+    if (!inPart) ctx.addIssue({ code: 'custom', path: ['artifacts', i, 'path'], message: `expected ${p.node}/${p.component}/<file>, without '..'` });
+  });
+}
+
+/** Format 2: tar trees list their entries in one entries artifact, and only then. */
+function checkEntriesArtifact(p: { artifacts: Artifact[]; entryCount: number }, ctx: z.RefinementCtx): void {
+  const lists = p.artifacts.filter((a) => a.kind === 'entries').length;
+  const trees = p.artifacts.some((a) => a.kind === 'tar');
+  if (lists > 1 || (trees && lists === 0) || (!trees && lists > 0)) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'expected one entries artifact exactly when the part has a tar artifact' });
+  if (p.artifacts.some((a) => a.kind === 'zip')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'zip artifacts belong to format 1' });
+  if (lists === 0 && p.entryCount !== 0) ctx.addIssue({ code: 'custom', path: ['entryCount'], message: 'entries counted but no entries artifact' });
+}
+
+/** A part of a format-1 manifest: its entries inline. */
+export const partSchemaV1 = z
+  .object({ ...partFields, entries: z.array(entrySchema) })
   .superRefine((p, ctx) => {
-    // verify and restore join these paths to the set directory: they must stay inside their part.
-    p.artifacts.forEach((a, i) => {
-      const inPart = a.path.startsWith(`${p.node}/${p.component}/`) && !a.path.split('/').some((seg) => seg === '..' || seg === '.' || seg === '');
-      if (!inPart) ctx.addIssue({ code: 'custom', path: ['artifacts', i, 'path'], message: `expected ${p.node}/${p.component}/<file>, without '..'` });
-    });
+    checkArtifactPaths(p, ctx);
     const zips = new Set(p.artifacts.filter((a) => a.kind === 'zip').map((a) => a.path));
+    if (p.artifacts.some((a) => a.kind === 'tar' || a.kind === 'entries')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'tar and entries artifacts belong to format 2' });
     const firstOfLink = new Map<string, Entry>();
     p.entries.forEach((e, i) => {
       if (!zips.has(e.archive)) ctx.addIssue({ code: 'custom', path: ['entries', i, 'archive'], message: 'expected one of the zip artifacts of its part' });
@@ -91,6 +116,23 @@ export const partSchema = z
       if (problem) ctx.addIssue({ code: 'custom', path: ['entries', i, problem.key], message: problem.message });
       if (e.type === 'file' && !e.linkOf) firstOfLink.set(e.path, e);
     });
+  });
+
+/** What an agent writes to part.json (FORMAT.md "Format 2"). */
+export const partRecordSchema = z
+  .object({ format: z.literal(PART_FORMAT), ...partFields, entryCount: count })
+  .superRefine((p, ctx) => {
+    checkArtifactPaths(p, ctx);
+    checkEntriesArtifact(p, ctx);
+  });
+
+/** A part of a format-2 manifest: its record's content, and which record it came from. */
+export const partSchemaV2 = z
+  .object({ ...partFields, entryCount: count, record: digestRef.optional() })
+  .superRefine((p, ctx) => {
+    checkArtifactPaths(p, ctx);
+    checkEntriesArtifact(p, ctx);
+    if (p.record && p.record.path !== `${p.node}/${p.component}/${PART_RECORD}`) ctx.addIssue({ code: 'custom', path: ['record', 'path'], message: `expected ${p.node}/${p.component}/${PART_RECORD}` });
   });
 
 /**
@@ -115,38 +157,55 @@ function metadataKeyProblem(e: Entry, firstOfLink: Map<string, Entry>): { key: s
   return undefined;
 }
 
+/**
+ * What can be checked of one entry line on its own (the streaming reader of format 2): the
+ * schema, its archive, and its extents. That a `linkOf` names an earlier file is checked where
+ * the link is made (restore), since checking it here would keep every path in memory.
+ */
+export function entryProblem(e: Entry, trees: Set<string>): { key: string; message: string } | undefined {
+  if (!trees.has(e.archive)) return { key: 'archive', message: 'expected one of the tar artifacts of its part' };
+  if (e.linkOf !== undefined && e.type !== 'file') return { key: 'linkOf', message: 'only a file entry can be a hard link' };
+  return metadataKeyProblem({ ...e, linkOf: undefined }, new Map());
+}
+
 /** Room for a signature or MAC over the same canonical bytes later (FORMAT.md). */
 export const integritySchema = z.object({ sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });
 
-export const manifestSchema = z
-  .object({
-    format: z.literal(FORMAT),
-    id: z.string().regex(ID_RE, 'expected an id of the form YYYYMMDDTHHMMSSZ'),
-    status: z.enum(setStatuses),
-    reasons: z.array(z.string()),
-    startedAt: z.string(),
-    finishedAt: z.string(),
-    buildDir: z.string(),
-    coordinatorVersion: z.string(),
-    nodes: z.record(z.string(), z.object({ address: z.string() })),
-    notCovered: z.array(z.string()),
-    parts: z.array(partSchema),
-    integrity: integritySchema.optional(),
-  })
-  .superRefine((m, ctx) => {
-    if (m.status === 'complete' && m.parts.some((p) => p.status === 'failed')) {
-      ctx.addIssue({ code: 'custom', path: ['status'], message: "'complete' although a part failed" });
-    }
-  });
+const manifestFields = {
+  id: z.string().regex(ID_RE, 'expected an id of the form YYYYMMDDTHHMMSSZ'),
+  status: z.enum(setStatuses),
+  reasons: z.array(z.string()),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  buildDir: z.string(),
+  coordinatorVersion: z.string(),
+  nodes: z.record(z.string(), z.object({ address: z.string() })),
+  notCovered: z.array(z.string()),
+  integrity: integritySchema.optional(),
+};
+
+const completeOnlyIfAllOk = (m: { status: SetStatus; parts: { status: PartStatus }[] }, ctx: z.RefinementCtx) => {
+  if (m.status === 'complete' && m.parts.some((p) => p.status === 'failed')) {
+    ctx.addIssue({ code: 'custom', path: ['status'], message: "'complete' although a part failed" });
+  }
+};
+
+export const manifestSchemaV1 = z.object({ format: z.literal(FORMAT_1), ...manifestFields, parts: z.array(partSchemaV1) }).superRefine(completeOnlyIfAllOk);
+export const manifestSchema = z.object({ format: z.literal(FORMAT), ...manifestFields, parts: z.array(partSchemaV2) }).superRefine(completeOnlyIfAllOk);
 
 export type SetStatus = (typeof setStatuses)[number];
 export type PartStatus = (typeof partStatuses)[number];
 export type Artifact = z.output<typeof artifactSchema>;
 export type Entry = z.output<typeof entrySchema>;
 export type ExternalData = z.output<typeof externalSchema>;
-/** `component` is any string where parts are built (the agent's report); the schema narrows it on read. */
-export type Part = Omit<z.output<typeof partSchema>, 'component'> & { component: string };
-export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts'> & { parts: Part[] };
+export type PartRecord = z.output<typeof partRecordSchema>;
+/**
+ * A part as every reader sees it, of either format. `component` is any string where parts are
+ * built (the agent's report); the schema narrows it on read. `entries` is there only in format 1;
+ * format 2 keeps them in the part's entries artifact (common/entries-file.ts reads both).
+ */
+export type Part = Omit<z.output<typeof partSchemaV2>, 'component'> & { component: string; entries?: Entry[] };
+export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts' | 'format'> & { format: typeof FORMAT | typeof FORMAT_1; parts: Part[] };
 
 
 export function newSetId(now = new Date()): string {
@@ -214,20 +273,27 @@ export function parseManifest(text: string, file: string): Manifest {
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new IntegrityError(`manifest ${file} is not a JSON object`);
   const obj = raw as Record<string, unknown>;
-  if (obj.format !== FORMAT) throw new IntegrityError(`manifest ${file} has format '${shown(obj.format)}', this lsbackup reads ${FORMAT}`);
+  if (obj.format !== FORMAT && obj.format !== FORMAT_1) throw new IntegrityError(`manifest ${file} has format '${shown(obj.format)}', this lsbackup reads ${FORMAT_1} and ${FORMAT}`);
   const integrity = obj.integrity as { sha256?: unknown } | undefined;
   if (integrity && typeof integrity === 'object' && typeof integrity.sha256 === 'string' && integrity.sha256 !== manifestDigest(obj)) {
     throw new IntegrityError(`manifest ${file}: digest mismatch (integrity.sha256 does not match its content): it was changed or damaged after it was written`);
   }
-  const result = manifestSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const key = issue.path.length ? issue.path.join('.') : '(top level)';
-    throw new IntegrityError(`manifest ${file}: key '${shown(key)}': ${shown(issue.message)}`);
-  }
+  const manifest = checked(obj.format === FORMAT ? manifestSchema : manifestSchemaV1, raw, `manifest ${file}`) as Manifest;
   // After the digest and the schema: the digest covers the manifest as written, not this reading of it.
-  for (const part of result.data.parts) part.external ??= externalBefore13(part);
-  return result.data;
+  for (const part of manifest.parts) {
+    part.external ??= externalBefore13(part);
+    part.entryCount ??= part.entries?.length ?? 0;
+  }
+  return manifest;
+}
+
+/** A schema's verdict as one line naming the thing and its first wrong key; never a stack trace. */
+export function checked<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const key = issue.path.length ? issue.path.join('.') : '(top level)';
+  throw new IntegrityError(`${what}: key '${shown(key)}': ${shown(issue.message)}`);
 }
 
 /**

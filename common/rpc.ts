@@ -155,9 +155,14 @@ function forCaller<T>(call: IncomingCall, opts: ServeOptions, work: (ctx: CallCo
 }
 
 /** A server-streaming handler from a plain async function: its events, then the end of the stream or its error status. */
-export function serveStream<Req, Ev>(opts: ServeOptions, name: string, work: (req: Req, write: (ev: Ev) => void, ctx: CallContext) => Promise<void>): grpc.handleServerStreamingCall<Req, Ev> {
+/**
+ * A server-streaming handler from a plain async function. `write` gives a promise when the
+ * call's buffer is full: a producer of many messages awaits it (memory stays flat), progress does not.
+ */
+export function serveStream<Req, Ev>(opts: ServeOptions, name: string, work: (req: Req, write: (ev: Ev) => Promise<void> | undefined, ctx: CallContext) => Promise<void>): grpc.handleServerStreamingCall<Req, Ev> {
   return (call) => {
-    forCaller(call, opts, (ctx) => work(call.request, (ev) => call.write(ev), ctx)).then(
+    const write = (ev: Ev) => (call.write(ev) ? undefined : new Promise<void>((r) => call.once('drain', () => r())));
+    forCaller(call, opts, (ctx) => work(call.request, write, ctx)).then(
       () => call.end(),
       (err) => {
         opts.onStreamFailure?.(name, messageOf(err));

@@ -4,7 +4,7 @@ import type { Logger } from 'winston';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
-import { commitSet, partOf } from '../common/commit.js';
+import { commitSet, partFromAnswer } from '../common/commit.js';
 import { InputError } from '../common/errors.js';
 import { freeBytes } from '../common/fsutil.js';
 import { humanBytes } from '../common/units.js';
@@ -47,7 +47,7 @@ async function createSetDir(target: string): Promise<{ id: string; dir: string }
 }
 
 function failedParts(host: InventoryHost, components: string[], reason: string, status: Part['status'] = 'failed'): Part[] {
-  return components.map((component) => ({ node: host.name, component, status, reason, durationMs: 0, bytes: 0, meta: {}, artifacts: [], entries: [] }));
+  return components.map((component) => ({ node: host.name, component, status, reason, durationMs: 0, bytes: 0, meta: {}, artifacts: [], entryCount: 0 }));
 }
 
 /** A plan that finds nothing to back up says which inventory it read: the file may not be what the operator thinks. */
@@ -142,7 +142,7 @@ export async function runBackup(
           emit({ node: host.name, phase: 'failed', message: reason, backupId: id });
           parts.push(...failedParts(host, comps.filter((c) => !results.has(c)), reason));
         }
-        for (const r of results.values()) parts.push(await checkedPart(dir, partOf(r)));
+        for (const r of results.values()) parts.push(await checkedPart(dir, await partFromAnswer(dir, r)));
       }),
     );
 
@@ -172,5 +172,5 @@ async function checkedPart(dir: string, part: Part): Promise<Part> {
 }
 
 export function summaryPart(p: Part): ComponentResult {
-  return { node: p.node, component: p.component, status: p.status, reason: p.reason, artifacts: [], entries: [], bytes: p.bytes, durationMs: p.durationMs, meta: {}, external: [] };
+  return { node: p.node, component: p.component, status: p.status, reason: p.reason, artifacts: [], bytes: p.bytes, durationMs: p.durationMs, meta: {}, external: [], entryCount: p.entryCount, record: null };
 }

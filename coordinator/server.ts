@@ -9,7 +9,8 @@ import { agentStatus } from './agent-status.js';
 import type { AgentPool } from './agents.js';
 import { runBackup } from './backup.js';
 import { runRestore } from './restore.js';
-import { listSets, showSet, verifySet } from './sets.js';
+import { listSets, setFiles, showSet, verifySet } from './sets.js';
+import { boundedEvent } from '../common/throttle.js';
 import { prune } from './prune.js';
 import type { Metrics } from './metrics.js';
 import { StopRegistry } from '../common/stops.js';
@@ -31,7 +32,7 @@ type Emit = (ev: ProgressEvent) => void;
 /** A coordinator run streams its progress, then one final event carrying the summary. */
 function run<Req>(opts: ServeOptions, name: string, work: (req: Req, emit: Emit, ctx: CallContext) => Promise<RunSummary>): grpc.handleServerStreamingCall<Req, ProgressEvent> {
   return serveStream<Req, ProgressEvent>(opts, name, async (req, write, ctx) => {
-    const summary = await work(req, write, ctx);
+    const summary = await work(req, (ev) => void write(boundedEvent(ev)), ctx);
     write({ phase: 'summary', backupId: summary.backupId, summary });
   });
 }
@@ -59,6 +60,12 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
     }),
     List: serveUnary(opts, async (req) => ({ sets: await listSets(req.target) })),
     Show: serveUnary(opts, (req) => showSet(req.target, req.backupId)),
+    Files: serveStream(opts, 'files', async (req, write, { signal }) => {
+      for await (const chunk of setFiles(req.target, req.backupId, { node: req.node, component: req.component })) {
+        if (signal.aborted) return;
+        await write({ entriesJson: chunk });
+      }
+    }),
     Agents: serveUnary(opts, (req) => agentStatus(deps, req)),
     Prune: serveUnary(opts, (req) => prune(req, deps.pool)),
   };

@@ -6,8 +6,11 @@ import type { SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import { InputError, IntegrityError, messageOf } from '../common/errors.js';
 import { MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
 import { checkArtifacts } from '../common/verify.js';
+import { sha256File } from '../common/hash.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { checkArchive } from '../common/archive.js';
+import { checkTree } from '../common/tar-tree.js';
+import { partEntries } from '../common/entries-file.js';
 import { shown } from '../common/quote.js';
 
 /** A set is named by its directory: that is what restore, prune and delete act on. */
@@ -84,6 +87,21 @@ async function filesOfSet(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Each part record is still the file its manifest names (size and SHA-256). */
+async function checkRecords(dir: string, m: Manifest): Promise<string[]> {
+  const bad: string[] = [];
+  for (const p of m.parts) {
+    if (!p.record) continue;
+    try {
+      const { sha256, size } = await sha256File(path.join(dir, p.record.path));
+      if (size !== p.record.size || sha256 !== p.record.sha256) bad.push(`${p.record.path}: differs from the record the manifest names`);
+    } catch (err) {
+      bad.push(`${p.record.path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : messageOf(err)}`);
+    }
+  }
+  return bad;
+}
+
 /**
  * Recomputes every artifact's size and SHA-256, reads every entry of every zip that matched
  * (unless `quick`), and names each file that is missing, differs, or is in the set unlisted.
@@ -92,8 +110,9 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
   const m = await readManifest(target, id);
   const dir = setDir(target, id);
   const artifacts = m.parts.flatMap((p) => p.artifacts);
-  const zips = opts.quick ? [] : artifacts.filter((a) => a.kind === 'zip');
-  const total = artifacts.reduce((t, a) => t + a.size, 0) + m.parts.reduce((s, p) => s + p.entries.filter((e) => zips.some((z) => z.path === e.archive)).reduce((t, e) => t + e.size, 0), 0);
+  const trees = opts.quick ? [] : artifacts.filter((a) => a.kind === 'zip' || a.kind === 'tar');
+  // What the trees hold unpacked is known up front only in format 1; format 2 counts their packed size.
+  const total = artifacts.reduce((t, a) => t + a.size, 0) + trees.reduce((t, a) => t + a.size, 0);
   let done = 0;
   const due = throttle(PROGRESS_EVERY_MS);
   const onBytes = (n: number) => {
@@ -102,18 +121,47 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
       emit({ phase: 'running', backupId: id, bytesDone: done, bytesTotal: total });
     }
   };
-  emit({ phase: 'started', backupId: id, bytesTotal: total, message: `verifying ${artifacts.length} files${opts.quick ? ' (quick: artifacts only)' : ` and the entries of ${zips.length} archives`}` });
+  emit({ phase: 'started', backupId: id, bytesTotal: total, message: `verifying ${artifacts.length} files${opts.quick ? ' (quick: artifacts only)' : ` and the entries of ${trees.length} archives`}` });
   if (!isSealed(m)) emit({ phase: 'info', backupId: id, message: UNSEALED_NOTE });
   const bad = await checkArtifacts(dir, m.parts, onBytes);
-  const listed = new Set(artifacts.map((a) => a.path));
+  const listed = new Set([...artifacts.map((a) => a.path), ...m.parts.flatMap((p) => (p.record ? [p.record.path] : []))]);
+  bad.push(...(await checkRecords(dir, m)));
   for (const f of await filesOfSet(dir)) if (!listed.has(f)) bad.push(`${shown(f)}: not listed in the manifest`);
   for (const part of m.parts) {
-    for (const z of part.artifacts.filter((a) => zips.includes(a))) {
-      // An archive that failed its own checksum is named already; its entries would only repeat it.
-      if (bad.some((b) => b.startsWith(`${z.path}: `))) continue;
-      bad.push(...(await checkArchive(path.join(dir, z.path), z.path, part.entries.filter((e) => e.archive === z.path), onBytes)));
+    for (const z of part.artifacts.filter((a) => trees.includes(a))) {
+      // An archive (or entries file) that failed its own checksum is named already; reading it would only repeat it.
+      const list = part.artifacts.find((a) => a.kind === 'entries');
+      if (bad.some((b) => b.startsWith(`${z.path}: `) || (list && b.startsWith(`${list.path}: `)))) continue;
+      const file = path.join(dir, z.path);
+      if (z.kind === 'tar') bad.push(...(await checkTree(file, z.path, partEntries(dir, part, z.path), onBytes)));
+      else bad.push(...(await checkArchive(file, z.path, (part.entries ?? []).filter((e) => e.archive === z.path), onBytes)));
     }
   }
   for (const b of bad) emit({ phase: 'failed', backupId: id, message: b });
   return { backupId: id, status: bad.length ? 'failed' : 'ok', reasons: bad, parts: [], notCovered: [], setDir: dir };
+}
+
+/** Entries sent per message of `show --files`: well under gRPC's 4 MiB at ~0.5 KiB each. */
+const FILES_PER_CHUNK = 2000;
+
+/**
+ * The entries of a set's parts (those of `filter.node` / `filter.component` when given), as JSON
+ * lines in bounded batches, read from the set as they are sent.
+ */
+export async function* setFiles(target: string, id: string, filter: { node?: string; component?: string }): AsyncGenerator<string[]> {
+  const m = await readManifest(target, id);
+  const dir = setDir(target, id);
+  const parts = m.parts.filter((p) => (!filter.node || p.node === filter.node) && (!filter.component || p.component === filter.component));
+  if (parts.length === 0 && (filter.node || filter.component)) throw new InputError(`backup ${id} has no part${filter.node ? ` of node '${shown(filter.node)}'` : ''}${filter.component ? ` for '${shown(filter.component)}'` : ''}`);
+  let chunk: string[] = [];
+  for (const part of parts) {
+    for await (const e of partEntries(dir, part)) {
+      chunk.push(JSON.stringify({ node: part.node, component: part.component, ...e }));
+      if (chunk.length >= FILES_PER_CHUNK) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+  }
+  if (chunk.length) yield chunk;
 }

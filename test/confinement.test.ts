@@ -69,7 +69,7 @@ function relocating(src: string, restorePaths: string[], rootsOf: () => { from: 
     estimateBytes: async () => 0,
     health: async () => ({ status: 'ok', detail: 'test' }),
     async backup(ctx) {
-      await ctx.addZip('files.zip', [src]);
+      await ctx.addTree('files', [src]);
       return { status: 'ok' };
     },
     async restore(ctx: RestoreContext) {

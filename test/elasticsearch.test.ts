@@ -10,11 +10,11 @@ import { elasticsearch, elasticsearchSchema, snapshotNameOf } from '../agent/com
 import { certificateProblem, nodeUrlOf } from '../agent/components/elasticsearch/lambdastack.js';
 import { createComponents } from '../agent/components/index.js';
 import { duBytes, mkdirPrivate } from '../common/fsutil.js';
-import { commitSet, partOf } from '../common/commit.js';
-import { newSetId, setDir, type Manifest } from '../common/manifest.js';
+import { commitSet } from '../common/commit.js';
+import { newSetId, setDir } from '../common/manifest.js';
 import { kibana, kibanaSchema } from '../agent/components/kibana.js';
 import { backupNode, releasePart, type AgentRuntime } from '../agent/runner.js';
-import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
+import { backupLocal, partsFromAnswers, restoreLocal, runtimeOf, tempDir, withEntries, type ManifestWithEntries } from './helpers/harness.js';
 import { FakeEs, makePki, type Pki } from './helpers/es-server.js';
 import { whileDown } from './helpers/ops.js';
 
@@ -444,7 +444,7 @@ async function lambdaStackNode(o: { target: string; pathRepo: string[]; clusterN
 
 let lastFactsId = '';
 /** backupLocal with the facts the coordinator sends from the build directory (es_cluster, es_nodes, es_node_index). */
-async function backupWithFacts(runs: { rt: AgentRuntime; facts: Record<string, string> }[], target: string): Promise<{ id: string; manifest: Manifest }> {
+async function backupWithFacts(runs: { rt: AgentRuntime; facts: Record<string, string> }[], target: string): Promise<{ id: string; manifest: ManifestWithEntries }> {
   let id = newSetId();
   while (id <= lastFactsId) {
     await new Promise((r) => setTimeout(r, 200));
@@ -460,8 +460,8 @@ async function backupWithFacts(runs: { rt: AgentRuntime; facts: Record<string, s
     ),
   );
   const nodes = Object.fromEntries(runs.map(({ rt }) => [rt.node, { address: 'in-process' }]));
-  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes, notCovered: [] }, results.flat().map(partOf));
-  return { id, manifest };
+  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes, notCovered: [] }, await partsFromAnswers(dir, results.flat()));
+  return { id, manifest: await withEntries(dir, manifest) };
 }
 
 test('LambdaStack node, no settings: admin client certificate over HTTPS on the host name, one repository per cluster, round trip', async (t) => {

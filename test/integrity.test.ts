@@ -7,6 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { DemoCluster } from '../demo/cluster.js';
 import { MANIFEST, sealManifest, type Manifest } from '../common/manifest.js';
 import { dropCluster, startCluster } from './helpers/harness.js';
@@ -98,13 +100,23 @@ describe('manifest integrity and a complete verify', () => {
     await withManifest(original.replace(/\n {2}"status": "complete"/, '\n  "rtatus": "complete"'), () => assertRefusedEverywhere(/manifest .*: digest mismatch/));
   });
 
-  test('an entry mode changed from 33188 to 33189 is a digest mismatch; haproxy.cfg does not come back 0645', async () => {
-    const m = JSON.parse(original) as Manifest;
-    const entry = m.parts[0]!.entries.find((e) => e.path === cfg)!;
-    assert.equal(entry.mode, 0o100644);
-    const edited = original.replace(new RegExp(`("path": "${cfg.replace(/[/.]/g, '\\$&')}",[^}]*"mode": )33188`), '$133189');
-    assert.notEqual(edited, original);
-    await withManifest(edited, () => assertRefusedEverywhere(/manifest .*: digest mismatch/));
+  test('an entry mode changed from 33188 to 33189 in the entries file fails its checksum; haproxy.cfg does not come back 0645', async () => {
+    const list = path.join(c.target, id, 'node1/haproxy/entries.jsonl.gz');
+    const before = await fsp.readFile(list);
+    const lines = gunzipSync(before).toString('utf8');
+    const edited = lines.replace(new RegExp(`("path":"${cfg.replace(/[/.]/g, '\\$&')}",[^}]*"mode":)33188`), '$133189');
+    assert.notEqual(edited, lines);
+    await fsp.writeFile(list, gzipSync(edited));
+    try {
+      const v = await c.cli(['verify', id, '-t', c.target]);
+      assert.equal(v.code, 1, v.stdout + v.stderr);
+      assert.match(v.stdout, /node1\/haproxy\/entries\.jsonl\.gz: (size \d+, manifest says \d+|sha256 mismatch)/);
+      const r = await c.cli(['restore', id, '-t', c.target, '--node', 'node1']);
+      assert.notEqual(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stderr + r.stdout, /entries\.jsonl\.gz/);
+    } finally {
+      await fsp.writeFile(list, before, { mode: 0o600 });
+    }
     assert.notEqual((await fsp.stat(cfg)).mode & 0o7777, 0o645);
   });
 
@@ -113,11 +125,11 @@ describe('manifest integrity and a complete verify', () => {
     const text = JSON.stringify({ ...m, status: undefined, rtatus: 'complete' }, null, 2);
     await withManifest(text, () => assertRefusedEverywhere(/manifest .*: key 'status': /));
     const badMode = structuredClone(m);
-    badMode.parts[0]!.entries[0]!.mode = -1;
+    badMode.parts[0]!.artifacts[0]!.mode = -1;
     await withManifest(JSON.stringify(badMode), async () => {
       const v = await c.cli(['verify', id, '-t', c.target]);
       assert.equal(v.code, 1);
-      assert.match(v.stderr, /key 'parts\.0\.entries\.0\.mode': Too small/);
+      assert.match(v.stderr, /key 'parts\.0\.artifacts\.0\.mode': Too small/);
     });
   });
 
@@ -148,16 +160,32 @@ describe('manifest integrity and a complete verify', () => {
   });
 
   test('verify reads every entry inside every archive: a wrong entry checksum is found without a restore; --quick checks artifacts only', async () => {
+    // The entry's sha256 made wrong, and the entries file and manifest made consistent with it again
+    // (as a writer bug would leave them): only reading the archive finds it.
     const m = JSON.parse(original) as Manifest;
-    m.parts[0]!.entries.find((e) => e.path === cfg)!.sha256 = '0'.repeat(64);
-    // Sealed again: the manifest is consistent, only the entry is wrong (as a writer bug would leave it).
-    await withManifest(JSON.stringify(sealManifest(m), null, 2), async () => {
-      const v = await c.cli(['verify', id, '-t', c.target]);
-      assert.equal(v.code, 1, v.stdout + v.stderr);
-      assert.match(v.stdout, new RegExp(`node1/haproxy/files\\.zip: ${cfg.replace(/[/.]/g, '\\$&')}: sha256 mismatch`));
-      const quick = await c.cli(['verify', id, '-t', c.target, '--quick']);
-      assert.equal(quick.code, 0, quick.stdout + quick.stderr);
-    });
+    const listPath = 'node1/haproxy/entries.jsonl.gz';
+    const list = path.join(c.target, id, listPath);
+    const before = await fsp.readFile(list);
+    const lines = gunzipSync(before).toString('utf8').split('\n');
+    const at = lines.findIndex((l) => l.includes(`"path":${JSON.stringify(cfg)}`));
+    assert.ok(at >= 0);
+    lines[at] = JSON.stringify({ ...JSON.parse(lines[at]!), sha256: '0'.repeat(64) });
+    const wrong = gzipSync(lines.join('\n'));
+    const art = m.parts[0]!.artifacts.find((a) => a.path === listPath)!;
+    art.size = wrong.length;
+    art.sha256 = createHash('sha256').update(wrong).digest('hex');
+    await fsp.writeFile(list, wrong);
+    try {
+      await withManifest(JSON.stringify(sealManifest(m), null, 2), async () => {
+        const v = await c.cli(['verify', id, '-t', c.target]);
+        assert.equal(v.code, 1, v.stdout + v.stderr);
+        assert.match(v.stdout, new RegExp(`node1/haproxy/files\\.tar\\.gz: ${cfg.replace(/[/.]/g, '\\$&')}: sha256 mismatch`));
+        const quick = await c.cli(['verify', id, '-t', c.target, '--quick']);
+        assert.equal(quick.code, 0, quick.stdout + quick.stderr);
+      });
+    } finally {
+      await fsp.writeFile(list, before, { mode: 0o600 });
+    }
   });
 
   /** An error line that quotes hostile input: exit 2, one line, no terminal control, a sane length. */

@@ -5,11 +5,10 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { clientOsUser, dumpArtifact, pickCluster, planGlobals, postgresql, postgresqlSchema } from '../agent/components/postgresql.js';
 import { backupNode, restoreNode } from '../agent/runner.js';
-import { commitSet, partOf as toPart } from '../common/commit.js';
+import { commitSet } from '../common/commit.js';
 import type { Component } from '../agent/components/component.js';
-import type { Manifest } from '../common/manifest.js';
 import { run } from '../common/exec.js';
-import { backupLocal, restoreLocal, runtimeOf as runtimeIn, tempDir } from './helpers/harness.js';
+import { backupLocal, partsFromAnswers, restoreLocal, runtimeOf as runtimeIn, tempDir, type ManifestWithEntries } from './helpers/harness.js';
 import { PG_BIN, PgCluster, quoteIdent, requirePostgres } from './helpers/postgres.js';
 
 const SUPER_PW = 'initdb-superuser-pw';
@@ -63,7 +62,7 @@ const scratch = (name: string) => mkdtempSync(path.join(work, `${name}-`));
 const runtimeOf = (components: Component[], node = 'node1') => runtimeIn(components, scratch('state'), node);
 
 const messages = (events: { message?: string }[]) => events.map((e) => e.message ?? '').filter(Boolean);
-const partOf = (m: Manifest) => m.parts.find((p) => p.component === 'postgresql')!;
+const partOf = (m: ManifestWithEntries) => m.parts.find((p) => p.component === 'postgresql')!;
 
 before(async () => {
   requirePostgres();
@@ -234,7 +233,7 @@ test('postgresql: a standby is skipped with its reason, a restore on it is refus
     ...(await backupNode(runtimeOf([component(primary!.port)], 'db1'), { backupId: id, target, node: 'db1', components: [], plans }, () => undefined, signal)),
     ...(await backupNode(runtimeOf([onStandby], 'db2'), { backupId: id, target, node: 'db2', components: [], plans }, () => undefined, signal)),
   ];
-  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: {}, notCovered: [] }, results.map(toPart));
+  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: {}, notCovered: [] }, await partsFromAnswers(dir, results));
   const [onPrimary, skipped] = manifest.parts;
   assert.equal(onPrimary!.status, 'ok', onPrimary!.reason);
   assert.equal(skipped!.status, 'skipped');

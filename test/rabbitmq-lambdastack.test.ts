@@ -9,11 +9,11 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { backupNode } from '../agent/runner.js';
 import { envSettings, parseEnabledPlugins, rabbitmq, rabbitmqSchema, servesManagementApi } from '../agent/components/rabbitmq.js';
-import { commitSet, partOf } from '../common/commit.js';
+import { commitSet } from '../common/commit.js';
 import { run } from '../common/exec.js';
 import { mkdirPrivate } from '../common/fsutil.js';
-import { newSetId, setDir, type Manifest } from '../common/manifest.js';
-import { restoreLocal, runtimeOf as harnessRuntime, scratchSpace } from './helpers/harness.js';
+import { newSetId, setDir } from '../common/manifest.js';
+import { partsFromAnswers, restoreLocal, runtimeOf as harnessRuntime, scratchSpace, withEntries, type ManifestWithEntries } from './helpers/harness.js';
 import { startRabbitSandbox, type RabbitSandbox } from './helpers/rabbit-sandbox.js';
 
 let sb: RabbitSandbox;
@@ -57,7 +57,7 @@ async function exportedDefinitions(): Promise<Record<string, unknown>> {
 
 let lastId = '';
 /** As the coordinator sends it: a plan whose facts say what the build directory knows. */
-async function backupWithFacts(comp: ReturnType<typeof rabbitmq>, facts: Record<string, string>): Promise<{ id: string; manifest: Manifest; target: string }> {
+async function backupWithFacts(comp: ReturnType<typeof rabbitmq>, facts: Record<string, string>): Promise<{ id: string; manifest: ManifestWithEntries; target: string }> {
   let id = newSetId();
   while (id <= lastId) {
     await new Promise((r) => setTimeout(r, 200));
@@ -69,8 +69,8 @@ async function backupWithFacts(comp: ReturnType<typeof rabbitmq>, facts: Record<
   await mkdirPrivate(dir);
   const rt = runtimeOf([comp]);
   const results = await backupNode(rt, { backupId: id, target, node: rt.node, components: [], plans: [{ component: 'rabbitmq', optional: false, facts }] }, () => undefined, new AbortController().signal);
-  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, results.map(partOf));
-  return { id, manifest, target };
+  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
+  return { id, manifest: await withEntries(dir, manifest), target };
 }
 
 async function fileState(p: string) {

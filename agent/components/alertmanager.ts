@@ -50,8 +50,8 @@ export function alertmanagerUnit(): { name: string; file?: string } {
   return { name: 'alertmanager' };
 }
 
-export const CONFIG_ARTIFACT = 'config.zip';
-export const DATA_ARTIFACT = 'data.zip';
+export const CONFIG_ARTIFACT = 'config';
+export const DATA_ARTIFACT = 'data';
 export const SILENCES_ARTIFACT = 'silences.json';
 
 interface Matcher {
@@ -156,8 +156,8 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
     health: () => readyHealth(cfg.url, 'Alertmanager'),
 
     async backup(ctx) {
-      await ctx.addZip(CONFIG_ARTIFACT, cfg.config_paths);
-      await ctx.addZip(DATA_ARTIFACT, [cfg.data_dir]);
+      await ctx.addTree(CONFIG_ARTIFACT, cfg.config_paths);
+      await ctx.addTree(DATA_ARTIFACT, [cfg.data_dir]);
       // Exported after the data directory was read, so the list is the newer of the two.
       let silences: Silence[];
       try {
@@ -187,11 +187,13 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       }
       // The config is checked and replaced while Alertmanager runs (it reads it only at start), so
       // a config amtool refuses leaves the server, its config and its data untouched.
-      if (has(CONFIG_ARTIFACT)) await ctx.restoreFiles({ archive: arch(CONFIG_ARTIFACT), validate: (staged, tree) => validate(staged, ctx, tree) });
-      if (!has(DATA_ARTIFACT)) return;
+      const config = ctx.treeArtifact(CONFIG_ARTIFACT);
+      const data = ctx.treeArtifact(DATA_ARTIFACT);
+      if (config) await ctx.restoreFiles({ archive: config, validate: (staged, tree) => validate(staged, ctx, tree) });
+      if (!data) return;
       if (ctx.dryRun) {
         ctx.progress(0, `would stop Alertmanager, restore ${cfg.data_dir}, start it${wanted ? ` and bring back ${wanted.filter((s) => s.status.state !== 'expired').length} silence(s)` : ''}`);
-        await ctx.restoreFiles({ archive: arch(DATA_ARTIFACT) });
+        await ctx.restoreFiles({ archive: data });
         return;
       }
 
@@ -200,7 +202,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
       await waitDown(cfg.url, 30, 'Alertmanager');
       let failure: unknown;
       try {
-        await ctx.restoreFiles({ archive: arch(DATA_ARTIFACT) });
+        await ctx.restoreFiles({ archive: data });
       } catch (err) {
         failure = err;
       }

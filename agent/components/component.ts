@@ -38,8 +38,11 @@ export interface BackupContext {
   compressionLevel: number;
   /** Reports bytes written so far and, optionally, what is happening. */
   progress(deltaBytes: number, message?: string): void;
-  /** Zips files/directories into <outDir>/<fileName>; the manifest gets every entry. */
-  addZip(fileName: string, sources: string[], opts?: { exclude?: (abs: string) => boolean; level?: number }): Promise<Artifact>;
+  /**
+   * Archives files/directories into the tree artifact `<outDir>/<name>.tar.gz` (`.tar` at level
+   * 0); every entry goes to the part's entries artifact as it is found (FORMAT.md "Format 2").
+   */
+  addTree(name: string, sources: string[], opts?: { exclude?: (abs: string) => boolean; level?: number }): Promise<Artifact>;
   /** Stores a stream as it is into <outDir>/<fileName>, hashed on the way. */
   addStream(fileName: string, source: Readable): Promise<Artifact>;
   /** Facts restore will need (snapshot names, node names); never secrets. */
@@ -91,6 +94,10 @@ export interface RestoreContext {
   report(line: string): void;
   /** Absolute path of one of this part's artifacts, by file name. */
   artifactFile(fileName: string): string;
+  /** The set path of the part's tree artifact named `name` (as addTree had it), of either format; undefined when the part has none. */
+  treeArtifact(name: string): string | undefined;
+  /** The part's entries (of one archive), read from the set: a restore plans over all of them. */
+  entries(archive?: string): Promise<Entry[]>;
   /** Where to move what a restore replaces, by rename, when copying it would cost too much (a TSDB). */
   rollbackTarget(near: string): Promise<RollbackTarget>;
   /** For the end-of-restore report: what was replaced, its rollback copy, and the command that puts it back. */

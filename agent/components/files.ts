@@ -12,7 +12,7 @@ export const filesSchema = {
   after_restore_command: command.optional(),
 };
 
-export const filesArtifact = 'files.zip';
+export const filesArtifact = 'files';
 
 export interface FilesOptions {
   /** Files only this component's install leaves (its main config); default: the paths themselves. */
@@ -34,7 +34,7 @@ export function filesComponent(name: ComponentName, paths: string[], opts: Files
     estimateBytes: () => duBytes(paths, opts.exclude),
     health: () => filesHealth(paths),
     async backup(ctx) {
-      await ctx.addZip(filesArtifact, paths, { exclude: opts.exclude });
+      await ctx.addTree(filesArtifact, paths, { exclude: opts.exclude });
       return { status: 'ok' };
     },
     async restore(ctx) {
@@ -44,8 +44,8 @@ export function filesComponent(name: ComponentName, paths: string[], opts: Files
 }
 
 export async function restoreFilesThenRun(ctx: RestoreContext, opts: FilesOptions, archive = filesArtifact): Promise<void> {
-  const arch = `${ctx.part.node}/${ctx.part.component}/${archive}`;
-  if (!ctx.part.artifacts.some((a) => a.path === arch)) return;
+  const arch = ctx.treeArtifact(archive);
+  if (!arch) return;
   await ctx.restoreFiles({ archive: arch, validate: opts.validate ? (staged, tree) => opts.validate!(staged, ctx, tree) : undefined });
   if (opts.afterRestore && !ctx.dryRun) {
     await run(opts.afterRestore, { signal: ctx.signal });

@@ -30,7 +30,7 @@ export const grafanaSchema = z
 
 type Config = z.output<typeof grafanaSchema>;
 
-const FILES = 'files.zip';
+const FILES = 'files';
 const DB = 'grafana.db';
 /** SQLite's own files beside the database; copying them raw would give a torn database. */
 const SIDECARS = ['-wal', '-shm', '-journal'];
@@ -114,7 +114,7 @@ export function grafana(cfg: Config): Component {
       const pages = await copyConsistently(dbFile, tmp);
       checkIntegrity(tmp, dbFile);
       await fsp.chmod(tmp, FILE_MODE);
-      await ctx.addZip(FILES, [dataDir, ...cfg.config_paths], { exclude });
+      await ctx.addTree(FILES, [dataDir, ...cfg.config_paths], { exclude });
       await ctx.addStream(DB, createReadStream(tmp, { highWaterMark: 1 << 20 }));
       Object.assign(ctx.meta, {
         db_uid: String(st.uid),
@@ -168,12 +168,12 @@ export function grafana(cfg: Config): Component {
       throw err;
     }
     // Putting the database in touched the directory; give it back its recorded time.
-    const dirEntry = ctx.part.entries.find((e) => e.path === dataDir && e.type === 'dir');
+    const dirEntry = (await ctx.entries(ctx.treeArtifact(FILES))).find((e) => e.path === dataDir && e.type === 'dir');
     if (dirEntry) await finishMetadata([{ path: dataDir, mtimeNs: dirEntry.mtimeNs, keepAccessAcl: true, keepDefaultAcl: true }]);
   }
 
   async function restore(ctx: RestoreContext) {
-    const archive = `${ctx.part.node}/${ctx.part.component}/${FILES}`;
+    const archive = ctx.treeArtifact(FILES);
     if (ctx.dryRun) {
       await ctx.restoreFiles({ archive });
       ctx.report(`dry run: would run '${cfg.stop_command.join(' ')}', restore the files above and ${dbFile}, then run '${cfg.start_command.join(' ')}'`);

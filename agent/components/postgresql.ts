@@ -655,7 +655,7 @@ export function postgresql(cfg: PostgresqlConfig, host: HostPaths = HOST): Compo
       const cmd = [pg.bin('pg_dump'), '-w', '-Fc', `--compress=${ctx.compressionLevel}`, '-d', conninfo(db)];
       await dumpInto(ctx, pg, dumpArtifact(db), `pg_dump of database '${db}'`, cmd, false);
     }
-    await ctx.addZip(filesArtifact, zipped);
+    await ctx.addTree(filesArtifact, zipped);
     return { status: 'ok' as const };
   }
 

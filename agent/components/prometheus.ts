@@ -81,8 +81,8 @@ export function nodeFacts(cfg: PrometheusConfig): { unitFile?: string; tsdbPath:
   return { unitFile, tsdbPath, tsdbFrom, url, adminApi: unitFile ? /\s--web\.enable-admin-api\b/.test(unit) : undefined };
 }
 
-export const TSDB_ARTIFACT = 'tsdb.zip';
-export const CONFIG_ARTIFACT = 'config.zip';
+export const TSDB_ARTIFACT = 'tsdb';
+export const CONFIG_ARTIFACT = 'config';
 const ADMIN_FLAG = '--web.enable-admin-api';
 /** Names we leave in the TSDB directory; Prometheus only opens ULID-named block directories. */
 const OURS = '.lsbackup-';
@@ -319,34 +319,34 @@ export function prometheus(settings: PrometheusConfig): Component {
         ctx.meta.snapshot_dir = taken.dir!;
         ctx.progress(0, `copying snapshot ${taken.name}`);
         // TSDB chunks are compressed already; deflating them again costs CPU for nothing.
-        await ctx.addZip(TSDB_ARTIFACT, [taken.dir!], { level: 0 });
+        await ctx.addTree(TSDB_ARTIFACT, [taken.dir!], { level: 0 });
       } finally {
         // The snapshot is hard links into live blocks: left behind, it pins their disk space forever.
         if (taken.dir) await fsp.rm(taken.dir, { recursive: true, force: true }).catch((err) => ctx.log.warn(`could not remove ${taken.dir}: ${messageOf(err)}`));
       }
-      await ctx.addZip(CONFIG_ARTIFACT, cfg.config_paths);
+      await ctx.addTree(CONFIG_ARTIFACT, cfg.config_paths);
       return { status: 'ok' };
     },
 
     async restore(ctx) {
       refresh();
-      const arch = (f: string) => `${ctx.part.node}/${ctx.part.component}/${f}`;
-      const has = (f: string) => ctx.part.artifacts.some((a) => a.path === arch(f));
+      const config = ctx.treeArtifact(CONFIG_ARTIFACT);
+      const tsdbArchive = ctx.treeArtifact(TSDB_ARTIFACT);
       const restoreConfig = async () => {
-        if (has(CONFIG_ARTIFACT)) await ctx.restoreFiles({ archive: arch(CONFIG_ARTIFACT) });
+        if (config) await ctx.restoreFiles({ archive: config });
       };
-      if (!has(TSDB_ARTIFACT)) {
+      if (!tsdbArchive) {
         await restoreConfig();
         return;
       }
       const snapDir = ctx.part.meta.snapshot_dir;
       if (!snapDir) throw new IntegrityError(`the prometheus part of ${ctx.backupId} does not record its snapshot directory (meta.snapshot_dir)`);
-      const entries = ctx.part.entries.filter((e) => e.archive === arch(TSDB_ARTIFACT));
+      const entries = await ctx.entries(tsdbArchive);
       const tsdb = cfg.tsdb_path;
       const staging = path.join(tsdb, `${OURS}restore-${ctx.backupId}`);
       // The archive names entries after where the snapshot lay at backup time, so "put it back where
       // it was" does not fit: they go to a staging directory swapped in as the TSDB root.
-      const toStaging = { archive: arch(TSDB_ARTIFACT), roots: [{ from: snapDir, to: staging }] };
+      const toStaging = { archive: tsdbArchive, roots: [{ from: snapDir, to: staging }] };
       const odd = entries.find((e) => e.type !== 'file' && e.type !== 'dir');
       if (odd) throw new PermissionError(`refusing ${odd.type} '${odd.path}': a TSDB snapshot holds only files and directories`);
 

@@ -89,8 +89,8 @@ export const rabbitmqSchema = z
 type Config = z.output<typeof rabbitmqSchema>;
 
 const DEFINITIONS = 'definitions.json';
-const CONFIG = 'config.zip';
-const MESSAGES = 'messages.zip';
+const CONFIG = 'config';
+const MESSAGES = 'messages';
 /** A definitions export is usually well under this; it only sizes the progress bar. */
 const DEFINITIONS_GUESS = 1 << 20;
 const POLL_MS = 1000;
@@ -381,8 +381,8 @@ export function rabbitmq(cfg: Config): Component {
   // needs to rejoin its cluster; a path already inside another one is not listed twice.
   const wanted = [...cfg.config_paths, cfg.env_file, cookie];
   const configSources = wanted.filter((p, i) => !wanted.some((q, j) => j !== i && isInside(q, p) && (p !== q || j < i)));
-  const artifactOf = (ctx: RestoreContext, file: string) => `${ctx.part.node}/${ctx.part.component}/${file}`;
-  const hasArtifact = (ctx: RestoreContext, file: string) => ctx.part.artifacts.some((a) => a.path === artifactOf(ctx, file));
+  const artifactOf = (ctx: RestoreContext, file: string) => ctx.treeArtifact(file);
+  const hasArtifact = (ctx: RestoreContext, file: string) => ctx.treeArtifact(file) !== undefined;
 
   async function localNode(): Promise<LocalNode> {
     const envText = await fsp.readFile(cfg.env_file, 'utf8').catch(() => '');
@@ -550,7 +550,7 @@ export function rabbitmq(cfg: Config): Component {
       await ctx.restoreFiles({ archive });
       return;
     }
-    const keep = new Set(ctx.part.entries.filter((e) => e.archive === archive).map((e) => e.path));
+    const keep = new Set((await ctx.entries(archive)).map((e) => e.path));
     await whileStopped(ctx, node, route, `replace ${node.nodeDir}`, async () => {
       const { rollbackDir } = await ctx.restoreFiles({ archive });
       // restoreFiles only adds and overwrites; a mnesia log or queue directory written after the
@@ -683,12 +683,12 @@ export function rabbitmq(cfg: Config): Component {
         }
         await ctx.addStream(DEFINITIONS, res);
       }
-      await ctx.addZip(CONFIG, configSources);
+      await ctx.addTree(CONFIG, configSources);
 
       if (cfg.messages) {
         ctx.meta.node_name = node.name;
         await whileStopped(ctx, node, route, `copy ${node.nodeDir}`, async () => {
-          await ctx.addZip(MESSAGES, node.dataPaths);
+          await ctx.addTree(MESSAGES, node.dataPaths);
         });
       }
       return { status: 'ok' };

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { humanBytes } from '../../common/units.js';
-import { fetchManifest, print } from '../command-support.js';
+import { fetchFiles, fetchManifest, globals, print } from '../command-support.js';
+import { fileLine } from '../output.js';
 import { partsTable } from '../output.js';
 
 export function registerShow(program: Command): void {
@@ -9,7 +10,17 @@ export function registerShow(program: Command): void {
     .description('describe one backup set')
     .argument('<id>', 'backup id')
     .requiredOption('-t, --target <path>', 'shared backup location')
-    .action(async (id: string, o: { target: string }, cmd: Command) => {
+    .option('--files', 'list every file, directory and symlink the set holds, streamed (one line each; JSON lines with --json)')
+    .option('--node <name>', 'with --files: only this node')
+    .option('--component <name>', 'with --files: only this component')
+    .action(async (id: string, o: { target: string; files?: boolean; node?: string; component?: string }, cmd: Command) => {
+      if (o.files) {
+        const json = Boolean(globals(cmd).json);
+        for await (const e of fetchFiles(cmd, o.target, id, { node: o.node, component: o.component })) {
+          if (!process.stdout.write((json ? JSON.stringify(e) : fileLine(e)) + '\n')) await new Promise((r) => process.stdout.once('drain', r));
+        }
+        return;
+      }
       const { set, manifest } = await fetchManifest(cmd, o.target, id);
       print(cmd, manifest ?? set, () => {
         const lines = [
@@ -18,7 +29,8 @@ export function registerShow(program: Command): void {
           `${set.files} files, ${humanBytes(Number(set.bytes))}`,
         ];
         if (manifest) {
-          lines.push(partsTable(manifest.parts.map((p) => ({ ...p, artifacts: [], entries: [], external: [] }))));
+          lines.push(`format ${manifest.format}; ${manifest.parts.reduce((n, p) => n + p.entryCount, 0)} entries (files, directories, symlinks) in ${manifest.parts.length} parts: \`lsbackup show ${set.backupId} --files\` lists them`);
+          lines.push(partsTable(manifest.parts.map((p) => ({ ...p, artifacts: [], external: [], record: null }))));
           if (manifest.notCovered.length) lines.push(`not covered: ${manifest.notCovered.join('; ')}`);
         }
         lines.push(...set.reasons.map((r) => `problem: ${r}`));

@@ -19,12 +19,14 @@ import type { ComponentPlan as _lsbackup_v1_ComponentPlan, ComponentPlan__Output
 import type { ComponentResult as _lsbackup_v1_ComponentResult, ComponentResult__Output as _lsbackup_v1_ComponentResult__Output } from './lsbackup/v1/ComponentResult';
 import type { CoordinatorClient as _lsbackup_v1_CoordinatorClient, CoordinatorDefinition as _lsbackup_v1_CoordinatorDefinition } from './lsbackup/v1/Coordinator';
 import type { Detection as _lsbackup_v1_Detection, Detection__Output as _lsbackup_v1_Detection__Output } from './lsbackup/v1/Detection';
-import type { Entry as _lsbackup_v1_Entry, Entry__Output as _lsbackup_v1_Entry__Output } from './lsbackup/v1/Entry';
 import type { ExternalData as _lsbackup_v1_ExternalData, ExternalData__Output as _lsbackup_v1_ExternalData__Output } from './lsbackup/v1/ExternalData';
+import type { FilesChunk as _lsbackup_v1_FilesChunk, FilesChunk__Output as _lsbackup_v1_FilesChunk__Output } from './lsbackup/v1/FilesChunk';
+import type { FilesRequest as _lsbackup_v1_FilesRequest, FilesRequest__Output as _lsbackup_v1_FilesRequest__Output } from './lsbackup/v1/FilesRequest';
 import type { InfoReply as _lsbackup_v1_InfoReply, InfoReply__Output as _lsbackup_v1_InfoReply__Output } from './lsbackup/v1/InfoReply';
 import type { InfoRequest as _lsbackup_v1_InfoRequest, InfoRequest__Output as _lsbackup_v1_InfoRequest__Output } from './lsbackup/v1/InfoRequest';
 import type { ListReply as _lsbackup_v1_ListReply, ListReply__Output as _lsbackup_v1_ListReply__Output } from './lsbackup/v1/ListReply';
 import type { ListRequest as _lsbackup_v1_ListRequest, ListRequest__Output as _lsbackup_v1_ListRequest__Output } from './lsbackup/v1/ListRequest';
+import type { PartRecordRef as _lsbackup_v1_PartRecordRef, PartRecordRef__Output as _lsbackup_v1_PartRecordRef__Output } from './lsbackup/v1/PartRecordRef';
 import type { ProgressEvent as _lsbackup_v1_ProgressEvent, ProgressEvent__Output as _lsbackup_v1_ProgressEvent__Output } from './lsbackup/v1/ProgressEvent';
 import type { PruneReply as _lsbackup_v1_PruneReply, PruneReply__Output as _lsbackup_v1_PruneReply__Output } from './lsbackup/v1/PruneReply';
 import type { PruneRequest as _lsbackup_v1_PruneRequest, PruneRequest__Output as _lsbackup_v1_PruneRequest__Output } from './lsbackup/v1/PruneRequest';
@@ -60,12 +62,14 @@ export interface ProtoGrpcType {
       ComponentResult: MessageTypeDefinition<_lsbackup_v1_ComponentResult, _lsbackup_v1_ComponentResult__Output>
       Coordinator: SubtypeConstructor<typeof grpc.Client, _lsbackup_v1_CoordinatorClient> & { service: _lsbackup_v1_CoordinatorDefinition }
       Detection: MessageTypeDefinition<_lsbackup_v1_Detection, _lsbackup_v1_Detection__Output>
-      Entry: MessageTypeDefinition<_lsbackup_v1_Entry, _lsbackup_v1_Entry__Output>
       ExternalData: MessageTypeDefinition<_lsbackup_v1_ExternalData, _lsbackup_v1_ExternalData__Output>
+      FilesChunk: MessageTypeDefinition<_lsbackup_v1_FilesChunk, _lsbackup_v1_FilesChunk__Output>
+      FilesRequest: MessageTypeDefinition<_lsbackup_v1_FilesRequest, _lsbackup_v1_FilesRequest__Output>
       InfoReply: MessageTypeDefinition<_lsbackup_v1_InfoReply, _lsbackup_v1_InfoReply__Output>
       InfoRequest: MessageTypeDefinition<_lsbackup_v1_InfoRequest, _lsbackup_v1_InfoRequest__Output>
       ListReply: MessageTypeDefinition<_lsbackup_v1_ListReply, _lsbackup_v1_ListReply__Output>
       ListRequest: MessageTypeDefinition<_lsbackup_v1_ListRequest, _lsbackup_v1_ListRequest__Output>
+      PartRecordRef: MessageTypeDefinition<_lsbackup_v1_PartRecordRef, _lsbackup_v1_PartRecordRef__Output>
       ProgressEvent: MessageTypeDefinition<_lsbackup_v1_ProgressEvent, _lsbackup_v1_ProgressEvent__Output>
       PruneReply: MessageTypeDefinition<_lsbackup_v1_PruneReply, _lsbackup_v1_PruneReply__Output>
       PruneRequest: MessageTypeDefinition<_lsbackup_v1_PruneRequest, _lsbackup_v1_PruneRequest__Output>

@@ -10,10 +10,12 @@ import path from 'node:path';
 import type { ProgressEvent } from '../../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { backupNode, restoreNode, type AgentRuntime } from '../../agent/runner.js';
 import type { Component } from '../../agent/components/component.js';
-import { commitSet, partOf } from '../../common/commit.js';
+import { commitSet, partFromAnswer } from '../../common/commit.js';
+import { loadEntries } from '../../common/entries-file.js';
 import { createLogger } from '../../common/log.js';
 import { mkdirPrivate } from '../../common/fsutil.js';
-import { newSetId, setDir, type ComponentName, type Manifest } from '../../common/manifest.js';
+import { newSetId, setDir, type ComponentName, type Entry, type Manifest, type Part } from '../../common/manifest.js';
+import type { ComponentResult__Output as ComponentResult } from '../../proto/generated/lsbackup/v1/ComponentResult.js';
 import { DemoCluster, type ClusterOptions } from '../../demo/cluster.js';
 
 const made: string[] = [];
@@ -83,15 +85,29 @@ async function freshId(): Promise<string> {
   return id;
 }
 
-export async function backupLocal(rt: AgentRuntime, target: string, components: string[] = []): Promise<{ id: string; manifest: Manifest; events: ProgressEvent[] }> {
+/** A part with its entries read in, whatever its format: what tests look into. */
+export type PartWithEntries = Part & { entries: Entry[] };
+export type ManifestWithEntries = Omit<Manifest, 'parts'> & { parts: PartWithEntries[] };
+
+/** A copy of a committed manifest with every part's entries read from the set, for assertions only (restores read the set itself). */
+export async function withEntries(dir: string, m: Manifest): Promise<ManifestWithEntries> {
+  return { ...m, parts: await Promise.all(m.parts.map(async (p) => ({ ...p, entries: await loadEntries(dir, p) }))) };
+}
+
+/** Commits agent answers as the coordinator does: each part from its record on the target. */
+export async function partsFromAnswers(dir: string, results: ComponentResult[]): Promise<Part[]> {
+  return Promise.all(results.map((r) => partFromAnswer(dir, r)));
+}
+
+export async function backupLocal(rt: AgentRuntime, target: string, components: string[] = []): Promise<{ id: string; manifest: ManifestWithEntries; events: ProgressEvent[] }> {
   const id = await freshId();
   const dir = setDir(target, id);
   await mkdirPrivate(dir);
   const events: ProgressEvent[] = [];
   const startedAt = new Date().toISOString();
   const results = await backupNode(rt, { backupId: id, target, node: rt.node, components }, (e) => events.push(e), new AbortController().signal);
-  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, results.map(partOf));
-  return { id, manifest, events };
+  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
+  return { id, manifest: await withEntries(dir, manifest), events };
 }
 
 export async function restoreLocal(

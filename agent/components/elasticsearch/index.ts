@@ -16,7 +16,7 @@ import { SECURITY_INDICES, abortSnapshot, chooseIndices, deleteSnapshot, describ
 export { elasticsearchSchema } from './config.js';
 export { snapshotNameOf } from './cluster.js';
 
-const FILES = 'files.zip';
+const FILES = 'files';
 const SNAPSHOT_JSON = 'snapshot.json';
 
 /**
@@ -53,7 +53,7 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
     const snap = snapshotNameOf(ctx.backupId);
     const cluster: Record<string, string> = place.key ? { es_cluster: place.key } : {};
     if (place.follower) {
-      await ctx.addZip(FILES, v.configPaths);
+      await ctx.addTree(FILES, v.configPaths);
       // The snapshot is named so that any node of the cluster can release it when the set goes.
       recordSnapshot(ctx, { repository, location, snapshot: snap, snapshot_taken_by: place.taker!, ...cluster });
       ctx.log.info(`snapshot ${snap} of cluster ${place.key ?? ''} is taken by ${place.taker}; this part holds ${ctx.node}'s config files`);
@@ -106,7 +106,7 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
       throw new PreconditionError(`snapshot ${snap} ended ${done.state}: ${describeFailures(done)}; it stays in repository ${repository} for inspection`);
     }
 
-    await ctx.addZip(FILES, v.configPaths);
+    await ctx.addTree(FILES, v.configPaths);
     // The snapshot's data is the repository on the shared location, not an artifact of the set:
     // the set's checksums cover this record of it, and verify does not read the repository files.
     const record = {

@@ -1,8 +1,8 @@
 // Original file: proto/lsbackup.proto
 
 import type { Artifact as _lsbackup_v1_Artifact, Artifact__Output as _lsbackup_v1_Artifact__Output } from '../../lsbackup/v1/Artifact';
-import type { Entry as _lsbackup_v1_Entry, Entry__Output as _lsbackup_v1_Entry__Output } from '../../lsbackup/v1/Entry';
 import type { ExternalData as _lsbackup_v1_ExternalData, ExternalData__Output as _lsbackup_v1_ExternalData__Output } from '../../lsbackup/v1/ExternalData';
+import type { PartRecordRef as _lsbackup_v1_PartRecordRef, PartRecordRef__Output as _lsbackup_v1_PartRecordRef__Output } from '../../lsbackup/v1/PartRecordRef';
 import type { Long } from '@grpc/proto-loader';
 
 export interface ComponentResult {
@@ -11,11 +11,12 @@ export interface ComponentResult {
   'status'?: (string);
   'reason'?: (string);
   'artifacts'?: (_lsbackup_v1_Artifact)[];
-  'entries'?: (_lsbackup_v1_Entry)[];
   'bytes'?: (number | string | Long);
   'durationMs'?: (number | string | Long);
   'meta'?: ({[key: string]: string});
   'external'?: (_lsbackup_v1_ExternalData)[];
+  'record'?: (_lsbackup_v1_PartRecordRef | null);
+  'entryCount'?: (number | string | Long);
 }
 
 export interface ComponentResult__Output {
@@ -24,9 +25,10 @@ export interface ComponentResult__Output {
   'status': (string);
   'reason': (string);
   'artifacts': (_lsbackup_v1_Artifact__Output)[];
-  'entries': (_lsbackup_v1_Entry__Output)[];
   'bytes': (number);
   'durationMs': (number);
   'meta': ({[key: string]: string});
   'external': (_lsbackup_v1_ExternalData__Output)[];
+  'record': (_lsbackup_v1_PartRecordRef__Output | null);
+  'entryCount': (number);
 }

@@ -7,6 +7,8 @@ import type { AgentsRequest as _lsbackup_v1_AgentsRequest, AgentsRequest__Output
 import type { BackupRequest as _lsbackup_v1_BackupRequest, BackupRequest__Output as _lsbackup_v1_BackupRequest__Output } from '../../lsbackup/v1/BackupRequest';
 import type { CancelReply as _lsbackup_v1_CancelReply, CancelReply__Output as _lsbackup_v1_CancelReply__Output } from '../../lsbackup/v1/CancelReply';
 import type { CancelRequest as _lsbackup_v1_CancelRequest, CancelRequest__Output as _lsbackup_v1_CancelRequest__Output } from '../../lsbackup/v1/CancelRequest';
+import type { FilesChunk as _lsbackup_v1_FilesChunk, FilesChunk__Output as _lsbackup_v1_FilesChunk__Output } from '../../lsbackup/v1/FilesChunk';
+import type { FilesRequest as _lsbackup_v1_FilesRequest, FilesRequest__Output as _lsbackup_v1_FilesRequest__Output } from '../../lsbackup/v1/FilesRequest';
 import type { ListReply as _lsbackup_v1_ListReply, ListReply__Output as _lsbackup_v1_ListReply__Output } from '../../lsbackup/v1/ListReply';
 import type { ListRequest as _lsbackup_v1_ListRequest, ListRequest__Output as _lsbackup_v1_ListRequest__Output } from '../../lsbackup/v1/ListRequest';
 import type { ProgressEvent as _lsbackup_v1_ProgressEvent, ProgressEvent__Output as _lsbackup_v1_ProgressEvent__Output } from '../../lsbackup/v1/ProgressEvent';
@@ -40,6 +42,11 @@ export interface CoordinatorClient extends grpc.Client {
   cancel(argument: _lsbackup_v1_CancelRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_lsbackup_v1_CancelReply__Output>): grpc.ClientUnaryCall;
   cancel(argument: _lsbackup_v1_CancelRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_CancelReply__Output>): grpc.ClientUnaryCall;
   cancel(argument: _lsbackup_v1_CancelRequest, callback: grpc.requestCallback<_lsbackup_v1_CancelReply__Output>): grpc.ClientUnaryCall;
+  
+  Files(argument: _lsbackup_v1_FilesRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_FilesChunk__Output>;
+  Files(argument: _lsbackup_v1_FilesRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_FilesChunk__Output>;
+  files(argument: _lsbackup_v1_FilesRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_FilesChunk__Output>;
+  files(argument: _lsbackup_v1_FilesRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_lsbackup_v1_FilesChunk__Output>;
   
   List(argument: _lsbackup_v1_ListRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_lsbackup_v1_ListReply__Output>): grpc.ClientUnaryCall;
   List(argument: _lsbackup_v1_ListRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_lsbackup_v1_ListReply__Output>): grpc.ClientUnaryCall;
@@ -87,6 +94,8 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   
   Cancel: grpc.handleUnaryCall<_lsbackup_v1_CancelRequest__Output, _lsbackup_v1_CancelReply>;
   
+  Files: grpc.handleServerStreamingCall<_lsbackup_v1_FilesRequest__Output, _lsbackup_v1_FilesChunk>;
+  
   List: grpc.handleUnaryCall<_lsbackup_v1_ListRequest__Output, _lsbackup_v1_ListReply>;
   
   Prune: grpc.handleUnaryCall<_lsbackup_v1_PruneRequest__Output, _lsbackup_v1_PruneReply>;
@@ -103,6 +112,7 @@ export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   Agents: MethodDefinition<_lsbackup_v1_AgentsRequest, _lsbackup_v1_AgentsReply, _lsbackup_v1_AgentsRequest__Output, _lsbackup_v1_AgentsReply__Output>
   Backup: MethodDefinition<_lsbackup_v1_BackupRequest, _lsbackup_v1_ProgressEvent, _lsbackup_v1_BackupRequest__Output, _lsbackup_v1_ProgressEvent__Output>
   Cancel: MethodDefinition<_lsbackup_v1_CancelRequest, _lsbackup_v1_CancelReply, _lsbackup_v1_CancelRequest__Output, _lsbackup_v1_CancelReply__Output>
+  Files: MethodDefinition<_lsbackup_v1_FilesRequest, _lsbackup_v1_FilesChunk, _lsbackup_v1_FilesRequest__Output, _lsbackup_v1_FilesChunk__Output>
   List: MethodDefinition<_lsbackup_v1_ListRequest, _lsbackup_v1_ListReply, _lsbackup_v1_ListRequest__Output, _lsbackup_v1_ListReply__Output>
   Prune: MethodDefinition<_lsbackup_v1_PruneRequest, _lsbackup_v1_PruneReply, _lsbackup_v1_PruneRequest__Output, _lsbackup_v1_PruneReply__Output>
   Restore: MethodDefinition<_lsbackup_v1_RestoreRequest, _lsbackup_v1_ProgressEvent, _lsbackup_v1_RestoreRequest__Output, _lsbackup_v1_ProgressEvent__Output>

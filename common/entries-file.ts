@@ -1,0 +1,137 @@
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
+import zlib from 'node:zlib';
+import { IntegrityError } from './errors.js';
+import { FILE_MODE, fsyncPath } from './fsutil.js';
+import { HashingStream } from './hash.js';
+import { entryProblem, entrySchema, checked, type Artifact, type Entry, type Part } from './manifest.js';
+import { shown } from './quote.js';
+
+/** A part's entries artifact (FORMAT.md "Format 2"). */
+export const ENTRIES_FILE = 'entries.jsonl.gz';
+
+/** Lines are gathered to this size before they go to gzip: one zlib call per line would cost more than the line. */
+const BATCH = 256 * 1024;
+
+/**
+ * Writes a part's entries, one JSON line each, as they are found: the agent never holds a tree's
+ * entries, whatever the number of files.
+ */
+export class EntriesWriter {
+  private readonly gzip = zlib.createGzip({ level: 6, chunkSize: BATCH });
+  private readonly hashing = new HashingStream();
+  private readonly done: Promise<void>;
+  private pending = '';
+  private failure: Error | undefined;
+  count = 0;
+
+  constructor(
+    readonly file: string,
+    readonly artifactPath: string,
+  ) {
+    this.done = pipeline(this.gzip, this.hashing, createWriteStream(file, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
+    this.done.catch((err: Error) => (this.failure ??= err));
+  }
+
+  /** Adds one entry; resolves at once unless gzip is behind (then when it has caught up). */
+  async add(e: Entry): Promise<void> {
+    this.pending += JSON.stringify(e) + '\n';
+    this.count++;
+    if (this.pending.length >= BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const more = this.gzip.write(this.pending);
+    this.pending = '';
+    if (!more) await Promise.race([once(this.gzip, 'drain'), this.done]);
+  }
+
+  /** Ends the file, fsyncs it, and gives its artifact. */
+  async finish(): Promise<Artifact> {
+    if (this.pending) await this.flush();
+    this.gzip.end();
+    await this.done;
+    if (this.failure) throw this.failure;
+    await fsyncPath(this.file);
+    await fsp.chmod(this.file, FILE_MODE);
+    return { path: this.artifactPath, kind: 'entries', size: this.hashing.bytes, sha256: this.hashing.digest(), mode: 0o100600 };
+  }
+
+  async abort(): Promise<void> {
+    this.gzip.destroy();
+    await this.done.catch(() => undefined);
+    await fsp.rm(this.file, { force: true });
+  }
+}
+
+/**
+ * The set path of a part's tree artifact by the name its component gave it: `<name>.tar.gz` or
+ * `<name>.tar` (format 2), `<name>.zip` (format 1).
+ */
+export function treeArtifactOf(part: Pick<Part, 'artifacts' | 'node' | 'component'>, name: string): string | undefined {
+  const dir = `${part.node}/${part.component}/`;
+  const names = [`${dir}${name}.tar.gz`, `${dir}${name}.tar`, `${dir}${name}.zip`];
+  return part.artifacts.find((a) => (a.kind === 'tar' || a.kind === 'zip') && names.includes(a.path))?.path;
+}
+
+/** The entries artifact of a format-2 part, if it has one. */
+export function entriesArtifact(part: Pick<Part, 'artifacts'>): Artifact | undefined {
+  return part.artifacts.find((a) => a.kind === 'entries');
+}
+
+/**
+ * A part's entries, one by one, in archive order, of either format: format 1's from the
+ * manifest, format 2's streamed from the entries artifact with every line checked (schema,
+ * archive, extents) before it is given out. A damaged, truncated or malformed file ends it with
+ * one line naming the file and the line. `archive` keeps only that archive's entries.
+ */
+export async function* partEntries(setDir: string, part: Part, archive?: string): AsyncGenerator<Entry> {
+  if (part.entries) {
+    for (const e of part.entries) if (!archive || e.archive === archive) yield e;
+    return;
+  }
+  const list = entriesArtifact(part);
+  if (!list) return;
+  const trees = new Set(part.artifacts.filter((a) => a.kind === 'tar').map((a) => a.path));
+  const file = path.join(setDir, list.path);
+  const gunzip = zlib.createGunzip({ chunkSize: BATCH });
+  const text = new PassThrough();
+  const flowing = pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), gunzip, text).catch((err: NodeJS.ErrnoException) => {
+    text.destroy(new IntegrityError(err.code === 'ENOENT' ? `${list.path} is missing` : `${list.path} is damaged: ${err.message}`));
+  });
+  const lines = createInterface({ input: text, crlfDelay: Infinity });
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      n++;
+      const where = `${list.path} line ${n}`;
+      let raw: unknown;
+      try {
+        raw = JSON.parse(line);
+      } catch {
+        throw new IntegrityError(`${where} is not valid JSON`);
+      }
+      const e = checked(entrySchema, raw, where);
+      const problem = entryProblem(e, trees);
+      if (problem) throw new IntegrityError(`${where}: key '${shown(problem.key)}': ${problem.message}`);
+      if (!archive || e.archive === archive) yield e;
+    }
+  } finally {
+    lines.close();
+    text.destroy();
+    await flowing;
+  }
+  if (n !== part.entryCount) throw new IntegrityError(`${list.path} holds ${n} entries, its part record says ${part.entryCount}`);
+}
+
+/** A part's entries (of one archive) in memory: for restores, which plan directories and links over all of them. */
+export async function loadEntries(setDir: string, part: Part, archive?: string): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for await (const e of partEntries(setDir, part, archive)) out.push(e);
+  return out;
+}

@@ -1,0 +1,10 @@
+// Original file: proto/lsbackup.proto
+
+
+export interface FilesChunk {
+  'entriesJson'?: (string)[];
+}
+
+export interface FilesChunk__Output {
+  'entriesJson': (string)[];
+}

@@ -1,0 +1,16 @@
+// Original file: proto/lsbackup.proto
+
+
+export interface FilesRequest {
+  'target'?: (string);
+  'backupId'?: (string);
+  'node'?: (string);
+  'component'?: (string);
+}
+
+export interface FilesRequest__Output {
+  'target': (string);
+  'backupId': (string);
+  'node': (string);
+  'component': (string);
+}
