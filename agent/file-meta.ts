@@ -1,4 +1,5 @@
-import { promises as fsp } from 'node:fs';
+import { chmodSync, lchownSync } from 'node:fs';
+import { timeSlicer } from '../common/parallel.js';
 import type { Entry } from '../common/manifest.js';
 import { finishMetadata } from '../common/final-meta.js';
 import { writeXattrs } from '../common/xattrs.js';
@@ -11,14 +12,15 @@ export interface Placed {
   existed?: boolean;
 }
 
-async function applyOwnerAndMode(e: Entry, dest: string): Promise<void> {
+/** Synchronous: one restore sets thousands of these, each a few microseconds (common/parallel.ts timeSlicer). */
+function applyOwnerAndMode(e: Entry, dest: string): void {
   try {
-    await fsp.lchown(dest, e.uid, e.gid);
+    lchownSync(dest, e.uid, e.gid);
   } catch (err) {
     // Only root can give files away; as another user, keep our own ownership rather than fail.
     if ((err as NodeJS.ErrnoException).code !== 'EPERM' || process.getuid?.() === 0) throw err;
   }
-  if (e.type !== 'symlink') await fsp.chmod(dest, e.mode & 0o7777);
+  if (e.type !== 'symlink') chmodSync(dest, e.mode & 0o7777);
 }
 
 /**
@@ -30,7 +32,11 @@ async function applyOwnerAndMode(e: Entry, dest: string): Promise<void> {
  * after its contents keeps its own. One setfattr and one python3 for all of them.
  */
 export async function applyMetaAll(items: Placed[], report?: (line: string) => void): Promise<void> {
-  for (const { entry, dest } of items) await applyOwnerAndMode(entry, dest);
+  const breathe = timeSlicer();
+  for (const { entry, dest } of items) {
+    applyOwnerAndMode(entry, dest);
+    await breathe();
+  }
   const withXattrs = items.filter((i) => i.entry.xattrs && Object.keys(i.entry.xattrs).length > 0);
   if (!(await writeXattrs(withXattrs.map((i) => ({ path: i.dest, xattrs: i.entry.xattrs! }))))) {
     report?.(`setfattr not found (install the Debian package attr): ${withXattrs.length} entries restored without their extended attributes or ACLs, e.g. ${withXattrs[0]!.entry.path}`);

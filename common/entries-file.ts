@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import zlib from 'node:zlib';
-import { IntegrityError } from './errors.js';
+import { IntegrityError, messageOf } from './errors.js';
 import { FILE_MODE, fsyncPath } from './fsutil.js';
 import { HashingStream } from './hash.js';
 import { entryProblem, entrySchema, checked, type Artifact, type Entry, type Part } from './manifest.js';
@@ -101,9 +101,9 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
   const file = path.join(setDir, list.path);
   const gunzip = zlib.createGunzip({ chunkSize: BATCH });
   const text = new PassThrough();
-  const flowing = pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), gunzip, text).catch((err: NodeJS.ErrnoException) => {
-    text.destroy(new IntegrityError(err.code === 'ENOENT' ? `${list.path} is missing` : `${list.path} is damaged: ${err.message}`));
-  });
+  // The pipeline hands its error to every stream of it, readline's input too: it is named below.
+  const flowing = pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), gunzip, text).catch(() => undefined);
+  const named = (err: unknown) => (err instanceof IntegrityError ? err : new IntegrityError((err as NodeJS.ErrnoException).code === 'ENOENT' ? `${list.path} is missing` : `${list.path} is damaged: ${messageOf(err)}`));
   const lines = createInterface({ input: text, crlfDelay: Infinity });
   let n = 0;
   try {
@@ -121,6 +121,8 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
       if (problem) throw new IntegrityError(`${where}: key '${shown(problem.key)}': ${problem.message}`);
       if (!archive || e.archive === archive) yield e;
     }
+  } catch (err) {
+    throw named(err);
   } finally {
     lines.close();
     text.destroy();

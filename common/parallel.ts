@@ -22,3 +22,22 @@ export async function forEachBounded<T>(items: readonly T[], limit: number, fn: 
   const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (bad) throw bad.reason;
 }
+
+/**
+ * For loops of small synchronous file-system calls (lstat, read, write of files of a few KiB):
+ * they cost a third of their promise forms' CPU (measured: 40,000 small files, lstat and read,
+ * 1.0 s sync, 3.4 s with fs/promises), but block the event loop. `breathe()` gives the loop a
+ * turn (gRPC progress, cancels) once `sliceMs` have passed since the last, and is cheap otherwise.
+ */
+export function timeSlicer(sliceMs = 10): () => Promise<void> | undefined {
+  let since = performance.now();
+  return () => {
+    if (performance.now() - since < sliceMs) return undefined;
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        since = performance.now();
+        resolve();
+      }),
+    );
+  };
+}

@@ -88,7 +88,7 @@ describe('alertmanager', () => {
   test('silences survive a wipe of the data directory: from the data files and from the API export', async () => {
     const am = await startAlertmanager();
     started.push(am);
-    // Written to the data directory at shutdown: these come back from data.zip with their ids.
+    // Written to the data directory at shutdown: these come back from data.tar.gz with their ids.
     const onDisk = await addSilence(am.url, 'on-disk');
     const expiredLater = await addSilence(am.url, 'expired-before-backup');
     await am.svc.stop();
@@ -106,7 +106,7 @@ describe('alertmanager', () => {
     const { id, manifest } = await backupLocal(rt, target);
     assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
     const part = manifest.parts[0]!;
-    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.zip', 'data.zip', 'silences.json']);
+    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tar.gz', 'data.tar.gz', 'entries.jsonl.gz', 'silences.json']);
     assert.equal(part.meta.silences, '2');
     assert.ok(part.entries.some((e) => e.path === path.join(am.data, 'silences')));
     assert.ok(part.entries.some((e) => e.path === path.join(am.templates, 'mail.tmpl')));

@@ -151,7 +151,7 @@ describe('three nodes through the CLI', () => {
     const r0 = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target, '--node', 'node2']);
     assert.equal(r0.code, 0, r0.stderr);
     const bad = DemoCluster.result<Summary>(r0.stdout).backupId;
-    const zip = path.join(c.target, bad, 'node2/haproxy/files.zip');
+    const zip = path.join(c.target, bad, 'node2/haproxy/files.tar.gz');
     const fh = await fsp.open(zip, 'r+');
     const buf = Buffer.alloc(1);
     await fh.read(buf, 0, 1, 40);
@@ -161,12 +161,12 @@ describe('three nodes through the CLI', () => {
 
     let r = await c.cli(['verify', bad, '-t', c.target]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /node2\/haproxy\/files\.zip: sha256 mismatch/);
+    assert.match(r.stdout, /node2\/haproxy\/files\.tar\.gz: sha256 mismatch/);
     const cfg = path.join(c.nodes[1]!.root, 'etc/haproxy/haproxy.cfg');
     await fsp.writeFile(cfg, 'changed\n');
     r = await c.cli(['restore', bad, '-t', c.target, '--node', 'node2']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /refusing to restore: 1 file\(s\) fail their checksum: node2\/haproxy\/files\.zip/);
+    assert.match(r.stderr, /refusing to restore: 1 file\(s\) fail their checksum: node2\/haproxy\/files\.tar\.gz/);
     assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{')).length, 1, 'one line of error');
     assert.equal(await fsp.readFile(cfg, 'utf8'), 'changed\n', 'nothing was written');
   });

@@ -99,8 +99,8 @@ test('snapshot and restore: deleted index comes back; existing indices need rena
   assert.equal(part.meta.snapshot, `lsbackup-${id.toLowerCase()}`);
   assert.equal(part.meta.repository, 'lsbackup');
   assert.equal(part.meta.location, location);
-  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['files.zip', 'snapshot.json']);
-  assert.ok(part.entries.some((e) => e.path === c.yml), 'elasticsearch.yml is in files.zip');
+  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['entries.jsonl.gz', 'files.tar.gz', 'snapshot.json']);
+  assert.ok(part.entries.some((e) => e.path === c.yml), 'elasticsearch.yml is in files.tar.gz');
   assert.ok(!JSON.stringify(manifest).includes(PASSWORD), 'the password is nowhere in the manifest');
   const record = JSON.parse(await fsp.readFile(path.join(c.target, id, 'node1/elasticsearch/snapshot.json'), 'utf8'));
   assert.equal(record.state, 'SUCCESS');
@@ -485,7 +485,7 @@ test('LambdaStack node, no settings: admin client certificate over HTTPS on the 
   assert.deepEqual([...new Set(n.es.principals.slice(seeded))], [n.pki.adminDn], 'every request was made as the admin certificate LambdaStack creates');
   // As LambdaStack's own backup, the whole config directory: the node's certificates come back with it.
   const kept = part.entries.map((e) => e.path);
-  for (const f of [n.yml, n.pki.adminCertFile!, n.pki.caFile, n.pki.certFile]) assert.ok(kept.includes(f), `${f} is in files.zip`);
+  for (const f of [n.yml, n.pki.adminCertFile!, n.pki.caFile, n.pki.certFile]) assert.ok(kept.includes(f), `${f} is in files.tar.gz`);
   const record = JSON.parse(await fsp.readFile(path.join(target, id, HOST, 'elasticsearch/snapshot.json'), 'utf8'));
   assert.deepEqual(record.indices, ['.kibana_1', 'logs-1', 'metrics'], 'the security index stays out (security_plugin defaults on)');
 
@@ -580,10 +580,10 @@ test('a three-node cluster: node 0 takes the snapshot, the others keep their con
   assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
   assert.equal(n.es.requests.filter((r) => r.method === 'PUT' && r.path.startsWith('/_snapshot/lsbackup-logging/')).length, 1, 'one snapshot for the cluster');
   const byNode = Object.fromEntries(manifest.parts.map((p) => [p.node, p]));
-  assert.deepEqual(byNode.logging1!.artifacts.map((a) => path.basename(a.path)).sort(), ['files.zip', 'snapshot.json']);
+  assert.deepEqual(byNode.logging1!.artifacts.map((a) => path.basename(a.path)).sort(), ['entries.jsonl.gz', 'files.tar.gz', 'snapshot.json']);
   for (const o of others) {
     const p = byNode[o.name]!;
-    assert.deepEqual(p.artifacts.map((a) => path.basename(a.path)), ['files.zip']);
+    assert.deepEqual(p.artifacts.map((a) => path.basename(a.path)), ['files.tar.gz', 'entries.jsonl.gz']);
     assert.equal(p.meta.snapshot_taken_by, 'logging1');
     assert.equal(p.meta.snapshot, byNode.logging1!.meta.snapshot);
     assert.deepEqual(p.external, byNode.logging1!.external, 'a follower declares the cluster\'s snapshot too: any node can release it');

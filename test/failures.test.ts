@@ -60,11 +60,11 @@ describe('failure safety', () => {
     assert.deepEqual(s.parts.filter((p) => p.status === 'ok').map((p) => p.node), ['node2', 'node3']);
 
     // The killed agent's half-written archive is in the set, listed nowhere: verify names it ...
-    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.zip');
+    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.tar.gz');
     assert.ok(await fsp.stat(orphan).catch(() => undefined), 'the killed agent left its half-written archive');
     const v = await c.cli(['verify', s.backupId, '-t', c.target]);
     assert.equal(v.code, 1);
-    assert.match(v.stdout, /node1\/haproxy\/files\.zip: not listed in the manifest/);
+    assert.match(v.stdout, /node1\/haproxy\/files\.tar\.gz: not listed in the manifest/);
 
     await fsp.rm(path.join(victim.root, 'etc/haproxy/big.map'));
     await c.startAgent(victim); // its lock file names a dead pid: it must be cleared, not block
@@ -82,7 +82,7 @@ describe('failure safety', () => {
     const live = path.join(victim.root, 'etc/haproxy');
     await makeSlow(victim.root, 2);
     const b = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target, '--node', victim.name]);
-    assert.equal(b.code, 0, b.stderr);
+    assert.equal(b.code, 0, b.stderr + b.stdout.slice(-1500));
     const id = DemoCluster.result<Summary>(b.stdout).backupId;
     let killedAt = 0;
     const r = await cliWatching(c, ['restore', id, '-t', c.target, '--node', victim.name], (ev) => {
@@ -227,7 +227,8 @@ describe('a full disk', () => {
     const hap = s.parts.find((p) => p.node === 'node1' && p.component === 'haproxy')!;
     assert.equal(hap.status, 'failed');
     assert.match(hap.reason, /ENOSPC|no space/i);
-    assert.equal(await fsp.stat(path.join(c.target, s.backupId, 'node1/haproxy')).catch(() => 'gone'), 'gone', 'partial files are removed');
+    // Only the part's record stays, saying it failed (FORMAT.md "Format 2"): no partial artifact.
+    assert.deepEqual(await fsp.readdir(path.join(c.target, s.backupId, 'node1/haproxy')), ['part.json'], 'partial files are removed');
   });
 });
 

@@ -120,6 +120,60 @@ describe('manifest integrity and a complete verify', () => {
     assert.notEqual((await fsp.stat(cfg)).mode & 0o7777, 0o645);
   });
 
+  test('a truncated manifest is refused by every reader with one line naming it', async () => {
+    await withManifest(original.slice(0, Math.floor(original.length / 2)), () => assertRefusedEverywhere(/manifest .* is not valid JSON/));
+  });
+
+  /**
+   * The entries file replaced by `body` (gzipped, or raw bytes), with the manifest made consistent
+   * with it again and resealed, as a writer bug would leave it: only reading the file can tell.
+   */
+  async function withEntries(body: string | Buffer, check: () => Promise<void>): Promise<void> {
+    const rel = 'node1/haproxy/entries.jsonl.gz';
+    const file = path.join(c.target, id, rel);
+    const before = await fsp.readFile(file);
+    const bytes = typeof body === 'string' ? gzipSync(body) : body;
+    const m = JSON.parse(original) as Manifest;
+    Object.assign(m.parts.find((p) => p.node === 'node1')!.artifacts.find((a) => a.path === rel)!, { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+    await fsp.writeFile(file, bytes);
+    try {
+      await withManifest(JSON.stringify(sealManifest(m), null, 2), check);
+    } finally {
+      await fsp.writeFile(file, before, { mode: 0o600 });
+    }
+  }
+
+  async function assertEntriesRefused(line: RegExp): Promise<void> {
+    const v = await c.cli(['verify', id, '-t', c.target]);
+    assert.equal(v.code, 1, v.stdout + v.stderr);
+    assert.match(v.stdout, line);
+    const files = await c.cli(['show', id, '-t', c.target, '--files']);
+    assert.notEqual(files.code, 0, files.stdout.slice(-500));
+    assert.equal(files.stderr.trim().split('\n').length, 1, files.stderr);
+    assert.match(files.stderr, line);
+    assert.doesNotMatch(files.stderr, /\n\s+at /, 'no stack trace');
+    const before = await liveState();
+    const restore = await c.cli(['restore', id, '-t', c.target, '--node', 'node1']);
+    assert.equal(restore.code, 1, restore.stdout + restore.stderr);
+    assert.match(restore.stdout + restore.stderr, line);
+    assert.doesNotMatch(restore.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(await liveState(), before, 'nothing was written');
+  }
+
+  test('an entries file with a truncated end, a wrong type or a missing key is refused by verify, show --files and restore, naming the file and line', async () => {
+    const lines = gunzipSync(await fsp.readFile(path.join(c.target, id, 'node1/haproxy/entries.jsonl.gz'))).toString('utf8').trimEnd().split('\n');
+    assert.ok(lines.length >= 3, lines.join('\n'));
+    const at = lines.findIndex((l) => l.includes(`"path":${JSON.stringify(cfg)}`));
+    const whole = gzipSync(lines.join('\n') + '\n');
+    await withEntries(whole.subarray(0, whole.length - 12), () => assertEntriesRefused(/node1\/haproxy\/entries\.jsonl\.gz is damaged: unexpected end of file/));
+    const wrongType = lines.map((l, i) => (i === at ? JSON.stringify({ ...JSON.parse(l), size: 'big' }) : l));
+    await withEntries(wrongType.join('\n') + '\n', () => assertEntriesRefused(new RegExp(`node1/haproxy/entries\\.jsonl\\.gz line ${at + 1}: key 'size': `)));
+    const missingKey = lines.map((l, i) => (i === at ? JSON.stringify({ ...JSON.parse(l), mtimeNs: undefined }) : l));
+    await withEntries(missingKey.join('\n') + '\n', () => assertEntriesRefused(new RegExp(`node1/haproxy/entries\\.jsonl\\.gz line ${at + 1}: key 'mtimeNs': `)));
+    const cut = lines.slice(0, -1);
+    await withEntries(cut.join('\n') + '\n', () => assertEntriesRefused(/node1\/haproxy\/entries\.jsonl\.gz holds \d+ entries, its part record says \d+/));
+  });
+
   test('a manifest without a digest is checked against the schema: one line naming the file and the first wrong key', async () => {
     const { integrity: _gone, ...m } = JSON.parse(original) as Manifest;
     const text = JSON.stringify({ ...m, status: undefined, rtatus: 'complete' }, null, 2);

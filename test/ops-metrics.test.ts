@@ -149,11 +149,11 @@ describe('alert rules against a live coordinator and a real Prometheus', () => {
     assert.equal(ok, 1);
     await prom!.waitForAlert('LsbackupVerifyFailed', 'inactive');
 
-    const zip = path.join(c.target, completeId, 'node1/haproxy/files.zip');
+    const zip = path.join(c.target, completeId, 'node1/haproxy/files.tar.gz');
     await flipByte(zip, 40);
     r = await c.cli(['verify', completeId, '-t', c.target]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /node1\/haproxy\/files\.zip: sha256 mismatch/);
+    assert.match(r.stdout, /node1\/haproxy\/files\.tar\.gz: sha256 mismatch/);
     const a = await prom!.waitForAlert('LsbackupVerifyFailed', 'firing');
     assert.equal(a?.labels.severity, 'critical');
 

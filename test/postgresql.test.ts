@@ -141,7 +141,7 @@ test('postgresql: backup on the primary, full restore, then one database alone',
   assert.equal(part.status, 'ok');
   assert.deepEqual(JSON.parse(part.meta.databases!), [WEIRD, 'postgres', 'shop']);
   const names = part.artifacts.map((a) => path.basename(a.path)).sort();
-  assert.deepEqual(names, ['db-metrics%2F2024%20%C3%BC%22q%27.dump', 'db-postgres.dump', 'db-shop.dump', 'files.zip', 'globals.sql.gz']);
+  assert.deepEqual(names, ['db-metrics%2F2024%20%C3%BC%22q%27.dump', 'db-postgres.dump', 'db-shop.dump', 'entries.jsonl.gz', 'files.tar.gz', 'globals.sql.gz']);
   for (const a of part.artifacts) {
     const st = await fsp.stat(path.join(target, id, a.path));
     assert.equal(st.mode & 0o777, 0o600, a.path);

@@ -142,7 +142,7 @@ test('LambdaStack node, no management plugin: definitions, env file and cookie c
   const part = manifest.parts[0]!;
   assert.equal(part.meta.definitions_via, 'rabbitmqctl');
   assert.match(part.meta.rabbitmq_version!, /^\d+\.\d+\.\d+$/);
-  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.zip', 'definitions.json']);
+  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tar.gz', 'definitions.json', 'entries.jsonl.gz']);
   const paths = new Set(part.entries.map((e) => e.path));
   for (const p of [sb.cookieFile, sb.envFile, path.join(sb.etcDir, 'rabbitmq.conf')]) assert.ok(paths.has(p), `${p} is in the backup`);
   const stored = JSON.parse(await fsp.readFile(path.join(target, id, 'node1/rabbitmq/definitions.json'), 'utf8')) as Record<string, unknown>;

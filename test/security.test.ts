@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import YAML from 'yaml';
 import { DemoCluster, bin, freePort } from '../demo/cluster.js';
@@ -14,7 +16,7 @@ import { certsInit, certsIssue } from '../cli/certs.js';
 import { channelOptionsFor, proto } from '../common/proto.js';
 import { filesComponent } from '../agent/components/files.js';
 import { sha256File } from '../common/hash.js';
-import { MANIFEST, sealManifest, type Manifest } from '../common/manifest.js';
+import { FORMAT_1, MANIFEST, sealManifest, type Manifest } from '../common/manifest.js';
 import { backupLocal, dropCluster, restoreLocal, runtimeOf, startCluster, tempDir } from './helpers/harness.js';
 
 function callInfo(client: InstanceType<typeof proto.Agent>): Promise<grpc.ServiceError | null> {
@@ -134,7 +136,11 @@ describe('restore confinement (zip slip)', () => {
     await fsp.rm(target, { recursive: true, force: true });
   });
 
-  /** Replaces the set's zip with one python writes (archiver would sanitise the names) and edits (and reseals) the manifest to match. */
+  /**
+   * Replaces the set's tree with a format-1 zip python writes (archiver would sanitise the names)
+   * and turns the manifest into format 1 with the edited entries (resealed): format-1 sets stay
+   * readable, so their confinement must hold as before. The tar path of format 2 is tested below.
+   */
   async function craft(entries: Record<string, string>, editManifest: (m: Manifest) => void): Promise<void> {
     const zip = path.join(target, id, 'node1/haproxy/files.zip');
     const py = `import zipfile,sys,json\nz=zipfile.ZipFile(sys.argv[1],'w')\nfor k,v in json.loads(sys.argv[2]).items():\n  z.writestr(zipfile.ZipInfo(k),v)\nz.close()`;
@@ -142,7 +148,11 @@ describe('restore confinement (zip slip)', () => {
     const mf = path.join(target, id, MANIFEST);
     const m = JSON.parse(await fsp.readFile(mf, 'utf8')) as Manifest;
     const { sha256, size } = await sha256File(zip);
-    Object.assign(m.parts[0]!.artifacts[0]!, { sha256, size });
+    const p = m.parts[0]! as Partial<Manifest['parts'][0]>;
+    Object.assign(m, { format: FORMAT_1 });
+    p.artifacts = [{ path: 'node1/haproxy/files.zip', kind: 'zip', sha256, size, mode: 0o100600 }];
+    delete p.record;
+    delete p.entryCount;
     editManifest(m);
     // Resealed: confinement must hold even against someone who can write a consistent manifest.
     await fsp.writeFile(mf, JSON.stringify(sealManifest(m)));
@@ -159,6 +169,27 @@ describe('restore confinement (zip slip)', () => {
   }
 
   const fileEntry = (p: string, name = p.slice(1)) => ({ archive: 'node1/haproxy/files.zip', name, path: p, type: 'file' as const, size: 4, sha256: '', mode: 0o100644, uid: 0, gid: 0, mtimeNs: '0', linkTarget: '' });
+
+  test("format 2: a tar entry '../' its entries file does not list is refused, nothing written", async () => {
+    // A consistent, resealed set whose tar holds one more entry than its entries file: python's tarfile writes the name as given.
+    const dir = path.join(target, id);
+    const tarFile = path.join(dir, 'node1/haproxy/files.tar.gz');
+    const listFile = path.join(dir, 'node1/haproxy/entries.jsonl.gz');
+    const [tarBefore, listBefore, manifestBefore] = await Promise.all([fsp.readFile(tarFile), fsp.readFile(listFile), fsp.readFile(path.join(dir, MANIFEST), 'utf8')]);
+    const good = { ...fileEntry(`${app}/app.conf`), archive: 'node1/haproxy/files.tar.gz', sha256: createHash('sha256').update('evil').digest('hex') };
+    const py = `import tarfile,io,sys,json\nt=tarfile.open(sys.argv[1],'w:gz')\nfor k,v in json.loads(sys.argv[2]).items():\n  i=tarfile.TarInfo(k); d=v.encode(); i.size=len(d); t.addfile(i,io.BytesIO(d))\nt.close()`;
+    execFileSync('python3', ['-c', py, tarFile, JSON.stringify({ [good.name]: 'evil', [`${app.slice(1)}/../../outside/x`]: 'evil' })]);
+    await fsp.writeFile(listFile, gzipSync(JSON.stringify(good) + '\n'));
+    const m = JSON.parse(manifestBefore) as Manifest;
+    for (const a of m.parts[0]!.artifacts) Object.assign(a, await sha256File(path.join(dir, a.path)));
+    m.parts[0]!.entryCount = 1;
+    await fsp.writeFile(path.join(dir, MANIFEST), JSON.stringify(sealManifest(m)));
+    try {
+      await assertRefused(/archive files\.tar\.gz holds '.*\.\.\/\.\.\/outside\/x' where its entries list nothing more/);
+    } finally {
+      await Promise.all([fsp.writeFile(tarFile, tarBefore), fsp.writeFile(listFile, listBefore), fsp.writeFile(path.join(dir, MANIFEST), manifestBefore)]);
+    }
+  });
 
   test("an archive entry '../' the manifest does not list is refused", async () => {
     await craft({ [`${app.slice(1)}/app.conf`]: 'evil', [`${app.slice(1)}/../../outside/x`]: 'evil' }, (m) => {

@@ -236,7 +236,7 @@ export async function fabricateSet(target: string, fromId: string, newId: string
 /** A set directory without a manifest: a run that never committed. */
 export async function fabricateIncomplete(target: string, id: string): Promise<void> {
   await fsp.mkdir(path.join(target, id, 'node1/haproxy'), { recursive: true, mode: 0o700 });
-  await fsp.writeFile(path.join(target, id, 'node1/haproxy/files.zip'), 'half written', { mode: 0o600 });
+  await fsp.writeFile(path.join(target, id, 'node1/haproxy/files.tar.gz'), 'half written', { mode: 0o600 });
 }
 
 export async function setIds(target: string): Promise<string[]> {
