@@ -97,7 +97,9 @@ test('a node set up like LambdaStack (peer auth, no password): agent.yaml names 
     const id = DemoCluster.result<{ backupId: string; status: string }>(b.stdout).backupId;
     const manifest = await fsp.readFile(path.join(demo.target, id, 'manifest.json'), 'utf8');
     assert.match(manifest, /node1\/postgresql\/db-crm\.dump/);
-    assert.ok(manifest.includes(JSON.stringify(path.join(ls.layout!.configDir, 'pg_hba.conf'))), 'the detected config dir is in the set');
+    const files = await demo.cli(['--json', 'show', id, '-t', demo.target, '--files', '--component', 'postgresql']);
+    assert.equal(files.code, 0, files.stderr);
+    assert.ok(files.stdout.includes(`"path":${JSON.stringify(path.join(ls.layout!.configDir, 'pg_hba.conf'))}`), 'the detected config dir is in the set');
 
     await ls.sql('postgres', 'DROP DATABASE crm; DROP ROLE crm;');
     const r = await demo.cli(['--json', 'restore', id, '-t', demo.target, '--node', 'node1']);

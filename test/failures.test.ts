@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { DemoCluster } from '../demo/cluster.js';
 import { dropCluster, startCluster } from './helpers/harness.js';
@@ -85,12 +85,17 @@ describe('failure safety', () => {
     assert.equal(b.code, 0, b.stderr + b.stdout.slice(-1500));
     const id = DemoCluster.result<Summary>(b.stdout).backupId;
     let killedAt = 0;
-    const r = await cliWatching(c, ['restore', id, '-t', c.target, '--node', victim.name], (ev) => {
-      if (!killedAt && ev.component === 'haproxy' && ev.phase === 'running' && ev.bytesDone > 0) {
+    // Killed the moment the first temp file appears beside the live ones: a progress event reaches
+    // the test through coordinator and CLI, on a loaded machine too late to catch the extraction.
+    const tempAppeared = setInterval(() => {
+      if (killedAt) return;
+      const names = readdirSync(live);
+      if (names.some((n) => n.includes('.lsbackup-restore-'))) {
         killedAt = Date.now();
         victim.process!.kill('SIGKILL');
       }
-    });
+    }, 5);
+    const r = await cliWatching(c, ['restore', id, '-t', c.target, '--node', victim.name], () => undefined).finally(() => clearInterval(tempAppeared));
     assert.ok(killedAt > 0, 'killed while extracting');
     assert.equal(r.code, 1);
     const p = victim.process!;
