@@ -12,6 +12,7 @@ import { HashingStream } from './hash.js';
 import { FILE_MODE, fsyncPath } from './fsutil.js';
 import { IntegrityError, LsbackupError } from './errors.js';
 import { shown } from './quote.js';
+import { entryNameOf } from './archive.js';
 import { DataExtentScanner, SparseFileWriter, mayBeSparse } from './sparse.js';
 import { readTreeXattrs, type Xattrs } from './xattrs.js';
 import type { EntriesWriter } from './entries-file.js';
@@ -178,7 +179,7 @@ export async function writeTree(outFile: string, artifactPath: string, sources: 
 
   const add = async ({ abs, st, data: small }: Found): Promise<void> => {
     if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
-    const name = abs.replace(/^\/+/, '');
+    const name = entryNameOf(abs);
     const base = {
       archive: artifactPath,
       name,
