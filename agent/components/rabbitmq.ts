@@ -382,7 +382,8 @@ export function rabbitmq(cfg: Config): Component {
   const wanted = [...cfg.config_paths, cfg.env_file, cookie];
   const configSources = wanted.filter((p, i) => !wanted.some((q, j) => j !== i && isInside(q, p) && (p !== q || j < i)));
   const artifactOf = (ctx: RestoreContext, file: string) => ctx.treeArtifact(file);
-  const hasArtifact = (ctx: RestoreContext, file: string) => ctx.treeArtifact(file) !== undefined;
+  /** A tree (config, messages) by the name addTree had, or a stream artifact (definitions.json) by its file name. */
+  const hasArtifact = (ctx: RestoreContext, name: string) => ctx.treeArtifact(name) !== undefined || ctx.part.artifacts.some((a) => a.path === `${ctx.part.node}/${ctx.part.component}/${name}`);
 
   async function localNode(): Promise<LocalNode> {
     const envText = await fsp.readFile(cfg.env_file, 'utf8').catch(() => '');
