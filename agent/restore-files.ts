@@ -302,8 +302,14 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
     for (const e of files) {
       const t = staged.get(e.path)!;
       // Synchronous, as the metadata calls: one call of a few microseconds per file (timeSlicer).
-      if (lstatSync(dest(e), { throwIfNoEntry: false })?.isDirectory()) await fsp.rm(dest(e), { recursive: true });
-      renameSync(t, dest(e));
+      // A directory where the file goes (the tree changed since the backup) is the rare case: found by the rename itself.
+      try {
+        renameSync(t, dest(e));
+      } catch (err) {
+        if (!['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes((err as NodeJS.ErrnoException).code ?? '') || !lstatSync(dest(e), { throwIfNoEntry: false })?.isDirectory()) throw err;
+        await fsp.rm(dest(e), { recursive: true });
+        renameSync(t, dest(e));
+      }
       staged.delete(e.path);
       await breathe();
     }

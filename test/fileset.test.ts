@@ -66,3 +66,22 @@ test('a backed-up haproxy config that haproxy -c rejects is never put in place',
   assert.equal(await fsp.readFile(cfgFile, 'utf8'), live);
   assert.deepEqual(await fsp.readdir(etc), ['haproxy.cfg'], 'no staged files left behind');
 });
+
+test('a file the node has replaced by a directory comes back a file; the directory goes to the rollback copy', async () => {
+  const root = path.join(tempDir('file-to-dir'), 'etc/app');
+  await fsp.mkdir(root, { recursive: true });
+  await fsp.writeFile(path.join(root, 'x.conf'), 'the file\n');
+  await fsp.writeFile(path.join(root, 'y.conf'), 'other\n');
+  const { filesComponent } = await import('../agent/components/files.js');
+  const rt = runtimeOf([filesComponent('kibana', [root])]);
+  const target = tempDir('file-to-dir-target');
+  const { id } = await backupLocal(rt, target);
+  await fsp.rm(path.join(root, 'x.conf'));
+  await fsp.mkdir(path.join(root, 'x.conf'));
+  await fsp.writeFile(path.join(root, 'x.conf/inside'), 'was a directory\n');
+  const r = await restoreLocal(rt, target, id);
+  assert.equal(r.results[0]!.status, 'ok', r.results[0]!.reason);
+  assert.equal(await fsp.readFile(path.join(root, 'x.conf'), 'utf8'), 'the file\n');
+  const rollback = r.results[0]!.meta.rollback!;
+  assert.equal(await fsp.readFile(path.join(rollback, root, 'x.conf/inside'), 'utf8'), 'was a directory\n');
+});
