@@ -22,6 +22,7 @@ import { backupLocal, restoreLocal, runtimeOf } from '../test/helpers/harness.js
 import { PG_BIN, PgCluster } from '../test/helpers/postgres.js';
 import { GiB, KiB, MiB, benchScale, linkTree, makeRandomSet, makeTextSet, type DataSet } from './data.js';
 import { cpuOf, fmtBytes, fmtMs, machine, median, procKiB, q, rate, settle, sh, timeIt, type Machine } from './measure.js';
+import { scaleAgents } from './scale-agents.js';
 
 const scale = benchScale();
 const RUNS = Math.max(3, Number(process.env.LSBACKUP_BENCH_RUNS ?? 3));
@@ -525,6 +526,7 @@ async function main(): Promise<void> {
     [5, item5],
     [6, item6],
     [7, item7],
+    [11, async () => scaleAgents(RUNS, log).then((r) => void (rows.push(...r.rows), notes.push(...r.notes)))],
   ];
   try {
     for (const [n, fn] of items) {

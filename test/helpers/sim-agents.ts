@@ -173,6 +173,11 @@ export class SimCluster {
     this.coordinator = await spawnDaemon([process.execPath, ...nodeArgs, bin.coordinator, '--config', this.coordinatorConfig], 'coordinator');
   }
 
+  async stopCoordinator(): Promise<void> {
+    await stopProcess(this.coordinator);
+    this.coordinator = undefined;
+  }
+
   /** Runs the CLI as an operator would; never throws on a non-zero exit. */
   cli(args: string[], timeoutMs = 300_000): Promise<RunResult> {
     return run(process.execPath, [bin.cli, ...args], { env: { LSBACKUP_CONFIG: this.cliConfig }, timeoutMs });
