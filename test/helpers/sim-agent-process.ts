@@ -1,5 +1,5 @@
 /**
- * Many simulated agents in this one process (test/helpers/sim-agents.ts starts it with fork):
+ * Many simulated agents in one process (test/helpers/sim-agents.ts starts a few with fork):
  * each node is the real agent server (agent/server.ts) on its own loopback address, with a
  * runtime whose only component is a real `filesComponent('haproxy', ...)` over that node's small
  * directory, so every node writes a real part (tar, entries, part.json) into the shared target.

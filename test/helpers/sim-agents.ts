@@ -1,6 +1,6 @@
 /**
  * A cluster of many simulated agents for the scale test and bench (issue 13): N real agent
- * servers in ONE child process (sim-agent-process.ts), each on its own loopback address
+ * servers in a few child processes (sim-agent-process.ts, NODES_PER_PROCESS each), each on its own loopback address
  * 127.77.X.Y, with a small per-node HAProxy directory; a real coordinator process; the real CLI;
  * a build directory that is LambdaStack's inventory (test/fixtures/lambdastack) with all N hosts
  * in the haproxy group. Calls are mutual TLS as in production.
@@ -31,6 +31,12 @@ const fixtures = path.join(repoRoot, 'test/fixtures/lambdastack/build/mycluster'
 const HOST_GROUPS = ['haproxy', 'haproxy_exporter', 'node_exporter', 'filebeat', 'firewall'];
 /** The fixture's made-up hosts leave every group with data: only the simulated hosts are asked. */
 const EMPTIED = ['haproxy', 'postgresql', 'prometheus', 'grafana', 'rabbitmq', 'logging', 'kibana', 'opendistro_for_elasticsearch'];
+/**
+ * Nodes served by one child process. A thousand in one process answered their keepalive pings
+ * late on this busy 2-core machine (one event loop, a thousand backups starting at once), and the
+ * coordinator dropped them as it drops a dead node; a real agent is alone in its process.
+ */
+const NODES_PER_PROCESS = 250;
 /** A certificate's SAN names this many nodes: about as small to parse as a real agent's (name and address). */
 const NAMES_PER_CERT = 10;
 
@@ -70,9 +76,12 @@ export class SimCluster {
   agentPort = 0;
   private cliConfig = '';
   private coordinatorConfig = '';
-  agents?: ChildProcess;
+  /** The processes the agents run in, NODES_PER_PROCESS each, in node order. */
+  agents: ChildProcess[] = [];
   coordinator?: ChildProcess;
   private agentsOutput = '';
+  /** The end of what the running coordinator logged (JSON lines). */
+  coordinatorOutput = '';
   private nextId = 1;
   private readonly waiting = new Map<number, (r: { error?: string }) => void>();
 
@@ -116,16 +125,23 @@ export class SimCluster {
     await fsp.writeFile(this.coordinatorConfig, YAML.stringify({ listen: `127.0.0.1:${coordinatorPort}`, agent_port: this.agentPort, log_level: 'info', tls: tls('coordinator') }));
     this.cliConfig = path.join(this.root, 'cli.yaml');
     await fsp.writeFile(this.cliConfig, YAML.stringify({ coordinator: `127.0.0.1:${coordinatorPort}`, tls: tls('operator') }));
-    const sim: SimConfig = {
-      nodes: this.nodes.map((n) => ({ name: n.name, listen: `${n.ip}:${this.agentPort}`, tls: tls(n.cert), paths: [path.join(n.root, 'etc/haproxy'), path.join(n.root, 'etc/ssl/haproxy')], stateDir: path.join(this.root, 'state', n.name) })),
-    };
-    await fsp.writeFile(path.join(this.root, 'sim-agents.json'), JSON.stringify(sim));
+    for (let i = 0; i < this.nodes.length; i += NODES_PER_PROCESS) {
+      const sim: SimConfig = {
+        nodes: this.nodes.slice(i, i + NODES_PER_PROCESS).map((n) => ({ name: n.name, listen: `${n.ip}:${this.agentPort}`, tls: tls(n.cert), paths: [path.join(n.root, 'etc/haproxy'), path.join(n.root, 'etc/ssl/haproxy')], stateDir: path.join(this.root, 'state', n.name) })),
+      };
+      await fsp.writeFile(path.join(this.root, `sim-agents-${i / NODES_PER_PROCESS}.json`), JSON.stringify(sim));
+    }
   }
 
-  /** Starts every agent in one child process; resolves when all of them listen. */
+  /** Starts every agent, NODES_PER_PROCESS to a child process; resolves when all of them listen. */
   async startAgents(timeoutMs = 120_000): Promise<void> {
-    const child = fork(childFile, [path.join(this.root, 'sim-agents.json')], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    this.agents = child;
+    const processes = Math.ceil(this.nodes.length / NODES_PER_PROCESS);
+    await Promise.all(Array.from({ length: processes }, (_, i) => this.startProcess(path.join(this.root, `sim-agents-${i}.json`), timeoutMs)));
+  }
+
+  private async startProcess(configFile: string, timeoutMs: number): Promise<void> {
+    const child = fork(childFile, [configFile], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    this.agents.push(child);
     // Kept short: enough to say why the process failed.
     const keep = (d: Buffer) => (this.agentsOutput = (this.agentsOutput + d.toString()).slice(-4000));
     child.stdout!.on('data', keep);
@@ -155,7 +171,8 @@ export class SimCluster {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, (r) => (r.error ? reject(new Error(r.error)) : resolve()));
-      this.agents!.send({ op, node, id } satisfies SimRequest);
+      const i = this.nodes.findIndex((n) => n.name === node);
+      this.agents[Math.floor(i / NODES_PER_PROCESS)]!.send({ op, node, id } satisfies SimRequest);
     });
   }
 
@@ -171,6 +188,8 @@ export class SimCluster {
   /** `nodeArgs` go to node itself, e.g. `--cpu-prof` to see where the coordinator's time goes. */
   async startCoordinator(nodeArgs: string[] = []): Promise<void> {
     this.coordinator = await spawnDaemon([process.execPath, ...nodeArgs, bin.coordinator, '--config', this.coordinatorConfig], 'coordinator');
+    this.coordinatorOutput = '';
+    this.coordinator.stdout!.on('data', (d: Buffer) => (this.coordinatorOutput = (this.coordinatorOutput + d.toString()).slice(-100_000)));
   }
 
   async stopCoordinator(): Promise<void> {
@@ -184,7 +203,8 @@ export class SimCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([stopProcess(this.coordinator), stopProcess(this.agents)]);
+    await Promise.all([stopProcess(this.coordinator), ...this.agents.map(stopProcess)]);
+    this.agents = [];
   }
 
   async remove(): Promise<void> {
