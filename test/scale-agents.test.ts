@@ -1,5 +1,5 @@
 /**
- * Many nodes (issue 13): 200 simulated agents (real agent servers in one process, see
+ * Many nodes (issue 13): 200 simulated agents (real agent servers in a child process, see
  * test/helpers/sim-agents.ts), a real coordinator process and the real CLI, over mutual TLS, with
  * LambdaStack's inventory holding all 200 hosts in the haproxy group.
  */
@@ -12,6 +12,7 @@ import { DemoCluster } from '../demo/cluster.js';
 import { loadEntries } from '../common/entries-file.js';
 import { readManifest, setDir } from '../common/manifest.js';
 import { readPartRecord } from '../common/part-record.js';
+import { commitSet } from '../common/commit.js';
 import { SimCluster } from './helpers/sim-agents.js';
 
 const NODES = 200;
@@ -86,6 +87,36 @@ describe(`${NODES} simulated agents: one backup through the real coordinator and
     assert.equal(sh.code, 0, sh.stderr);
     assert.match(sh.stdout, new RegExp(`in ${NODES} parts`));
     for (const n of [c.nodes[0]!, c.nodes.at(-1)!]) assert.match(sh.stdout, new RegExp(`^${n.name}\\s+haproxy\\s+ok`, 'm'));
+  });
+
+  test('a set of 10,000 parts, whose manifest is over gRPC\'s 4 MiB, is listed and shown', async () => {
+    assert.ok(complete, 'the complete backup ran');
+    // 200 nodes of 50 components each, as far as the manifest can tell: the parts of the set
+    // that was backed up, each copied under 50 names, committed as the coordinator commits.
+    const m = await readManifest(c.target, complete);
+    const id = '20200101T000000Z';
+    const dir = setDir(c.target, id);
+    await fsp.mkdir(dir, { mode: 0o700 });
+    const parts = m.parts.flatMap((p) =>
+      Array.from({ length: 50 }, (_, k) => {
+        const node = `${p.node}-${k}`;
+        return { ...p, node, artifacts: p.artifacts.map((a) => ({ ...a, path: a.path.replace(`${p.node}/`, `${node}/`) })), record: p.record && { ...p.record, path: p.record.path.replace(`${p.node}/`, `${node}/`) } };
+      }),
+    );
+    const nodes = Object.fromEntries(parts.map((p) => [p.node, { address: '127.0.0.1:1' }]));
+    await commitSet(dir, { id, startedAt: m.startedAt, buildDir: m.buildDir, nodes, notCovered: m.notCovered }, parts);
+    // Show sends it without indentation.
+    assert.ok(JSON.stringify(JSON.parse(await fsp.readFile(path.join(dir, 'manifest.json'), 'utf8'))).length > 4 * 1024 * 1024);
+    try {
+      const sh = await c.cli(['--json', 'show', id, '-t', c.target]);
+      assert.equal(sh.code, 0, sh.stderr);
+      assert.equal(DemoCluster.result<{ parts: unknown[] }>(sh.stdout).parts.length, 10_000);
+      const l = await c.cli(['list', '-t', c.target]);
+      assert.equal(l.code, 0, l.stderr);
+      assert.match(l.stdout, new RegExp(`^${id}\\s+complete`, 'm'));
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('one agent stopped and one that fails: a partial set that names both, the others ok', async () => {
