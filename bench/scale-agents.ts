@@ -21,19 +21,9 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { MANIFEST, PART_RECORD, setDir } from '../common/manifest.js';
 import { SimCluster } from '../test/helpers/sim-agents.js';
-import { cpuOf, fmtBytes, fmtMs, median, procKiB } from './measure.js';
+import { cpuOf, fmtBytes, fmtMs, median, procKiB, type BenchRow } from './measure.js';
 
 const MiB = 1024 * 1024;
-
-/** A row of bench/run.ts's table. */
-export interface BenchRow {
-  what: string;
-  ours: string;
-  base: string;
-  ratio: number;
-  target: string;
-  holds: boolean | undefined;
-}
 
 interface Backup {
   ms: number;
