@@ -84,7 +84,6 @@ async function cleanBackup(e: Extract<JournalEntry, { kind: 'backup' }>): Promis
   }
   // An unreadable manifest is for the operator to look at: touch nothing in that set.
   const manifest = parseManifest(text, path.join(e.setDir, MANIFEST));
-  // A part's record (format 2) is listed beside its artifacts: the manifest names it with its digest.
   const listed = new Set(manifest.parts.flatMap((p) => [...p.artifacts.map((a) => a.path), ...(p.record ? [p.record.path] : [])].map((rel) => path.join(e.setDir, rel))));
   const removed: string[] = [];
   const walk = async (dir: string): Promise<void> => {
