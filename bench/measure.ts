@@ -6,6 +6,17 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 
+/** A row of the results table. */
+export interface BenchRow {
+  what: string;
+  ours: string;
+  base: string;
+  /** lsbackup / baseline: times, or memory for the RSS row. */
+  ratio: number;
+  target: string;
+  holds: boolean | undefined;
+}
+
 export function median(xs: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

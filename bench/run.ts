@@ -22,6 +22,8 @@ import { backupLocal, restoreLocal, runtimeOf } from '../test/helpers/harness.js
 import { PG_BIN, PgCluster } from '../test/helpers/postgres.js';
 import { GiB, KiB, MiB, benchScale, linkTree, makeRandomSet, makeTextSet, type DataSet } from './data.js';
 import { cpuOf, fmtBytes, fmtMs, machine, median, procKiB, q, rate, settle, sh, timeIt, type Machine } from './measure.js';
+import type { BenchRow as Row } from './measure.js';
+import { scaleAgents } from './scale-agents.js';
 
 const scale = benchScale();
 const RUNS = Math.max(3, Number(process.env.LSBACKUP_BENCH_RUNS ?? 3));
@@ -37,16 +39,6 @@ const PG_SCALE = Math.max(1, Math.round(70 * scale));
 const FANOUT = [1, 4, 16];
 /** The server's own background work (autovacuum after a load, checkpoints) makes PostgreSQL runs noisier. */
 const PG_RUNS = Math.max(RUNS, 5);
-
-interface Row {
-  what: string;
-  ours: string;
-  base: string;
-  /** lsbackup / baseline: times, or memory for the RSS row. */
-  ratio: number;
-  target: string;
-  holds: boolean | undefined;
-}
 
 const rows: Row[] = [];
 const notes: string[] = [];
@@ -525,6 +517,7 @@ async function main(): Promise<void> {
     [5, item5],
     [6, item6],
     [7, item7],
+    [11, async () => scaleAgents(RUNS, log).then((r) => void (rows.push(...r.rows), notes.push(...r.notes)))],
   ];
   try {
     for (const [n, fn] of items) {

@@ -21,6 +21,13 @@ export const cliConfigSchema = z
   })
   .strict();
 
+/**
+ * Largest reply the CLI takes from its coordinator. Some grow with the cluster, whatever the
+ * number of files: Show carries the manifest (about 1 KiB per part: 8,000 parts is 8 MiB), a
+ * backup's summary one line per part. grpc-js refuses more than 4 MiB by default.
+ */
+const MAX_REPLY_BYTES = 256 * 1024 * 1024;
+
 export interface GlobalOptions {
   config?: string;
   coordinator?: string;
@@ -43,7 +50,7 @@ export function connect(opts: GlobalOptions): CoordinatorClient {
     throw new InputError(`no operator certificate configured: write ${file ?? '/etc/lsbackup/cli.yaml'} with coordinator and tls (ca, cert, key), see 'lsbackup certs --help'`);
   }
   const address = opts.coordinator ?? process.env.LSBACKUP_COORDINATOR ?? cfg.coordinator;
-  return new proto.Coordinator(address, clientCredentials(cfg.tls, insecure), channelOptionsFor(address, cfg.coordinator_name));
+  return new proto.Coordinator(address, clientCredentials(cfg.tls, insecure), { ...channelOptionsFor(address, cfg.coordinator_name), 'grpc.max_receive_message_length': MAX_REPLY_BYTES });
 }
 
 export const unaryCall = callUnary;

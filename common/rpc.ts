@@ -161,7 +161,11 @@ function forCaller<T>(call: IncomingCall, opts: ServeOptions, work: (ctx: CallCo
  */
 export function serveStream<Req, Ev>(opts: ServeOptions, name: string, work: (req: Req, write: (ev: Ev) => Promise<void> | undefined, ctx: CallContext) => Promise<void>): grpc.handleServerStreamingCall<Req, Ev> {
   return (call) => {
-    const write = (ev: Ev) => (call.write(ev) ? undefined : new Promise<void>((r) => call.once('drain', () => r())));
+    // One promise per full buffer, shared by every write until it drains: progress that does not
+    // wait for it (thousands of agents' events) must not pile up a 'drain' listener per event.
+    let drained: Promise<void> | undefined;
+    const waitForDrain = () => new Promise<void>((r) => call.once('drain', () => ((drained = undefined), r())));
+    const write = (ev: Ev) => (call.write(ev) ? undefined : (drained ??= waitForDrain()));
     forCaller(call, opts, (ctx) => work(call.request, write, ctx)).then(
       () => call.end(),
       (err) => {

@@ -8,12 +8,16 @@ import { commitSet, partFromAnswer } from '../common/commit.js';
 import { InputError } from '../common/errors.js';
 import { freeBytes } from '../common/fsutil.js';
 import { humanBytes } from '../common/units.js';
+import { oneLine } from '../common/quote.js';
 import { newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readClusterConfig } from './cluster-config.js';
 import { readInventory, type InventoryHost } from './inventory.js';
 import { NothingToBackUpError, plan, type ComponentPlan } from './plan.js';
 import { lockTarget, prepareTarget } from './target.js';
+
+/** Reasons the coordinator's log line of a finished backup quotes; the rest are counted. */
+const LOGGED_REASONS = 5;
 
 export interface BackupDeps {
   pool: AgentPool;
@@ -121,6 +125,8 @@ export async function runBackup(
     log.info(`backup started: ${reachable.size} reachable node(s), estimate ${humanBytes(estimate)}`);
     emit({ phase: 'started', backupId: id, message: `backup ${id} started`, bytesTotal: estimate });
 
+    // When the last agent's call ended: the log says how long the commit took after it.
+    let lastAnswer = Date.now();
     await Promise.all(
       [...reachable].map(async ([host, plans]) => {
         const comps = plans.map((p) => p.component);
@@ -142,6 +148,7 @@ export async function runBackup(
           emit({ node: host.name, phase: 'failed', message: reason, backupId: id });
           parts.push(...failedParts(host, comps.filter((c) => !results.has(c)), reason));
         }
+        lastAnswer = Date.now();
         for (const r of results.values()) parts.push(await checkedPart(dir, await partFromAnswer(dir, r)));
       }),
     );
@@ -153,7 +160,11 @@ export async function runBackup(
     // told its operator the backup failed, so the set must not turn up complete behind their back.
     const callerGone = !(await callerStillThere()) ? [`the call that started backup ${id} ended before the backup did (the CLI stopped or lost the coordinator): nobody was told its result, so it is not complete`] : [];
     const manifest = await commitSet(dir, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts, callerGone);
-    log.info(`backup ${manifest.status}`, { reasons: manifest.reasons });
+    // One line of bounded size, however many nodes failed: the summary and the manifest have every reason.
+    log.info(`backup ${manifest.status}: ${manifest.parts.length} part(s), ${manifest.reasons.length} problem(s)`, {
+      reasons: manifest.reasons.slice(0, LOGGED_REASONS).map((r) => oneLine(r, 300)),
+      committedMsAfterLastAgent: Date.now() - lastAnswer,
+    });
     return { backupId: id, status: manifest.status, reasons: manifest.reasons, parts: manifest.parts.map(summaryPart), notCovered: inv.notCovered, setDir: dir };
   } finally {
     await release();
