@@ -11,7 +11,7 @@ export function restoreReport() {
   const restarts: string[] = [];
   return {
     async keptRollback(dir: string, what: { replaced: string; howTo: string }): Promise<void> {
-      rollbacks.push({ dir, bytes: await duBytes([dir]), ...what });
+      rollbacks.push({ dir, bytes: await duBytes([dir], undefined, Infinity), ...what });
     },
     restarted(what: string): void {
       restarts.push(what);
