@@ -11,7 +11,7 @@ export interface BenchRow {
   what: string;
   ours: string;
   base: string;
-  /** lsbackup / baseline: times, or memory for the RSS row. */
+  /** lsbackup / baseline: times, or memory for the RSS rows, or line length / limit. */
   ratio: number;
   target: string;
   holds: boolean | undefined;

@@ -3,7 +3,10 @@
  * the packages with the most inclusive time. Used to find where a bench row's time goes:
  *
  *   LSBACKUP_BENCH_ONLY=1 node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/run.js
- *   node dist/bench/profile-top.js /tmp/prof/CPU.*.cpuprofile [rows] [skip-seconds]
+ *   node dist/bench/profile-top.js /tmp/prof/CPU.*.cpuprofile [rows] [skip-seconds] [until-seconds]
+ *
+ * skip/until select a window of the profile (seconds from its start), e.g. one item's backups
+ * and not its restores, read off the bench's log times.
  *
  * The profile samples the main thread only: zlib and fs work in libuv's thread pool shows up as
  * "(idle)" there. Self times are wall-clock samples, so on a busy machine they include time the
@@ -31,14 +34,15 @@ function owner(url: string, fn: string): string {
 }
 
 function main(): void {
-  const [file, rowsArg, skipArg] = process.argv.slice(2);
+  const [file, rowsArg, skipArg, untilArg] = process.argv.slice(2);
   if (!file) {
-    process.stderr.write('usage: profile-top <file.cpuprofile> [rows=25] [skip-seconds=0]\n');
+    process.stderr.write('usage: profile-top <file.cpuprofile> [rows=25] [skip-seconds=0] [until-seconds=end]\n');
     process.exitCode = 2;
     return;
   }
   const rows = Number(rowsArg ?? 25);
   const skipUs = Number(skipArg ?? 0) * 1e6;
+  const untilUs = untilArg === undefined ? Infinity : Number(untilArg) * 1e6;
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -50,7 +54,7 @@ function main(): void {
   p.samples.forEach((id, i) => {
     const d = p.timeDeltas[i] ?? 0;
     elapsed += d;
-    if (elapsed < skipUs) return;
+    if (elapsed < skipUs || elapsed > untilUs) return;
     selfById.set(id, (selfById.get(id) ?? 0) + d);
     total += d;
   });

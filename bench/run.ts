@@ -4,7 +4,8 @@
  *
  *   LSBACKUP_BENCH_SCALE=0.1   every data size times 0.1 (quick run); default 1
  *   LSBACKUP_BENCH_RUNS=5      timed runs per contender (median reported); default 3, minimum 3
- *   LSBACKUP_BENCH_ONLY=1,4    only these items (1-7); default all
+ *   LSBACKUP_BENCH_ONLY=1,4    only these items (1-12); default all. The rows of the other items
+ *                              stay in RESULTS.md, marked with the run they came from
  *   LSBACKUP_BENCH_OUT=file    where to write the results; default bench/RESULTS.md
  *   LSBACKUP_BENCH_KEEP=1      leave the temp directory for inspection
  *   LSBACKUP_BENCH_NO_UNIT_ENV=1  start the row-6 agent without its unit's Environment= lines
@@ -21,13 +22,15 @@ import { DemoCluster, bin } from '../demo/cluster.js';
 import { backupLocal, restoreLocal, runtimeOf } from '../test/helpers/harness.js';
 import { PG_BIN, PgCluster } from '../test/helpers/postgres.js';
 import { GiB, KiB, MiB, benchScale, linkTree, makeRandomSet, makeTextSet, type DataSet } from './data.js';
+import { byItem, earlierResults } from './earlier-results.js';
 import { cpuOf, fmtBytes, fmtMs, machine, median, procKiB, q, rate, settle, sh, timeIt, type Machine } from './measure.js';
 import type { BenchRow as Row } from './measure.js';
 import { scaleAgents } from './scale-agents.js';
+import { ScaleBench } from './scale-files.js';
 
 const scale = benchScale();
 const RUNS = Math.max(3, Number(process.env.LSBACKUP_BENCH_RUNS ?? 3));
-const ONLY = new Set((process.env.LSBACKUP_BENCH_ONLY ?? '1,2,3,4,5,6,7').split(',').map((s) => Number(s.trim())));
+const ONLY = new Set((process.env.LSBACKUP_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,11,12').split(',').map((s) => Number(s.trim())));
 const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench');
 const OUT = process.env.LSBACKUP_BENCH_OUT ?? path.join(benchDir, 'RESULTS.md');
 
@@ -475,7 +478,7 @@ function table(): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...body.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
 }
 
-function results(m: Machine, loadBefore: number[], loadAfter: number[], totalMs: number, failures: string[]): string {
+function results(m: Machine, loadBefore: number[], loadAfter: number[], totalMs: number, failures: string[], kept: number): string {
   return `# lsbackup bench results
 
 Produced by \`npm run bench\` (bench/run.ts); do not edit by hand.
@@ -487,6 +490,7 @@ Produced by \`npm run bench\` (bench/run.ts); do not edit by hand.
 - Disk: ${fmtBytes(m.diskFreeBytes)} free on the file system of ${m.diskPath}
 - Tools: ${m.tools}
 - Date: ${m.date}; bench took ${fmtMs(totalMs)}
+- Items run: ${[...ONLY].join(', ')}${kept ? '; rows marked [from the run of ...] are kept from an earlier run, on the machine and scale of that run' : ''}
 - Load average (1/5/15 min) at start ${loadBefore.map((x) => x.toFixed(2)).join(' / ')}, at end ${loadAfter.map((x) => x.toFixed(2)).join(' / ')}${loadBefore[0]! > m.cores / 2 ? ' — the machine was busy with other work; times are noisy, CPU times are steadier' : ''}
 
 ${table()}
@@ -509,6 +513,7 @@ async function main(): Promise<void> {
   log(`scale ${scale}, ${RUNS} runs, items ${[...ONLY].join(',')}, data in ${tmp}`);
   const ctx: Ctx = { tmp };
   const failures: string[] = [];
+  const scaled = new ScaleBench({ tmp, scale, log, timeRow, addRow: (r) => rows.push(r), note: (n) => notes.push(n), rounds: (cs) => rounds(cs), shell, inProcess, rmrf, startCluster, agentEnv: agentUnitEnv });
   const items: [number, (c: Ctx) => Promise<void>][] = [
     [1, item1],
     [2, item2],
@@ -517,6 +522,11 @@ async function main(): Promise<void> {
     [5, item5],
     [6, item6],
     [7, item7],
+    // 10 and 12 use item 8's cluster and its last set; 9 comes after them.
+    [8, () => scaled.item8()],
+    [10, () => scaled.item10()],
+    [12, () => scaled.item12()],
+    [9, () => scaled.item9()],
     [11, async () => scaleAgents(RUNS, log).then((r) => void (rows.push(...r.rows), notes.push(...r.notes)))],
   ];
   try {
@@ -531,9 +541,13 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    await scaled.close();
     if (!process.env.LSBACKUP_BENCH_KEEP) await rmrf(tmp);
   }
-  const text = results(m, loadBefore, os.loadavg(), Date.now() - started, failures);
+  const earlier = await earlierResults(OUT, new Set(items.map(([n]) => n).filter((n) => ONLY.has(n))));
+  rows.splice(0, rows.length, ...byItem([...rows, ...earlier.rows], (r) => r.what));
+  notes.splice(0, notes.length, ...byItem([...notes, ...earlier.notes], (n) => n));
+  const text = results(m, loadBefore, os.loadavg(), Date.now() - started, failures, earlier.rows.length);
   await fsp.writeFile(OUT, text);
   process.stdout.write(`\n${table()}\n\nwritten to ${OUT}\n`);
   if (failures.length) process.exitCode = 1;
