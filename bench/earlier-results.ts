@@ -4,7 +4,7 @@
  * they came from, and merged in by item number.
  */
 import { promises as fsp } from 'node:fs';
-import type { BenchRow } from './scale-files.js';
+import type { BenchRow } from './measure.js';
 
 /** The item a row or detail line belongs to: "5. CLI ..." and "2b. same ..." give 5 and 2. */
 export function itemOf(text: string): number | undefined {
