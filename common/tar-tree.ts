@@ -117,17 +117,23 @@ function* walk(abs: string, st: BigIntStats, exclude?: (p: string) => boolean): 
 }
 
 /**
- * archiver pipes a streamed file into the tar-stream entry it makes, and nobody listens for that
- * entry's errors: when the output fails (ENOSPC) the pack destroys the entry, the error is emitted
- * on it and would kill the agent. The failure reaches us through archiver's own 'error' and the
- * output pipeline; the entry's copy of it is dropped here. (archiver's Tar module keeps the pack
- * as `engine`; checked, so a changed archiver fails the test suite, not a backup at 3 a.m.)
+ * Two gaps between archiver 8 and the tar-stream 3 it drives, both of which killed the agent:
+ * - archiver pipes a streamed file into the tar-stream entry it makes, and nobody listens for that
+ *   entry's errors: when the output fails (ENOSPC) the pack destroys the entry and the error is
+ *   emitted on it. The failure reaches us through archiver's 'error' and the output pipeline;
+ *   the entry's copy is dropped here.
+ * - an archive aborted (a cancelled backup, a lost coordinator) while a file streams shuts down by
+ *   calling `unpipe` on the pack, which tar-stream 3 (streamx) does not have: a TypeError thrown
+ *   from a stream callback. The archive is abandoned at that point, so there is nothing to unpipe.
+ * archiver's Tar module keeps the pack as `engine`; checked, so a changed archiver fails the test
+ * suite, not a backup at 3 a.m.
  */
-function quietEntrySinks(archive: TarArchive): void {
-  const engine = (archive as unknown as { _module?: { engine?: { entry?: (...args: unknown[]) => NodeJS.EventEmitter } } })._module?.engine;
+function patchTarEngine(archive: TarArchive): void {
+  const engine = (archive as unknown as { _module?: { engine?: { entry?: (...args: unknown[]) => NodeJS.EventEmitter; unpipe?: unknown } } })._module?.engine;
   if (typeof engine?.entry !== 'function') throw new LsbackupError('archiver has changed: its tar module has no engine.entry');
   const entry = engine.entry.bind(engine);
   engine.entry = (...args: unknown[]) => entry(...args).on('error', () => undefined);
+  engine.unpipe ??= () => engine;
 }
 
 /**
@@ -137,7 +143,7 @@ function quietEntrySinks(archive: TarArchive): void {
  */
 export async function writeTree(outFile: string, artifactPath: string, sources: string[], opts: TreeOptions): Promise<Artifact> {
   const archive = new TarArchive({ highWaterMark: CHUNK } as never);
-  quietEntrySinks(archive);
+  patchTarEngine(archive);
   const out = createWriteStream(outFile, { mode: FILE_MODE, highWaterMark: CHUNK });
   const outHash = new HashingStream();
   // Files seen with more than one link, by device and inode: the others are recorded as links to the first.

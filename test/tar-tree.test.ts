@@ -77,3 +77,33 @@ test('extractTree writes every file checked against its entry; a file whose byte
   await assert.rejects(extractTree(tarFile, wrong, at), /text\.json: extracted \d+ bytes with sha256 .*, its entry says/);
   assert.ok(!(await fsp.stat(path.join(dest2, 'text.json')).catch(() => undefined)), 'the wrong file is not left behind');
 });
+
+test('a backup cancelled while a large file streams rejects, removes its tree and leaves the process running', async () => {
+  const src = path.join(tempDir('tar-cancel'), 'etc/app');
+  await fsp.mkdir(src, { recursive: true });
+  // Zeros are quick to write here and slow enough to deflate that the cancel lands mid-file.
+  const fh = await fsp.open(path.join(src, 'big.map'), 'w');
+  const mib = Buffer.alloc(1 << 20);
+  for (let i = 0; i < 400; i++) await fh.write(mib);
+  await fh.close();
+  const dir = tempDir('tar-cancel-set');
+  const entries = new EntriesWriter(path.join(dir, 'entries.jsonl.gz'), 'entries.jsonl.gz');
+  const stop = new AbortController();
+  let streamed = 0;
+  const crashed: unknown[] = [];
+  const onCrash = (err: unknown) => crashed.push(err);
+  process.on('uncaughtException', onCrash);
+  try {
+    await assert.rejects(
+      writeTree(path.join(dir, 'files.tar.gz'), 'files.tar.gz', [src], { level: 6, entries, signal: stop.signal, onBytes: (n) => (streamed += n) > 8 << 20 && stop.abort() }),
+      /backup cancelled/,
+    );
+    await entries.abort();
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    process.off('uncaughtException', onCrash);
+  }
+  assert.deepEqual(crashed, [], 'nothing was thrown outside the call');
+  assert.ok(streamed < 400 << 20, `stopped mid-file (${streamed} bytes read)`);
+  assert.deepEqual(await fsp.readdir(dir), [], 'no tree or entries file is left');
+});
