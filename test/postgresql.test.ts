@@ -62,6 +62,9 @@ const scratch = (name: string) => mkdtempSync(path.join(work, `${name}-`));
 const runtimeOf = (components: Component[], node = 'node1') => runtimeIn(components, scratch('state'), node);
 
 const messages = (events: { message?: string }[]) => events.map((e) => e.message ?? '').filter(Boolean);
+/** What a failed part leaves in its directory: only its record (FORMAT.md "Format 2"), nothing that could pass for a backup. */
+const onlyRecord = (dir: string) => fsp.readdir(dir);
+
 const partOf = (m: ManifestWithEntries) => m.parts.find((p) => p.component === 'postgresql')!;
 
 before(async () => {
@@ -330,7 +333,7 @@ test('postgresql: a wrong password fails with one clear line and leaves nothing 
   assert.ok(!part.reason.includes('\n'), part.reason);
   assert.ok(!part.reason.includes('Wr0ng-PW-xyz'));
   assert.equal(manifest.status, 'failed');
-  assert.equal(existsSync(path.join(target, id, 'node1/postgresql')), false);
+  assert.deepEqual(await onlyRecord(path.join(target, id, 'node1/postgresql')), ['part.json']);
 });
 
 /** A bin_dir where psql and pg_dumpall are real and pg_dump is the given script. */
@@ -348,7 +351,7 @@ test('postgresql: a pg_dump that dies mid-stream fails the part; a cancel kills 
   const part = partOf(manifest);
   assert.equal(part.status, 'failed');
   assert.match(part.reason, /pg_dump of database '.*' failed \(exit 1\): pg_dump: error: query failed: simulated crash/);
-  assert.equal(existsSync(path.join(target, id, 'node1/postgresql')), false);
+  assert.deepEqual(await onlyRecord(path.join(target, id, 'node1/postgresql')), ['part.json']);
 
   const pidFile = path.join(scratch('pid'), 'pid');
   const hanging = await fakeBinDir(`echo $$ > ${pidFile}\nprintf 'PGDMP'\nexec sleep 60`);
@@ -379,7 +382,7 @@ test('postgresql: a pg_dump that dies mid-stream fails the part; a cancel kills 
     return false;
   };
   assert.ok(await gone(), `pg_dump stand-in (pid ${pid}) still runs 5 s after the cancel`);
-  assert.equal(existsSync(path.join(cancelTarget, setId, 'node1/postgresql')), false);
+  assert.deepEqual(await onlyRecord(path.join(cancelTarget, setId, 'node1/postgresql')), ['part.json']);
 });
 
 test('postgresql: globals replay skips only the CREATE of what exists, whatever the names hold', () => {
@@ -574,7 +577,7 @@ test('postgresql: a required config path that is missing fails the part with one
     const part = partOf(manifest);
     assert.equal(part.status, 'failed', JSON.stringify(extra));
     assert.equal(part.reason, reason);
-    assert.equal(existsSync(path.join(target, id, 'node1/postgresql')), false);
+    assert.deepEqual(await onlyRecord(path.join(target, id, 'node1/postgresql')), ['part.json']);
   }
 
   // The default .pgpass is optional: LambdaStack writes it only with the repmgr extension.
