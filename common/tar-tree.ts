@@ -307,6 +307,40 @@ function tarEntries(file: string): tar.Extract {
   return extract;
 }
 
+/** Where a tar and its entries part ways: the tar holds `name` where the entries list `listed` (undefined: nothing more), or misses `missing`. */
+class TreeMismatch extends Error {
+  constructor(
+    readonly entryName: string,
+    readonly listed: string | undefined,
+    readonly missing?: string,
+  ) {
+    super('tar and entries differ');
+  }
+  holds(): string {
+    return `holds '${shown(this.entryName)}' where its entries list ${this.listed !== undefined ? `'${shown(this.listed)}'` : 'nothing more'}`;
+  }
+}
+
+/**
+ * A tar's entries beside the entries file's, in one pass: each tar entry with the entry it must
+ * be (same name and type), skipping hard links (they have no tar entry). Throws TreeMismatch
+ * where the two part ways, or when the tar ends before the entries do.
+ */
+async function* pairedEntries(extract: tar.Extract, entries: Iterable<Entry> | AsyncIterable<Entry>): AsyncGenerator<{ te: AsyncIterable<Buffer> & { header: tar.Header; resume(): unknown }; e: Entry }> {
+  const expected = (async function* () {
+    for await (const e of entries) if (inTar(e)) yield e;
+  })();
+  for await (const te of extract) {
+    const name = te.header.name.replace(/\/+$/, '');
+    const next = await expected.next();
+    const e = next.done ? undefined : next.value;
+    if (!e || e.name !== name || e.type !== typeOfHeader(te.header.type)) throw new TreeMismatch(name, e?.name);
+    yield { te: te as unknown as AsyncIterable<Buffer> & { header: tar.Header; resume(): unknown }, e };
+  }
+  const left = await expected.next();
+  if (!left.done) throw new TreeMismatch('', undefined, left.value.path);
+}
+
 /** Reads a tar entry's data whole: small files are written in one call, several at once. */
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -322,9 +356,6 @@ async function readAll(stream: Readable): Promise<Buffer> {
  */
 export async function extractTree(file: string, entries: Iterable<Entry> | AsyncIterable<Entry>, destFor: (e: Entry) => string | undefined, onBytes?: (n: number) => void): Promise<void> {
   const archive = path.basename(file);
-  const expected = (async function* () {
-    for await (const e of entries) if (inTar(e)) yield e;
-  })();
   const breathe = timeSlicer();
   const check = async (e: Entry, dest: string, bytes: number, sha: string) => {
     if (bytes !== e.size || sha !== e.sha256) {
@@ -334,13 +365,7 @@ export async function extractTree(file: string, entries: Iterable<Entry> | Async
   };
   const extract = tarEntries(file);
   try {
-    for await (const te of extract) {
-      const name = te.header.name.replace(/\/+$/, '');
-      const next = await expected.next();
-      const e = next.done ? undefined : next.value;
-      if (!e || e.name !== name || e.type !== typeOfHeader(te.header.type)) {
-        throw new IntegrityError(`archive ${archive} holds '${shown(name)}' where its entries list ${e ? `'${shown(e.name)}'` : 'nothing more'}; refusing to restore`);
-      }
+    for await (const { te, e } of pairedEntries(extract, entries)) {
       const dest = e.type === 'file' ? destFor(e) : undefined;
       if (!dest) {
         te.resume();
@@ -360,8 +385,9 @@ export async function extractTree(file: string, entries: Iterable<Entry> | Async
       await pipeline(te, hashing, out);
       await check(e, dest, hashing.bytes, hashing.digest());
     }
-    const left = await expected.next();
-    if (!left.done) throw new IntegrityError(`archive ${archive} is missing ${left.value.path}`);
+  } catch (err) {
+    if (!(err instanceof TreeMismatch)) throw err;
+    throw new IntegrityError(err.missing !== undefined ? `archive ${archive} is missing ${err.missing}` : `archive ${archive} ${err.holds()}; refusing to restore`);
   } finally {
     extract.destroy();
   }
@@ -374,19 +400,9 @@ export async function extractTree(file: string, entries: Iterable<Entry> | Async
  */
 export async function checkTree(file: string, artifactPath: string, entries: AsyncIterable<Entry>, onBytes?: (n: number) => void): Promise<string[]> {
   const problems: string[] = [];
-  const expected = (async function* () {
-    for await (const e of entries) if (inTar(e)) yield e;
-  })();
   const extract = tarEntries(file);
   try {
-    for await (const te of extract) {
-      const name = te.header.name.replace(/\/+$/, '');
-      const next = await expected.next();
-      const e = next.done ? undefined : next.value;
-      if (!e || e.name !== name || e.type !== typeOfHeader(te.header.type)) {
-        problems.push(`${artifactPath}: holds '${shown(name)}' where its entries list ${e ? `'${shown(e.name)}'` : 'nothing more'}`);
-        return problems;
-      }
+    for await (const { te, e } of pairedEntries(extract, entries)) {
       if (e.type !== 'file') {
         te.resume();
         continue;
@@ -401,10 +417,9 @@ export async function checkTree(file: string, artifactPath: string, entries: Asy
       if (bytes !== e.size) problems.push(`${artifactPath}: ${e.path}: ${bytes} bytes, its entry says ${e.size}`);
       else if (hash.digest('hex') !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch`);
     }
-    const left = await expected.next();
-    if (!left.done) problems.push(`${artifactPath}: ${left.value.path} is missing from the archive`);
   } catch (err) {
-    problems.push(err instanceof IntegrityError ? err.message : `${artifactPath}: not a readable tar: ${(err as Error).message}`);
+    if (err instanceof TreeMismatch) problems.push(err.missing !== undefined ? `${artifactPath}: ${err.missing} is missing from the archive` : `${artifactPath}: ${err.holds()}`);
+    else problems.push(err instanceof IntegrityError ? err.message : `${artifactPath}: not a readable tar: ${(err as Error).message}`);
   } finally {
     extract.destroy();
   }
