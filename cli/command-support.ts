@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { CommanderError, type Command } from 'commander';
-import { checked, entrySchema, FORMAT, manifestSchema, manifestSchemaV1, type Entry, type Manifest } from '../common/manifest.js';
+import { checked, entrySchema, manifestSchemaOf, type Entry, type Manifest } from '../common/manifest.js';
 import { IntegrityError } from '../common/errors.js';
 import type { FilesChunk__Output as FilesChunk } from '../proto/generated/lsbackup/v1/FilesChunk.js';
 import { z } from 'zod';
@@ -61,7 +61,9 @@ export async function fetchManifest(cmd: Command, target: string, id: string): P
 /** The coordinator checked the manifest it read; the CLI still believes nothing unchecked it is sent. */
 function manifestFromCoordinator(json: string, id: string): Manifest {
   const raw = JSON.parse(json) as { format?: unknown };
-  return checked(raw.format === FORMAT ? manifestSchema : manifestSchemaV1, raw, `the manifest of ${id} the coordinator sent`) as Manifest;
+  const schema = manifestSchemaOf(raw.format);
+  if (!schema) throw new IntegrityError(`the manifest of ${id} the coordinator sent has format '${String(raw.format)}', which this lsbackup does not read`);
+  return checked(schema, raw, `the manifest of ${id} the coordinator sent`) as Manifest;
 }
 
 const fileLineSchema = z.object({ node: z.string(), component: z.string() }).and(entrySchema);

@@ -7,9 +7,11 @@ import { writeFileAtomic } from './fsutil.js';
 import { shown } from './quote.js';
 
 /** The on-disk shape of a backup set; docs/FORMAT.md is the reference. */
-export const FORMAT = 'lsbackup-set/2';
-/** Sets this version reads: format 1 (entries in the manifest, zip trees) and format 2. */
+export const FORMAT = 'lsbackup-set/3';
+/** Sets this version reads besides: format 2 (part records, tar trees) and format 1 (entries in the manifest, zip trees). */
+export const FORMAT_2 = 'lsbackup-set/2';
 export const FORMAT_1 = 'lsbackup-set/1';
+export type SetFormat = typeof FORMAT | typeof FORMAT_2 | typeof FORMAT_1;
 /** A part record (`<node>/<component>/part.json`, FORMAT.md "Format 2"). */
 export const PART_FORMAT = 'lsbackup-part/2';
 export const PART_RECORD = 'part.json';
@@ -37,7 +39,7 @@ export const partStatuses = ['ok', 'failed', 'skipped'] as const;
  */
 export const artifactSchema = z.object({
   path: z.string().min(1),
-  kind: z.enum(['zip', 'tar', 'stream', 'entries']),
+  kind: z.enum(['zip', 'tar', 'stream', 'entries', 'tree']),
   size: count,
   sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits'),
   mode: z.number().int().min(0).max(0xffff),
@@ -59,6 +61,10 @@ export const entrySchema = z.object({
   linkOf: z.string().min(1).optional(),
   dataExtents: z.array(z.tuple([count, count])).optional(),
   xattrs: z.record(z.string().regex(XATTR_NAME, 'expected an attribute name of printable ASCII without ='), z.string().regex(BASE64, 'expected base64')).optional(),
+  // Format 3 (FORMAT.md "Format 3"): the file's data in the store, and what the next backup compares.
+  pieces: z.array(z.string().regex(HEX64, 'expected 64 lower-case hex digits')).optional(),
+  inode: z.string().regex(/^\d{1,30}:\d{1,30}$/, 'expected <device>:<inode> in decimal').optional(),
+  ctimeNs: z.string().regex(/^\d{1,30}$/, 'expected nanoseconds as decimal digits').optional(),
 });
 
 /** Data a part keeps outside its set directory, as its component declared it (FORMAT.md 1.3). */
@@ -93,13 +99,20 @@ function checkArtifactPaths(p: { node: string; component: string; artifacts: Art
   });
 }
 
-/** Format 2: tar trees list their entries in one entries artifact, and only then. */
+/**
+ * Format 2: tar trees list their entries in one entries artifact, and only then. Format 3: tree
+ * artifacts are their own listings, and come without tar or entries artifacts.
+ */
 function checkEntriesArtifact(p: { artifacts: Artifact[]; entryCount: number }, ctx: z.RefinementCtx): void {
+  if (p.artifacts.some((a) => a.kind === 'tree')) {
+    if (p.artifacts.some((a) => a.kind !== 'tree' && a.kind !== 'stream')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'tree artifacts come only with stream artifacts (format 3)' });
+    return;
+  }
   const lists = p.artifacts.filter((a) => a.kind === 'entries').length;
   const trees = p.artifacts.some((a) => a.kind === 'tar');
   if (lists > 1 || (trees && lists === 0) || (!trees && lists > 0)) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'expected one entries artifact exactly when the part has a tar artifact' });
   if (p.artifacts.some((a) => a.kind === 'zip')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'zip artifacts belong to format 1' });
-  if (lists === 0 && p.entryCount !== 0) ctx.addIssue({ code: 'custom', path: ['entryCount'], message: 'entries counted but no entries artifact' });
+  if (lists === 0 && p.entryCount !== 0 && !p.artifacts.some((a) => a.kind === 'tree')) ctx.addIssue({ code: 'custom', path: ['entryCount'], message: 'entries counted but no entries artifact' });
 }
 
 /** A part of a format-1 manifest: its entries inline. */
@@ -108,7 +121,7 @@ export const partSchemaV1 = z
   .superRefine((p, ctx) => {
     checkArtifactPaths(p, ctx);
     const zips = new Set(p.artifacts.filter((a) => a.kind === 'zip').map((a) => a.path));
-    if (p.artifacts.some((a) => a.kind === 'tar' || a.kind === 'entries')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'tar and entries artifacts belong to format 2' });
+    if (p.artifacts.some((a) => a.kind === 'tar' || a.kind === 'entries' || a.kind === 'tree')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'tar, entries and tree artifacts belong to formats 2 and 3' });
     const firstOfLink = new Map<string, Entry>();
     p.entries.forEach((e, i) => {
       if (!zips.has(e.archive)) ctx.addIssue({ code: 'custom', path: ['entries', i, 'archive'], message: 'expected one of the zip artifacts of its part' });
@@ -118,21 +131,35 @@ export const partSchemaV1 = z
     });
   });
 
-/** What an agent writes to part.json (FORMAT.md "Format 2"). */
+/** What an agent writes to part.json (FORMAT.md "Format 2"; `newBytes` since format 3). */
 export const partRecordSchema = z
-  .object({ format: z.literal(PART_FORMAT), ...partFields, entryCount: count })
+  .object({ format: z.literal(PART_FORMAT), ...partFields, entryCount: count, newBytes: count.optional() })
   .superRefine((p, ctx) => {
     checkArtifactPaths(p, ctx);
     checkEntriesArtifact(p, ctx);
   });
 
+const checkRecordPath = (p: { node: string; component: string; record?: { path: string } }, ctx: z.RefinementCtx) => {
+  if (p.record && p.record.path !== `${p.node}/${p.component}/${PART_RECORD}`) ctx.addIssue({ code: 'custom', path: ['record', 'path'], message: `expected ${p.node}/${p.component}/${PART_RECORD}` });
+};
+
 /** A part of a format-2 manifest: its record's content, and which record it came from. */
 export const partSchemaV2 = z
-  .object({ ...partFields, entryCount: count, record: digestRef.optional() })
+  .object({ ...partFields, entryCount: count, newBytes: count.optional(), record: digestRef.optional() })
   .superRefine((p, ctx) => {
     checkArtifactPaths(p, ctx);
     checkEntriesArtifact(p, ctx);
-    if (p.record && p.record.path !== `${p.node}/${p.component}/${PART_RECORD}`) ctx.addIssue({ code: 'custom', path: ['record', 'path'], message: `expected ${p.node}/${p.component}/${PART_RECORD}` });
+    if (p.artifacts.some((a) => a.kind === 'tree')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'tree artifacts belong to format 3' });
+    checkRecordPath(p, ctx);
+  });
+
+/** A part of a format-3 manifest: as format 2's, with tree artifacts instead of tar and entries ones. */
+export const partSchemaV3 = z
+  .object({ ...partFields, entryCount: count, newBytes: count.optional(), record: digestRef.optional() })
+  .superRefine((p, ctx) => {
+    checkArtifactPaths(p, ctx);
+    if (p.artifacts.some((a) => a.kind !== 'tree' && a.kind !== 'stream')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'expected tree and stream artifacts only (format 3)' });
+    checkRecordPath(p, ctx);
   });
 
 /**
@@ -163,7 +190,8 @@ function metadataKeyProblem(e: Entry, firstOfLink: Map<string, Entry>): { key: s
  * the link is made (restore), since checking it here would keep every path in memory.
  */
 export function entryProblem(e: Entry, trees: Set<string>): { key: string; message: string } | undefined {
-  if (!trees.has(e.archive)) return { key: 'archive', message: 'expected one of the tar artifacts of its part' };
+  if (!trees.has(e.archive)) return { key: 'archive', message: 'expected one of the tree artifacts of its part' };
+  if (e.pieces !== undefined && (e.type !== 'file' || e.linkOf !== undefined)) return { key: 'pieces', message: 'only a file entry that is not a hard link has pieces' };
   if (e.linkOf !== undefined && e.type !== 'file') return { key: 'linkOf', message: 'only a file entry can be a hard link' };
   return metadataKeyProblem({ ...e, linkOf: undefined }, new Map());
 }
@@ -191,7 +219,13 @@ const completeOnlyIfAllOk = (m: { status: SetStatus; parts: { status: PartStatus
 };
 
 export const manifestSchemaV1 = z.object({ format: z.literal(FORMAT_1), ...manifestFields, parts: z.array(partSchemaV1) }).superRefine(completeOnlyIfAllOk);
-export const manifestSchema = z.object({ format: z.literal(FORMAT), ...manifestFields, parts: z.array(partSchemaV2) }).superRefine(completeOnlyIfAllOk);
+export const manifestSchemaV2 = z.object({ format: z.literal(FORMAT_2), ...manifestFields, parts: z.array(partSchemaV2) }).superRefine(completeOnlyIfAllOk);
+export const manifestSchema = z.object({ format: z.literal(FORMAT), ...manifestFields, parts: z.array(partSchemaV3) }).superRefine(completeOnlyIfAllOk);
+
+/** The schema of a manifest of the given format string; undefined for one this version does not read. */
+export function manifestSchemaOf(format: unknown) {
+  return format === FORMAT ? manifestSchema : format === FORMAT_2 ? manifestSchemaV2 : format === FORMAT_1 ? manifestSchemaV1 : undefined;
+}
 
 export type SetStatus = (typeof setStatuses)[number];
 export type PartStatus = (typeof partStatuses)[number];
@@ -205,7 +239,7 @@ export type PartRecord = z.output<typeof partRecordSchema>;
  * format 2 keeps them in the part's entries artifact (common/entries-file.ts reads both).
  */
 export type Part = Omit<z.output<typeof partSchemaV2>, 'component'> & { component: string; entries?: Entry[] };
-export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts' | 'format'> & { format: typeof FORMAT | typeof FORMAT_1; parts: Part[] };
+export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts' | 'format'> & { format: SetFormat; parts: Part[] };
 
 
 export function newSetId(now = new Date()): string {
@@ -273,12 +307,13 @@ export function parseManifest(text: string, file: string): Manifest {
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new IntegrityError(`manifest ${file} is not a JSON object`);
   const obj = raw as Record<string, unknown>;
-  if (obj.format !== FORMAT && obj.format !== FORMAT_1) throw new IntegrityError(`manifest ${file} has format '${shown(obj.format)}', this lsbackup reads ${FORMAT_1} and ${FORMAT}`);
+  const schema = manifestSchemaOf(obj.format);
+  if (!schema) throw new IntegrityError(`manifest ${file} has format '${shown(obj.format)}', this lsbackup reads ${FORMAT_1}, ${FORMAT_2} and ${FORMAT}`);
   const integrity = obj.integrity as { sha256?: unknown } | undefined;
   if (integrity && typeof integrity === 'object' && typeof integrity.sha256 === 'string' && integrity.sha256 !== manifestDigest(obj)) {
     throw new IntegrityError(`manifest ${file}: digest mismatch (integrity.sha256 does not match its content): it was changed or damaged after it was written`);
   }
-  const manifest = checked(obj.format === FORMAT ? manifestSchema : manifestSchemaV1, raw, `manifest ${file}`) as Manifest;
+  const manifest = checked(schema, raw, `manifest ${file}`) as Manifest;
   // After the digest and the schema: the digest covers the manifest as written, not this reading of it.
   for (const part of manifest.parts) {
     part.external ??= externalBefore13(part);

@@ -1,0 +1,250 @@
+import { closeSync, lstatSync, openSync, promises as fsp, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { IntegrityError, messageOf } from './errors.js';
+import { DIR_MODE, FILE_MODE, writeFileAtomic } from './fsutil.js';
+import { run } from './exec.js';
+
+/*
+ * The content store of format 3 (FORMAT.md "Format 3"): file data once per target, one gzip file
+ * per piece, named by the SHA-256 of the piece's bytes. Whether a piece is there is one lstat;
+ * nothing of the store is held in memory.
+ */
+
+export const STORE_DIR = 'store';
+export const STORE_FORMAT = 'lsbackup-store/1';
+/** Files are cut into pieces of this size; FORMAT.md says why fixed pieces. */
+export const PIECE_SIZE = 8 << 20;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+const gzip = promisify(zlib.gzip);
+const gunzip = promisify(zlib.gunzip);
+
+/** The pieces a file of `size` bytes is cut into: their count, and the size of the one at `i`. */
+export const pieceCount = (size: number): number => Math.ceil(size / PIECE_SIZE);
+export const pieceSizeAt = (size: number, i: number): number => Math.min(PIECE_SIZE, size - i * PIECE_SIZE);
+
+export const pieceId = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/** The store beside a set directory (`<target>/<id>` -> `<target>/store`). */
+export const storeOfSet = (setDir: string): Store => new Store(path.join(path.dirname(setDir), STORE_DIR));
+export const storeOfTarget = (target: string): Store => new Store(path.join(target, STORE_DIR));
+
+export class Store {
+  readonly dataDir: string;
+  readonly trashDir: string;
+  constructor(readonly dir: string) {
+    this.dataDir = path.join(dir, 'data');
+    this.trashDir = path.join(dir, 'trash');
+  }
+
+  /** Makes the store's directories (owner-only) and its store.json, once; several agents may race here. */
+  async ensure(): Promise<void> {
+    await fsp.mkdir(this.dataDir, { recursive: true, mode: DIR_MODE });
+    await fsp.mkdir(this.trashDir, { recursive: true, mode: DIR_MODE });
+    const names = new Set(await fsp.readdir(this.dataDir));
+    for (let i = 0; i < 256; i++) {
+      const ab = i.toString(16).padStart(2, '0');
+      if (!names.has(ab)) await fsp.mkdir(path.join(this.dataDir, ab), { mode: DIR_MODE }).catch((err: NodeJS.ErrnoException) => (err.code === 'EEXIST' ? undefined : Promise.reject(err)));
+    }
+    const desc = path.join(this.dir, 'store.json');
+    try {
+      const text = await fsp.readFile(desc, 'utf8');
+      const d = JSON.parse(text) as { format?: unknown; pieceSize?: unknown };
+      if (d.format !== STORE_FORMAT || d.pieceSize !== PIECE_SIZE) throw new IntegrityError(`${desc} describes a store this lsbackup does not write (${text.trim().slice(0, 200)})`);
+    } catch (err) {
+      if (err instanceof IntegrityError) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new IntegrityError(`${desc} is not readable: ${messageOf(err)}`);
+      await writeFileAtomic(desc, JSON.stringify({ format: STORE_FORMAT, pieceSize: PIECE_SIZE }) + '\n');
+    }
+  }
+
+  pieceFile(id: string): string {
+    return path.join(this.dataDir, id.slice(0, 2), id);
+  }
+
+  /** The trash directories, oldest first (their names are the seconds they were made at). */
+  trashRounds(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.trashDir);
+    } catch {
+      return [];
+    }
+    return names.filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b));
+  }
+
+  /** Where piece `id` is: data/, or a trash round a prune moved it to; undefined when it is in neither. */
+  locate(id: string, rounds = this.trashRounds()): string | undefined {
+    if (!HEX64.test(id)) throw new IntegrityError(`'${id.slice(0, 80)}' is not a piece id`);
+    const file = this.pieceFile(id);
+    if (lstatSync(file, { throwIfNoEntry: false })?.isFile()) return file;
+    for (const r of rounds) {
+      const t = path.join(this.trashDir, r, id.slice(0, 2), id);
+      if (lstatSync(t, { throwIfNoEntry: false })?.isFile()) return t;
+    }
+    return undefined;
+  }
+
+  /**
+   * Makes sure piece `id` is in data/: a piece a prune has just moved to the trash goes back
+   * (FORMAT.md "Garbage collection"). False when it is nowhere.
+   */
+  keep(id: string, rounds?: string[]): boolean {
+    const at = this.locate(id, rounds);
+    if (!at) return false;
+    const file = this.pieceFile(id);
+    if (at === file) return true;
+    try {
+      renameSync(at, file);
+      return true;
+    } catch (err) {
+      // Another agent (or the sweep) moved it in between: what matters is where it is now.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return lstatSync(file, { throwIfNoEntry: false })?.isFile() ?? false;
+      throw err;
+    }
+  }
+
+  /**
+   * Piece `id` as its bytes, checked: gunzipped, `size` long (when given) and hashing to its id.
+   * One line naming the piece when it is missing or differs.
+   */
+  async read(id: string, size?: number): Promise<Buffer> {
+    const file = this.locate(id);
+    if (!file) throw new IntegrityError(`piece ${id} is missing from the store`);
+    let data: Buffer;
+    try {
+      data = await gunzip(await fsp.readFile(file));
+    } catch (err) {
+      throw new IntegrityError(`piece ${id} is damaged: ${messageOf(err)}`);
+    }
+    return checkPiece(id, data, size);
+  }
+
+  /** As read(), synchronously: for the pieces of small files, which cost less this way than as promises. */
+  readSync(id: string, size?: number): Buffer {
+    const file = this.locate(id);
+    if (!file) throw new IntegrityError(`piece ${id} is missing from the store`);
+    let data: Buffer;
+    try {
+      data = zlib.gunzipSync(readFileSync(file));
+    } catch (err) {
+      throw new IntegrityError(`piece ${id} is damaged: ${messageOf(err)}`);
+    }
+    return checkPiece(id, data, size);
+  }
+}
+
+function checkPiece(id: string, data: Buffer, size?: number): Buffer {
+  if (size !== undefined && data.length !== size) throw new IntegrityError(`piece ${id} holds ${data.length} bytes where ${size} are expected`);
+  if (pieceId(data) !== id) throw new IntegrityError(`piece ${id} is damaged: its content does not hash to its name`);
+  return data;
+}
+
+/** Deflating costs CPU for nothing on data that is compressed already: its first 64 KiB at level 1 tell. */
+const PROBE = 64 * 1024;
+export function levelFor(data: Buffer, level: number): number {
+  if (level === 0 || data.length < PROBE) return level;
+  const probe = zlib.deflateRawSync(data.subarray(0, PROBE), { level: 1 });
+  return probe.length > PROBE * 0.9 ? 0 : level;
+}
+
+/** New pieces are made durable and named in batches of at most this many, or bytes. */
+const BATCH_PIECES = 4096;
+const BATCH_BYTES = 256 << 20;
+/** Pieces up to this size are compressed and written on the agent's thread; larger ones in the thread pool. */
+const SMALL_PIECE = 256 * 1024;
+
+/**
+ * Writes a backup's new pieces into the store, in the order FORMAT.md gives: every piece under a
+ * temp name, one syncfs for the batch, then the renames; finish() makes the names durable. A
+ * piece is never written twice, by this writer or anyone before it.
+ */
+export class PieceWriter {
+  private readonly pending = new Map<string, string>();
+  private pendingBytes = 0;
+  private readonly rounds: string[];
+  /** Bytes this writer added to the store (as stored). */
+  newBytes = 0;
+  newPieces = 0;
+  /** Pieces found in the store already. */
+  reused = 0;
+  private readonly suffix = `${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+
+  constructor(readonly store: Store) {
+    this.rounds = store.trashRounds();
+  }
+
+  /** Whether piece `id` is in the store (or this batch): back from the trash if a prune has just put it there. */
+  has(id: string): boolean {
+    if (this.pending.has(id)) return true;
+    return this.store.keep(id, this.rounds);
+  }
+
+  /** Stores `data` as piece `id` unless the store has it. */
+  async put(id: string, data: Buffer, level: number): Promise<void> {
+    if (this.has(id)) {
+      this.reused++;
+      return;
+    }
+    const tmp = path.join(this.store.dataDir, id.slice(0, 2), `.${id}.${this.suffix}`);
+    const lvl = levelFor(data, level);
+    const packed = data.length <= SMALL_PIECE ? zlib.gzipSync(data, { level: lvl }) : await gzip(data, { level: lvl });
+    const fd = openSync(tmp, 'w', FILE_MODE);
+    try {
+      for (let at = 0; at < packed.length; ) at += writeSync(fd, packed, at);
+    } finally {
+      closeSync(fd);
+    }
+    this.pending.set(id, tmp);
+    this.pendingBytes += packed.length;
+    this.newBytes += packed.length;
+    this.newPieces++;
+    if (this.pending.size >= BATCH_PIECES || this.pendingBytes >= BATCH_BYTES) await this.flush();
+  }
+
+  /** The batch's content made durable, then named: a piece under its name is always whole. */
+  private async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    await syncStore(this.store.dir);
+    for (const [id, tmp] of this.pending) renameSync(tmp, this.store.pieceFile(id));
+    this.pending.clear();
+    this.pendingBytes = 0;
+  }
+
+  /** Every piece written is named and durable: the part's record may be written after this. */
+  async finish(): Promise<void> {
+    await this.flush();
+    await syncStore(this.store.dir);
+  }
+
+  /** A failed part's temp pieces go; pieces already named stay for the next backup (or a prune). */
+  abort(): void {
+    for (const tmp of this.pending.values()) rmSync(tmp, { force: true });
+    this.pending.clear();
+  }
+}
+
+/**
+ * syncfs of the store's file system (NFS included): one call makes a whole batch durable, where
+ * an fsync per small piece would cost a disk flush each. coreutils' `sync -f` is the syncfs(2)
+ * call; Node has none.
+ */
+async function syncStore(dir: string): Promise<void> {
+  await run(['sync', '-f', dir]);
+}
+
+/** For a test or a repair: every piece file in data/ (ids), walked directory by directory. */
+export function* storedPieces(store: Store): Generator<string> {
+  let dirs: string[];
+  try {
+    dirs = readdirSync(store.dataDir);
+  } catch {
+    return;
+  }
+  for (const ab of dirs.sort()) {
+    for (const name of readdirSync(path.join(store.dataDir, ab)).sort()) if (HEX64.test(name)) yield name;
+  }
+}
