@@ -32,6 +32,8 @@ export class EntriesWriter {
   constructor(
     readonly file: string,
     readonly artifactPath: string,
+    /** `entries` (format 2: a part's one listing of its tar trees) or `tree` (format 3: a tree's own listing). */
+    readonly kind: 'entries' | 'tree' = 'entries',
   ) {
     this.done = pipeline(this.gzip, this.hashing, createWriteStream(file, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
     this.done.catch((err: Error) => (this.failure ??= err));
@@ -59,7 +61,7 @@ export class EntriesWriter {
     if (this.failure) throw this.failure;
     await fsyncPath(this.file);
     await fsp.chmod(this.file, FILE_MODE);
-    return { path: this.artifactPath, kind: 'entries', size: this.hashing.bytes, sha256: this.hashing.digest(), mode: 0o100600 };
+    return { path: this.artifactPath, kind: this.kind, size: this.hashing.bytes, sha256: this.hashing.digest(), mode: 0o100600 };
   }
 
   async abort(): Promise<void> {
@@ -70,13 +72,13 @@ export class EntriesWriter {
 }
 
 /**
- * The set path of a part's tree artifact by the name its component gave it: `<name>.tar.gz` or
- * `<name>.tar` (format 2), `<name>.zip` (format 1).
+ * The set path of a part's tree artifact by the name its component gave it:
+ * `<name>.tree.jsonl.gz` (format 3), `<name>.tar.gz` or `<name>.tar` (format 2), `<name>.zip` (format 1).
  */
 export function treeArtifactOf(part: Pick<Part, 'artifacts' | 'node' | 'component'>, name: string): string | undefined {
   const dir = `${part.node}/${part.component}/`;
-  const names = [`${dir}${name}.tar.gz`, `${dir}${name}.tar`, `${dir}${name}.zip`];
-  return part.artifacts.find((a) => (a.kind === 'tar' || a.kind === 'zip') && names.includes(a.path))?.path;
+  const names = [`${dir}${treeListingName(name)}`, `${dir}${name}.tar.gz`, `${dir}${name}.tar`, `${dir}${name}.zip`];
+  return part.artifacts.find((a) => (a.kind === 'tree' || a.kind === 'tar' || a.kind === 'zip') && names.includes(a.path))?.path;
 }
 
 /** The entries artifact of a format-2 part, if it has one. */
@@ -84,20 +86,49 @@ export function entriesArtifact(part: Pick<Part, 'artifacts'>): Artifact | undef
   return part.artifacts.find((a) => a.kind === 'entries');
 }
 
+/** Format 3's listing of a tree: `<name>.tree.jsonl.gz`. */
+export const treeListingName = (name: string): string => `${name}.tree.jsonl.gz`;
+
 /**
- * A part's entries, one by one, in archive order, of either format: format 1's from the
- * manifest, format 2's streamed from the entries artifact with every line checked (schema,
- * archive, extents) before it is given out. A damaged, truncated or malformed file ends it with
- * one line naming the file and the line. `archive` keeps only that archive's entries.
+ * A part's entries, one by one, in archive order, of any format: format 1's from the manifest,
+ * format 2's streamed from the entries artifact, format 3's from each tree artifact in turn, with
+ * every line checked (schema, archive, extents) before it is given out. A damaged, truncated or
+ * malformed file ends it with one line naming the file and the line. `archive` keeps only that
+ * archive's entries.
  */
 export async function* partEntries(setDir: string, part: Part, archive?: string): AsyncGenerator<Entry> {
   if (part.entries) {
     for (const e of part.entries) if (!archive || e.archive === archive) yield e;
     return;
   }
+  const trees = part.artifacts.filter((a) => a.kind === 'tree');
+  if (trees.length > 0) {
+    const names = new Set(trees.map((a) => a.path));
+    let n = 0;
+    for (const t of trees) {
+      if (archive && t.path !== archive) continue;
+      for await (const e of listingLines(setDir, t, names)) {
+        n++;
+        yield e;
+      }
+    }
+    // One tree alone cannot be counted against the part's total; its own SHA-256 vouches for it.
+    if (!archive && n !== part.entryCount) throw new IntegrityError(`the tree artifacts of ${part.node}/${part.component} hold ${n} entries, its part record says ${part.entryCount}`);
+    return;
+  }
   const list = entriesArtifact(part);
   if (!list) return;
-  const trees = new Set(part.artifacts.filter((a) => a.kind === 'tar').map((a) => a.path));
+  const tars = new Set(part.artifacts.filter((a) => a.kind === 'tar').map((a) => a.path));
+  let n = 0;
+  for await (const e of listingLines(setDir, list, tars)) {
+    n++;
+    if (!archive || e.archive === archive) yield e;
+  }
+  if (n !== part.entryCount) throw new IntegrityError(`${list.path} holds ${n} entries, its part record says ${part.entryCount}`);
+}
+
+/** The checked lines of one listing file (format 2's entries artifact, or a format-3 tree). */
+async function* listingLines(setDir: string, list: Artifact, trees: Set<string>): AsyncGenerator<Entry> {
   const file = path.join(setDir, list.path);
   const gunzip = zlib.createGunzip({ chunkSize: BATCH });
   const text = new PassThrough();
@@ -119,7 +150,7 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
       const e = checked(entrySchema, raw, where);
       const problem = entryProblem(e, trees);
       if (problem) throw new IntegrityError(`${where}: key '${shown(problem.key)}': ${problem.message}`);
-      if (!archive || e.archive === archive) yield e;
+      yield e;
     }
   } catch (err) {
     throw named(err);
@@ -128,7 +159,6 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
     text.destroy();
     await flowing;
   }
-  if (n !== part.entryCount) throw new IntegrityError(`${list.path} holds ${n} entries, its part record says ${part.entryCount}`);
 }
 
 /** A part's entries (of one archive) in memory: for restores, which plan directories and links over all of them. */
