@@ -9,7 +9,7 @@ import { agentStatus } from './agent-status.js';
 import type { AgentPool } from './agents.js';
 import { runBackup } from './backup.js';
 import { runRestore } from './restore.js';
-import { listSets, setFiles, showSet, verifySet } from './sets.js';
+import { listSets, setFiles, showSet, verifyAllSets, verifySet } from './sets.js';
 import { boundedEvent } from '../common/throttle.js';
 import { prune } from './prune.js';
 import type { Metrics } from './metrics.js';
@@ -46,7 +46,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
     })),
     Backup: run(opts, 'backup', async (req, emit, { signal, callerAnswers }) => {
       const started = Date.now();
-      const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force }, emit, signal, callerAnswers);
+      const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force, rehash: req.rehash }, emit, signal, callerAnswers);
       deps.metrics?.recordBackup(summary, Date.now() - started);
       return summary;
     }),
@@ -54,7 +54,8 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options, fromNode: req.fromNode }, emit, signal),
     ),
     Verify: run(opts, 'verify', async (req, emit) => {
-      const summary = await verifySet(req.target, req.backupId, emit, { quick: req.quick });
+      const opts = { quick: req.quick, sample: req.sample };
+      const summary = req.backupId ? await verifySet(req.target, req.backupId, emit, opts) : await verifyAllSets(req.target, emit, opts);
       deps.metrics?.recordVerify(summary);
       return summary;
     }),

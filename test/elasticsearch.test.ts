@@ -11,7 +11,7 @@ import { certificateProblem, nodeUrlOf } from '../agent/components/elasticsearch
 import { createComponents } from '../agent/components/index.js';
 import { duBytes, mkdirPrivate } from '../common/fsutil.js';
 import { commitSet } from '../common/commit.js';
-import { newSetId, setDir } from '../common/manifest.js';
+import { FORMAT_2, newSetId, setDir } from '../common/manifest.js';
 import { kibana, kibanaSchema } from '../agent/components/kibana.js';
 import { backupNode, releasePart, type AgentRuntime } from '../agent/runner.js';
 import { backupLocal, partsFromAnswers, restoreLocal, runtimeOf, tempDir, withEntries, type ManifestWithEntries } from './helpers/harness.js';
@@ -460,7 +460,7 @@ async function backupWithFacts(runs: { rt: AgentRuntime; facts: Record<string, s
     ),
   );
   const nodes = Object.fromEntries(runs.map(({ rt }) => [rt.node, { address: 'in-process' }]));
-  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes, notCovered: [] }, await partsFromAnswers(dir, results.flat()));
+  const manifest = await commitSet(dir, FORMAT_2, { id, startedAt, buildDir: '', nodes, notCovered: [] }, await partsFromAnswers(dir, results.flat()));
   return { id, manifest: await withEntries(dir, manifest) };
 }
 

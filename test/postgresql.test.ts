@@ -1,4 +1,5 @@
 import { after, before, test } from 'node:test';
+import { FORMAT_2 } from '../common/manifest.js';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -236,7 +237,7 @@ test('postgresql: a standby is skipped with its reason, a restore on it is refus
     ...(await backupNode(runtimeOf([component(primary!.port)], 'db1'), { backupId: id, target, node: 'db1', components: [], plans }, () => undefined, signal)),
     ...(await backupNode(runtimeOf([onStandby], 'db2'), { backupId: id, target, node: 'db2', components: [], plans }, () => undefined, signal)),
   ];
-  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: {}, notCovered: [] }, await partsFromAnswers(dir, results));
+  const manifest = await commitSet(dir, FORMAT_2, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: {}, notCovered: [] }, await partsFromAnswers(dir, results));
   const [onPrimary, skipped] = manifest.parts;
   assert.equal(onPrimary!.status, 'ok', onPrimary!.reason);
   assert.equal(skipped!.status, 'skipped');

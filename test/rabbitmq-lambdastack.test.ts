@@ -12,7 +12,7 @@ import { envSettings, parseEnabledPlugins, rabbitmq, rabbitmqSchema, servesManag
 import { commitSet } from '../common/commit.js';
 import { run } from '../common/exec.js';
 import { mkdirPrivate } from '../common/fsutil.js';
-import { newSetId, setDir } from '../common/manifest.js';
+import { FORMAT_2, newSetId, setDir } from '../common/manifest.js';
 import { partsFromAnswers, restoreLocal, runtimeOf as harnessRuntime, scratchSpace, withEntries, type ManifestWithEntries } from './helpers/harness.js';
 import { startRabbitSandbox, type RabbitSandbox } from './helpers/rabbit-sandbox.js';
 
@@ -69,7 +69,7 @@ async function backupWithFacts(comp: ReturnType<typeof rabbitmq>, facts: Record<
   await mkdirPrivate(dir);
   const rt = runtimeOf([comp]);
   const results = await backupNode(rt, { backupId: id, target, node: rt.node, components: [], plans: [{ component: 'rabbitmq', optional: false, facts }] }, () => undefined, new AbortController().signal);
-  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
+  const manifest = await commitSet(dir, FORMAT_2, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
   return { id, manifest: await withEntries(dir, manifest), target };
 }
 
