@@ -21,6 +21,8 @@ export interface CoordinatorDeps {
   log: Logger;
   agentPort: number;
   spaceMargin: number;
+  /** The format new sets are written in; 3 when absent. */
+  setFormat?: 2 | 3;
   insecure: boolean;
   metrics?: Metrics;
   /** Restores that `lsbackup cancel` (or the CLI's Ctrl-C) can ask to stop at their next safe point. */

@@ -4,7 +4,7 @@ import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import { InputError, IntegrityError, messageOf } from '../common/errors.js';
-import { MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
+import { FORMAT, MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
 import { checkArtifacts } from '../common/verify.js';
 import { sha256File } from '../common/hash.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
@@ -21,7 +21,10 @@ export function setInfoOf(m: Manifest, dirName = m.id): SetInfo {
   return {
     backupId: dirName,
     status: m.status,
-    bytes: m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0),
+    // Format 3: what the set restores (its data is in the store) and what it added; before: its files.
+    bytes: m.format === FORMAT ? m.parts.reduce((s, p) => s + p.bytes, 0) : m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0),
+    newBytes: m.format === FORMAT ? m.parts.reduce((s, p) => s + (p.newBytes ?? 0), 0) : m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0),
+    format: m.format,
     files: m.parts.reduce((s, p) => s + p.artifacts.length, 0),
     nodes: [...new Set(m.parts.map((p) => p.node))],
     components: [...new Set(m.parts.map((p) => p.component))],
