@@ -303,6 +303,8 @@ export async function extractStoreTree(store: Store, entries: Iterable<Entry> | 
   }
 }
 
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
 /** What verify found of each piece it read: undefined when good, else the problem. Shared by every tree and set of one run. */
 export type PieceVerdicts = Map<string, string | undefined>;
 
@@ -323,6 +325,10 @@ export async function checkStoreTree(store: Store, artifactPath: string, entries
         problems.push(`${artifactPath}: ${messageOf(err)}`);
         continue;
       }
+      // The whole file's sha256 is compared when its content is at hand: one piece is the file,
+      // and a file whose every piece is read in this pass is hashed on the way.
+      if (pieces.length <= 1 && (pieces[0] ?? EMPTY_SHA256) !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch (its line's sha256 is not its content's)`);
+      const whole = pieces.length > 1 && pieces.every((id) => !verdicts.has(id) && (!opts.sample || opts.sample(id))) ? createHash('sha256') : undefined;
       for (let i = 0; i < pieces.length; i++) {
         const id = pieces[i]!;
         if (!verdicts.has(id)) {
@@ -331,6 +337,7 @@ export async function checkStoreTree(store: Store, artifactPath: string, entries
           else {
             try {
               const data = await store.read(id, pieceSizeAt(e.size, i));
+              whole?.update(data);
               opts.onBytes?.(data.length);
             } catch (err) {
               verdict = messageOf(err);
@@ -344,6 +351,7 @@ export async function checkStoreTree(store: Store, artifactPath: string, entries
           opts.badPieces?.add(id);
         }
       }
+      if (whole && pieces.every((id) => !verdicts.get(id)) && whole.digest('hex') !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch (its pieces are good, the whole file's sha256 is not its line's)`);
     }
   } catch (err) {
     problems.push(err instanceof IntegrityError ? err.message : `${artifactPath}: not readable: ${messageOf(err)}`);

@@ -60,7 +60,7 @@ describe('failure safety', () => {
     assert.deepEqual(s.parts.filter((p) => p.status === 'ok').map((p) => p.node), ['node2', 'node3']);
 
     // The killed agent's half-written archive is in the set, listed nowhere: verify names it ...
-    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.tar.gz');
+    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.tree.jsonl.gz');
     assert.ok(await fsp.stat(orphan).catch(() => undefined), 'the killed agent left its half-written archive');
     const v = await c.cli(['verify', s.backupId, '-t', c.target]);
     assert.equal(v.code, 1);

@@ -99,14 +99,14 @@ export async function partsFromAnswers(dir: string, results: ComponentResult[]):
   return Promise.all(results.map((r) => partFromAnswer(dir, r)));
 }
 
-/** In-process backups write format 2 unless told (`format: 3`, with the parent set to compare against). */
+/** In-process backups write format 3 (with `parentId`, the set to compare against) unless told `format: 2`. */
 export async function backupLocal(rt: AgentRuntime, target: string, components: string[] = [], opts: { format?: 2 | 3; parentId?: string } = {}): Promise<{ id: string; manifest: ManifestWithEntries; events: ProgressEvent[] }> {
   const id = await freshId();
   const dir = setDir(target, id);
   await mkdirPrivate(dir);
   const events: ProgressEvent[] = [];
   const startedAt = new Date().toISOString();
-  const setFormat = opts.format ?? 2;
+  const setFormat = opts.format ?? 3;
   const results = await backupNode(rt, { backupId: id, target, node: rt.node, components, setFormat, parentId: opts.parentId ?? '' }, (e) => events.push(e), new AbortController().signal);
   const manifest = await commitSet(dir, setFormat === 3 ? FORMAT : FORMAT_2, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
   return { id, manifest: await withEntries(dir, manifest), events };
