@@ -183,7 +183,9 @@ export async function verifyAllSets(target: string, emit: (ev: ProgressEvent) =>
   for (const { info, manifest } of sets) {
     const id = info.backupId!;
     if (!manifest) {
-      reasons.push(`${id}: ${info.status}: ${info.reasons?.[0] ?? ''}`);
+      // An incomplete set is not damage (a backup running or cut off); a corrupt manifest is.
+      if (info.status === 'corrupt') reasons.push(`${id}: corrupt: ${info.reasons?.[0] ?? ''}`);
+      else emit({ phase: 'info', backupId: id, message: `${id}: ${info.status}, not verified: ${info.reasons?.[0] ?? ''}` });
       continue;
     }
     const badPieces = new Set<string>();
