@@ -277,11 +277,10 @@ async function* contentOf(store: Store, e: Entry, pieces: string[]): AsyncGenera
  */
 export async function extractStoreTree(store: Store, entries: Iterable<Entry> | AsyncIterable<Entry>, destFor: (e: Entry) => string | undefined, onBytes?: (n: number) => void): Promise<void> {
   const breathe = timeSlicer();
-  for await (const e of entries) {
-    if (e.type !== 'file' || e.linkOf) continue;
-    const dest = destFor(e);
-    if (!dest) continue;
-    const pieces = piecesOf(e);
+  // Large files are written several at once (each reading ahead of itself); small ones in turn, synchronously.
+  const running = new Set<Promise<void>>();
+  let failure: unknown;
+  const restoreOne = async (e: Entry, dest: string, pieces: string[]): Promise<void> => {
     try {
       if (e.size <= SMALL && !e.dataExtents) {
         // One synchronous read and write: for a file of a few KiB, a third of the CPU of the promise forms (timeSlicer).
@@ -289,8 +288,7 @@ export async function extractStoreTree(store: Store, entries: Iterable<Entry> | 
         if (pieceId(data) !== e.sha256) throw new IntegrityError(`its content does not match the sha256 of its line`);
         onBytes?.(data.length);
         writeFileSync(dest, data, { mode: FILE_MODE });
-        await breathe();
-        continue;
+        return;
       }
       const hashing = new HashingStream(onBytes);
       const out: Writable = e.dataExtents ? new SparseFileWriter(dest, e.dataExtents, e.size, FILE_MODE) : createWriteStream(dest, { mode: FILE_MODE, highWaterMark: 1 << 20 });
@@ -300,8 +298,31 @@ export async function extractStoreTree(store: Store, entries: Iterable<Entry> | 
       await fsp.rm(dest, { force: true });
       throw new IntegrityError(`${e.path}: ${messageOf(err)}; refusing to restore`);
     }
+  };
+  try {
+    for await (const e of entries) {
+      if (failure) break;
+      if (e.type !== 'file' || e.linkOf) continue;
+      const dest = destFor(e);
+      if (!dest) continue;
+      const pieces = piecesOf(e);
+      if (e.size <= SMALL && !e.dataExtents) {
+        await restoreOne(e, dest, pieces);
+        await breathe();
+        continue;
+      }
+      while (running.size >= FILES_AT_ONCE) await Promise.race(running);
+      const job: Promise<void> = restoreOne(e, dest, pieces).catch((err: unknown) => void (failure ??= err)).finally(() => running.delete(job));
+      running.add(job);
+    }
+  } finally {
+    await Promise.all(running);
   }
+  if (failure) throw failure;
 }
+
+/** Large files written at once by a restore: enough to keep the thread pool's gunzips and the disk busy. */
+const FILES_AT_ONCE = 3;
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
