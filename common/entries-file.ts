@@ -112,8 +112,8 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
         yield e;
       }
     }
-    // One tree alone cannot be counted against the part's total; its own SHA-256 vouches for it.
-    if (!archive && n !== part.entryCount) throw new IntegrityError(`${trees.map((t) => t.path).join(', ')} ${trees.length === 1 ? 'holds' : 'hold'} ${n} entries, its part record says ${part.entryCount}`);
+    // One tree of several cannot be counted against the part's total; its own SHA-256 vouches for it.
+    if ((!archive || trees.length === 1) && n !== part.entryCount) throw new IntegrityError(`${trees.map((t) => t.path).join(', ')} ${trees.length === 1 ? 'holds' : 'hold'} ${n} entries, its part record says ${part.entryCount}`);
     return;
   }
   const list = entriesArtifact(part);
@@ -133,7 +133,9 @@ async function* listingLines(setDir: string, list: Artifact, trees: Set<string>)
   const gunzip = zlib.createGunzip({ chunkSize: BATCH });
   const text = new PassThrough();
   // The pipeline hands its error to every stream of it, readline's input too: it is named below.
-  const flowing = pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), gunzip, text).catch(() => undefined);
+  // A damaged gzip (a truncated end) must not pass for a shorter listing: its error ends the reading.
+  let broken: unknown;
+  const flowing = pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), gunzip, text).catch((err: unknown) => void (broken ??= err));
   const named = (err: unknown) => (err instanceof IntegrityError ? err : new IntegrityError((err as NodeJS.ErrnoException).code === 'ENOENT' ? `${list.path} is missing` : `${list.path} is damaged: ${messageOf(err)}`));
   const lines = createInterface({ input: text, crlfDelay: Infinity });
   let n = 0;
@@ -152,6 +154,8 @@ async function* listingLines(setDir: string, list: Artifact, trees: Set<string>)
       if (problem) throw new IntegrityError(`${where}: key '${shown(problem.key)}': ${problem.message}`);
       yield e;
     }
+    await flowing;
+    if (broken) throw broken;
   } catch (err) {
     throw named(err);
   } finally {

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { IntegrityError, messageOf } from './errors.js';
-import { DIR_MODE, FILE_MODE, writeFileAtomic } from './fsutil.js';
+import { DIR_MODE, FILE_MODE } from './fsutil.js';
 import { run } from './exec.js';
 
 /*
@@ -32,6 +32,23 @@ export const pieceId = (data: Buffer): string => createHash('sha256').update(dat
 export const storeOfSet = (setDir: string): Store => new Store(path.join(path.dirname(setDir), STORE_DIR));
 export const storeOfTarget = (target: string): Store => new Store(path.join(target, STORE_DIR));
 
+/** Checks store.json, or writes it once: agents on several nodes may race, each renames the same bytes. */
+async function describe(desc: string): Promise<void> {
+  try {
+    const text = await fsp.readFile(desc, 'utf8');
+    const d = JSON.parse(text) as { format?: unknown; pieceSize?: unknown };
+    if (d.format !== STORE_FORMAT || d.pieceSize !== PIECE_SIZE) throw new IntegrityError(`${desc} describes a store this lsbackup does not write (${text.trim().slice(0, 200)})`);
+  } catch (err) {
+    if (err instanceof IntegrityError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new IntegrityError(`${desc} is not readable: ${messageOf(err)}`);
+    const tmp = `${desc}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    await fsp.writeFile(tmp, JSON.stringify({ format: STORE_FORMAT, pieceSize: PIECE_SIZE }) + '\n', { mode: FILE_MODE });
+    fsyncFile(tmp);
+    await fsp.rename(tmp, desc);
+    fsyncFile(path.dirname(desc));
+  }
+}
+
 export class Store {
   readonly dataDir: string;
   readonly trashDir: string;
@@ -50,15 +67,7 @@ export class Store {
       if (!names.has(ab)) await fsp.mkdir(path.join(this.dataDir, ab), { mode: DIR_MODE }).catch((err: NodeJS.ErrnoException) => (err.code === 'EEXIST' ? undefined : Promise.reject(err)));
     }
     const desc = path.join(this.dir, 'store.json');
-    try {
-      const text = await fsp.readFile(desc, 'utf8');
-      const d = JSON.parse(text) as { format?: unknown; pieceSize?: unknown };
-      if (d.format !== STORE_FORMAT || d.pieceSize !== PIECE_SIZE) throw new IntegrityError(`${desc} describes a store this lsbackup does not write (${text.trim().slice(0, 200)})`);
-    } catch (err) {
-      if (err instanceof IntegrityError) throw err;
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new IntegrityError(`${desc} is not readable: ${messageOf(err)}`);
-      await writeFileAtomic(desc, JSON.stringify({ format: STORE_FORMAT, pieceSize: PIECE_SIZE }) + '\n');
-    }
+    await describe(desc);
   }
 
   pieceFile(id: string): string {

@@ -153,7 +153,7 @@ describe('alert rules against a live coordinator and a real Prometheus', () => {
     await flipByte(zip, 40);
     r = await c.cli(['verify', completeId, '-t', c.target]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /node1\/haproxy\/files\.tar\.gz: sha256 mismatch/);
+    assert.match(r.stdout, /node1\/haproxy\/files\.tree\.jsonl\.gz: sha256 mismatch/);
     const a = await prom!.waitForAlert('LsbackupVerifyFailed', 'firing');
     assert.equal(a?.labels.severity, 'critical');
 

@@ -87,7 +87,7 @@ describe(`a tree of ${FILES.toLocaleString('en')} files through the CLI`, () => 
     // The record the agent wrote is what the manifest holds, and it names the entries file with its digest.
     const manifest = JSON.parse(await fsp.readFile(path.join(c.target, id, 'manifest.json'), 'utf8'));
     const record = JSON.parse(await fsp.readFile(path.join(c.target, id, 'node1/kibana/part.json'), 'utf8'));
-    assert.equal(manifest.format, 'lsbackup-set/2');
+    assert.equal(manifest.format, 'lsbackup-set/3');
     assert.equal(record.entryCount, FILES + FILES / PER_DIR + 1);
     assert.deepEqual(manifest.parts[0].artifacts, record.artifacts);
   });

@@ -129,7 +129,7 @@ describe('restore confinement (zip slip)', () => {
     await fsp.writeFile(path.join(app, 'app.conf'), 'good\n');
     target = tempDir('confine-target');
     rt = runtimeOf([filesComponent('haproxy', [app])]);
-    ({ id } = await backupLocal(rt, target));
+    ({ id } = await backupLocal(rt, target, [], { format: 2 }));
   });
   after(async () => {
     await fsp.rm(root, { recursive: true, force: true });
