@@ -18,7 +18,9 @@ import { DemoCluster, bin } from '../demo/cluster.js';
 import { partsFromAnswers, restoreLocal, runtimeOf } from '../test/helpers/harness.js';
 import type { DataSet } from './data.js';
 import { KiB, MiB } from './data.js';
+import { LongestLine } from './longest-line.js';
 import { cpuOf, fmtBytes, fmtMs, procKiB, q, sh, timeIt, type BenchRow } from './measure.js';
+import { cliOk, lastLine, treeCluster, type TreeCluster } from './tree-cluster.js';
 
 export interface Timed {
   ms: number;
@@ -99,62 +101,12 @@ export async function makeSmallFiles(root: string, count: number, seed: number):
   return { root, files: files!, bytes: bytes!, largest: 4096 };
 }
 
-/** The longest line (in bytes) seen on a stream, fed in chunks that may split lines anywhere. */
-export class LongestLine {
-  longest = 0;
-  lines = 0;
-  /** The first 120 characters of the longest line, to say what it was. */
-  sample = '';
-  private partial = '';
 
-  feed(chunk: Buffer | string): void {
-    const text = this.partial + chunk.toString();
-    const parts = text.split('\n');
-    this.partial = parts.pop()!;
-    for (const l of parts) this.take(l);
-  }
-
-  end(): this {
-    if (this.partial) this.take(this.partial);
-    this.partial = '';
-    return this;
-  }
-
-  private take(line: string): void {
-    this.lines++;
-    const n = Buffer.byteLength(line);
-    if (n > this.longest) {
-      this.longest = n;
-      this.sample = line.slice(0, 120);
-    }
-  }
-}
-
-interface TreeCluster {
-  c: DemoCluster;
-  /** Command prefix the daemons run under (the profiler), if any. */
-  wrap: string[];
-  agentPid: number;
-  coordinatorPid: number;
-  /** VmHWM of each fresh process, before its first backup. */
-  agentIdle: number;
-  coordinatorIdle: number;
-  agentLog: LongestLine;
-  coordinatorLog: LongestLine;
-}
 
 const fmtCount = (n: number) => n.toLocaleString('en-US');
 const FOUR_KIB = 4 * KiB;
 const RSS_LIMIT = 300 * MiB;
 
-/** The CLI run as the backup timer runs it: stdout and stderr are pipes, not a terminal, no --json. */
-async function cliOk(c: DemoCluster, args: string[], what: string): Promise<{ stdout: string; stderr: string }> {
-  const r = await c.cli(args);
-  if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${(r.stderr + r.stdout).slice(-1500)}`);
-  return r;
-}
-
-const lastLine = (s: string) => s.trim().split('\n').at(-1) ?? '';
 
 export class ScaleBench {
   readonly millionCount: number;
@@ -195,45 +147,10 @@ export class ScaleBench {
     return (this.small ??= this.tree('src-small', this.smallCount, 9));
   }
 
-  /**
-   * A one-node cluster whose only component, haproxy, is the tree; its processes' log lines are
-   * watched. With LSBACKUP_BENCH_CPU_PROF=<dir> the agent and coordinator run under
-   * `node --cpu-prof` (Node refuses it in NODE_OPTIONS) and write their profiles there on exit.
-   */
+
+  /** A tree cluster (tree-cluster.ts), stopped by close(). */
   private async treeCluster(tree: string): Promise<TreeCluster> {
-    const profDir = process.env.LSBACKUP_BENCH_CPU_PROF;
-    const wrap = profDir ? ['bash', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${q(path.resolve(profDir))} "$@"`] : undefined;
-    const c = await DemoCluster.create({
-      nodes: 1,
-      groups: [['haproxy']],
-      agentEnv: await this.kit.agentEnv(),
-      // No haproxy.cfg in the tree: restore has no config to check.
-      agentConfig: { components: { haproxy: { paths: [tree], config_file: path.join(tree, 'haproxy.cfg') } } },
-      nodeOverrides: [wrap ? { wrap } : undefined],
-    });
-    if (wrap) {
-      await c.startAgent(c.nodes[0]!);
-      const priv = c as unknown as { startDaemon(file: string, config: string, label: string, wrap: string[]): Promise<DemoCluster['coordinator']> };
-      c.coordinator = await priv.startDaemon(bin.coordinator, c.coordinatorConfigFile, 'coordinator', wrap);
-    } else {
-      await this.kit.startCluster(c);
-    }
-    const agent = c.nodes[0]!.process!;
-    const coordinator = c.coordinator!;
-    const agentLog = new LongestLine();
-    const coordinatorLog = new LongestLine();
-    for (const s of [agent.stdout!, agent.stderr!]) s.on('data', (d: Buffer) => agentLog.feed(d));
-    for (const s of [coordinator.stdout!, coordinator.stderr!]) s.on('data', (d: Buffer) => coordinatorLog.feed(d));
-    const tc: TreeCluster = {
-      c,
-      wrap: wrap ?? [],
-      agentPid: agent.pid!,
-      coordinatorPid: coordinator.pid!,
-      agentIdle: await procKiB(agent.pid!, 'VmHWM'),
-      coordinatorIdle: await procKiB(coordinator.pid!, 'VmHWM'),
-      agentLog,
-      coordinatorLog,
-    };
+    const tc = await treeCluster(this.kit, tree);
     this.clusters.push(tc);
     return tc;
   }
