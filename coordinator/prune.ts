@@ -8,12 +8,8 @@ import type { AgentPool } from './agents.js';
 import { holdingsOf, releaseHolding } from './release.js';
 import { retain } from './retention.js';
 import { readSets } from './sets.js';
+import { timeOfId } from './set-time.js';
 import { lockTarget } from './target.js';
-
-function timeOfId(id: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(id)!;
-  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-}
 
 /** Removes a set so that at no point does a half-deleted set look complete: the manifest goes first. */
 async function removeSetDir(target: string, id: string): Promise<void> {
