@@ -12,7 +12,11 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AgentPool } from '../coordinator/agents.js';
+import { prune } from '../coordinator/prune.js';
 import { collectGarbage, storeLine, type GcOptions, type GcResult } from '../coordinator/store-gc.js';
+import { clientCredentials } from '../common/tls.js';
+import type { PruneRequest__Output as PruneRequest } from '../proto/generated/lsbackup/v1/PruneRequest.js';
 import { sealManifest } from '../common/manifest.js';
 import { storeOfTarget, type Store } from '../common/store.js';
 import { humanBytes } from '../common/units.js';
@@ -32,6 +36,14 @@ const roundOf = (nowMs: number) => Math.floor(nowMs / 1000);
 const gc = (target: string, nowMs: number, more: Partial<GcOptions> = {}): Promise<GcResult> => collectGarbage(target, { graceMs: GRACE, dryRun: false, now: new Date(nowMs), ...more });
 const sameSet = (got: Set<string>, want: Iterable<string>, what: string) => assert.deepEqual([...got].sort(), [...new Set(want)].sort(), what);
 
+/** Set A of three pieces, and set B of A's third and one of its own: what only A names goes with A. */
+async function twoSets(target: string): Promise<{ a0: string; a1: string; a2: string; b: string[] }> {
+  const a = contents(3);
+  const [a0, a1, a2] = await writeStoreSet(target, ID_A, a);
+  const b = await writeStoreSet(target, ID_B, [a[2]!, ...contents(1)]);
+  return { a0, a1, a2, b };
+}
+
 /** Every file of the store with its size and mtime: what "nothing changed" compares. */
 async function snapshot(store: Store): Promise<string[]> {
   const out: string[] = [];
@@ -46,9 +58,7 @@ test('a piece no set names goes to the trash at one collection and is freed by a
   const target = tempDir('gc-a');
   const store = storeOfTarget(target);
   const t0 = Date.now() + 2 * HOUR;
-  const a = contents(3);
-  const [a0, a1, a2] = await writeStoreSet(target, ID_A, a);
-  const b = await writeStoreSet(target, ID_B, [a[2]!, ...contents(1)]);
+  const { a0, a1, a2, b } = await twoSets(target);
   const o = contents(2);
   const orphans = await putPieces(store, o);
   const orphanBytes = await storedBytes(store, orphans);
@@ -57,7 +67,7 @@ test('a piece no set names goes to the trash at one collection and is freed by a
   assert.equal(r.skipped, undefined);
   assert.deepEqual(r.trashed, { pieces: 2, bytes: orphanBytes });
   assert.deepEqual([r.freed.pieces, r.rescued.pieces, r.live], [0, 0, 4]);
-  sameSet(inData(store), [a0!, a1!, a2!, ...b], 'every named piece stays in data/');
+  sameSet(inData(store), [a0, a1, a2, ...b], 'every named piece stays in data/');
   sameSet(await inTrash(store, roundOf(t0)), orphans, 'the orphans are in the round of this collection');
   assert.deepEqual(await store.read(orphans[0]!), o[0], 'readers find a piece in the trash');
   assert.equal(storeLine(r, false), `store: 2 pieces (${humanBytes(orphanBytes)}) to the trash, 0 pieces (0 B) freed, 0 back`);
@@ -65,13 +75,13 @@ test('a piece no set names goes to the trash at one collection and is freed by a
   // Set A is pruned, and a set committed meanwhile names orphan 0 while it lies in the trash.
   await fsp.rm(path.join(target, ID_A), { recursive: true });
   await writeStoreSet(target, ID_C, [o[0]!], { namedOnly: true });
-  const aBytes = await storedBytes(store, [a0!, a1!]);
+  const aBytes = await storedBytes(store, [a0, a1]);
   const t1 = t0 + 30_000;
   r = await gc(target, t1);
   assert.deepEqual(r.trashed, { pieces: 2, bytes: aBytes }, 'what only the pruned set named goes to the trash');
   assert.deepEqual([r.freed.pieces, r.rescued.pieces], [0, 0], 'the first round is within the grace period: not swept yet');
-  sameSet(await inTrash(store, roundOf(t1)), [a0!, a1!], 'a second round');
-  assert.ok(inData(store).has(a2!), 'a piece set B still names stays');
+  sameSet(await inTrash(store, roundOf(t1)), [a0, a1], 'a second round');
+  assert.ok(inData(store).has(a2), 'a piece set B still names stays');
 
   r = await gc(target, t0 + GRACE + 1000);
   assert.deepEqual(r.rescued, { pieces: 1, bytes: await storedBytes(store, [orphans[0]!]) }, 'the piece set C names goes back');
@@ -170,9 +180,7 @@ test('--dry-run changes nothing and reports what the real run then does, bytes i
   const target = tempDir('gc-d');
   const store = storeOfTarget(target);
   const t0 = Date.now() + 2 * HOUR;
-  const a = contents(3);
-  const [a0, a1] = await writeStoreSet(target, ID_A, a);
-  const b = await writeStoreSet(target, ID_B, [a[2]!, ...contents(1)]);
+  const { a0, a1, b } = await twoSets(target);
   const o = contents(2);
   const orphans = await putPieces(store, o);
   await gc(target, t0);
@@ -184,7 +192,7 @@ test('--dry-run changes nothing and reports what the real run then does, bytes i
   const tmp = path.join(store.dataDir, '00', `.${'0'.repeat(64)}.4242.0123456789ab.tmp`);
   await fsp.writeFile(tmp, randomBytes(1000));
   const want = {
-    trashed: { pieces: 2, bytes: await storedBytes(store, [a0!, a1!]) },
+    trashed: { pieces: 2, bytes: await storedBytes(store, [a0, a1]) },
     freed: { pieces: 1, bytes: await storedBytes(store, [orphans[1]!]) },
     rescued: { pieces: 1, bytes: await storedBytes(store, [orphans[0]!]) },
     young: { pieces: 1, bytes: await storedBytes(store, [young!]) },
@@ -305,4 +313,39 @@ test('SIGKILL of a collection at random points loses no piece a set names, and t
     await fsp.rm(path.dirname(target), { recursive: true });
   }
   assert.ok(cutShort >= 3, `the kills land in the middle of the collection (${cutShort} of 6 did; it takes ${Math.round(ms)} ms)`);
+});
+
+/** What the CLI sends for `prune` and `delete` (cli/commands/prune.ts), here straight to the coordinator's prune. */
+const request = (target: string, more: Partial<PruneRequest>): PruneRequest => ({ target, keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, dryRun: false, incompleteGraceHours: 0, removeIds: [], ...more });
+// No set here keeps data outside its directory: prune never calls an agent, so none is listening.
+const pool = new AgentPool(clientCredentials(undefined, true), 1000);
+
+test('prune and delete collect the store after removing sets, under the lock; their dry runs count what the sets they would remove name', async () => {
+  const target = tempDir('gc-prune');
+  const store = storeOfTarget(target);
+  const t0 = Date.now() + 2 * HOUR;
+  const { a0, a1, b } = await twoSets(target);
+  const aBytes = await storedBytes(store, [a0, a1]);
+  const opts = (nowMs: number) => ({ storeGraceMs: GRACE, now: new Date(nowMs) });
+
+  const before = await snapshot(store);
+  let r = await prune(request(target, { keepLast: 1, dryRun: true }), pool, opts(t0));
+  assert.deepEqual(r.removed, [ID_A]);
+  assert.equal(r.reasons?.at(-1), `store: would move 2 pieces (${humanBytes(aBytes)}) to the trash, would free 0 pieces (0 B), 0 would go back`);
+  assert.deepEqual(await snapshot(store), before);
+
+  r = await prune(request(target, { keepLast: 1 }), pool, opts(t0));
+  assert.deepEqual(r.removed, [ID_A]);
+  assert.equal(r.reasons?.at(-1), `store: 2 pieces (${humanBytes(aBytes)}) to the trash, 0 pieces (0 B) freed, 0 back`);
+  sameSet(inData(store), b, 'data/ holds what the remaining set names');
+
+  // delete is a prune of named sets; its line frees the round of the first prune once it is old.
+  const bBytes = await storedBytes(store, b);
+  r = await prune(request(target, { removeIds: [ID_B], dryRun: true }), pool, opts(t0 + GRACE + 1000));
+  assert.equal(r.reasons?.at(-1), `store: would move 2 pieces (${humanBytes(bBytes)}) to the trash, would free 2 pieces (${humanBytes(aBytes)}), 0 would go back`);
+  r = await prune(request(target, { removeIds: [ID_B] }), pool, opts(t0 + GRACE + 1000));
+  assert.deepEqual(r.removed, [ID_B]);
+  assert.equal(r.reasons?.at(-1), `store: 2 pieces (${humanBytes(bBytes)}) to the trash, 2 pieces (${humanBytes(aBytes)}) freed, 0 back`);
+  assert.equal(inData(store).size, 0);
+  await assert.rejects(fsp.stat(path.join(target, '.lsbackup.lock')), { code: 'ENOENT' }, 'the lock is given back');
 });
