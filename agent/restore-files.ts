@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { Entry, Part } from '../common/manifest.js';
 import { extractVerified, entryNameOf } from '../common/archive.js';
 import { extractTree } from '../common/tar-tree.js';
+import { extractStoreTree } from '../common/store-tree.js';
+import { storeOfSet } from '../common/store.js';
 import { loadEntries } from '../common/entries-file.js';
 import { CancelledError, IntegrityError, PermissionError } from '../common/errors.js';
 import { finishMetadata } from '../common/final-meta.js';
@@ -271,7 +273,8 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
       for (const arch of archives) {
         const allOfArchive = everything.filter((e) => e.archive === arch);
         const kind = a.part.artifacts.find((x) => x.path === arch)!.kind;
-        if (kind === 'tar') await extractTree(path.join(a.setDir, arch), allOfArchive, destFor, a.onBytes);
+        if (kind === 'tree') await extractStoreTree(storeOfSet(a.setDir), allOfArchive, destFor, a.onBytes);
+        else if (kind === 'tar') await extractTree(path.join(a.setDir, arch), allOfArchive, destFor, a.onBytes);
         else await extractVerified(path.join(a.setDir, arch), allOfArchive, destFor, a.onBytes);
       }
       for (const { member, holder } of links.links) {

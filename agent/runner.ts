@@ -6,8 +6,8 @@ import type { Logger } from 'winston';
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/generated/lsbackup/v1/AgentReleaseReply.js';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
-import { treeFileName, writeTree } from '../common/tar-tree.js';
-import { ENTRIES_FILE, EntriesWriter, loadEntries, treeArtifactOf } from '../common/entries-file.js';
+import { loadEntries, treeArtifactOf } from '../common/entries-file.js';
+import { PartTrees, openStoreRun, type StoreRun } from './part-trees.js';
 import { writePartRecord } from '../common/part-record.js';
 import { InputError, IntegrityError, PermissionError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, isInside, mkdirPrivate } from '../common/fsutil.js';
@@ -80,7 +80,7 @@ function relOf(setDir: string, abs: string): string {
   return path.relative(setDir, abs).split(path.sep).join('/');
 }
 
-async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | undefined, backupId: string, setDir: string, node: string, emit: Emit, signal: AbortSignal): Promise<ComponentResult> {
+async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | undefined, backupId: string, setDir: string, node: string, emit: Emit, signal: AbortSignal, storeRun: StoreRun | undefined): Promise<ComponentResult> {
   const started = Date.now();
   const found = await lookFor(rt, c);
   if (!found.present) {
@@ -96,8 +96,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
   const outDir = path.join(setDir, node, c.name);
   const log = rt.log.child({ backupId, node, component: c.name });
   const artifacts: Artifact[] = [];
-  // Opened by the first tree: a part of dumps alone has no entries artifact.
-  let entries: EntriesWriter | undefined;
+  let trees = new PartTrees(storeRun, setDir, outDir, { node, component: c.name });
   const meta: Record<string, string> = {};
   const external = new Map<string, ExternalData>();
   const total = await c.estimateBytes().catch(() => 0);
@@ -120,12 +119,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     facts: { ...(plan?.facts ?? {}) },
     async addTree(name, sources, opts) {
       const level = opts?.level ?? rt.compressionLevel;
-      const file = path.join(outDir, treeFileName(name, level));
-      if (!entries) {
-        const list = path.join(outDir, ENTRIES_FILE);
-        entries = new EntriesWriter(list, relOf(setDir, list));
-      }
-      const artifact = await writeTree(file, relOf(setDir, file), sources, { level, exclude: opts?.exclude, onBytes: (n) => progress(n), signal, report: (line) => progress(0, line), entries });
+      const artifact = await trees.add(name, sources, { level, exclude: opts?.exclude, linked: opts?.linked, onBytes: (n) => progress(n), signal, report: (line) => progress(0, line) });
       artifacts.push(artifact);
       return artifact;
     },
@@ -147,11 +141,15 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
   /** The part's record goes to the shared location, last; the answer only names it (FORMAT.md "Format 2"). */
   const result = async (status: PartStatus, reason: string): Promise<ComponentResult> => {
     let entryCount = 0;
-    if (entries && status !== 'failed') {
-      artifacts.push(await entries.finish());
-      entryCount = entries.count;
+    let newBytes = 0;
+    if (status !== 'failed') {
+      const t = await trees.finish();
+      artifacts.push(...t.artifacts);
+      entryCount = t.entryCount;
+      newBytes = t.newBytes;
     }
-    const part = { node, component: c.name, status, reason, artifacts, bytes: artifacts.reduce((s, a) => s + a.size, 0), durationMs: Date.now() - started, meta, external: [...external.values()], entryCount };
+    const inSet = artifacts.reduce((s, a) => s + a.size, 0);
+    const part = { node, component: c.name, status, reason, artifacts, bytes: inSet + trees.dataBytes, durationMs: Date.now() - started, meta, external: [...external.values()], entryCount, ...(storeRun ? { newBytes: newBytes + inSet } : {}) };
     await mkdirPrivate(outDir);
     const record = await writePartRecord(setDir, part);
     return { ...part, artifacts: artifacts.map((a) => ({ ...a })), record };
@@ -166,10 +164,10 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     const reason = messageOf(err);
     log.error(`backup failed: ${reason}`);
     // A failed component leaves nothing behind that could pass for its backup: only its record, which says it failed.
-    await entries?.abort();
+    await trees.abort();
     await fsp.rm(outDir, { recursive: true, force: true }).catch(() => undefined);
     artifacts.length = 0;
-    entries = undefined;
+    trees = new PartTrees(storeRun, setDir, outDir, { node, component: c.name });
     try {
       return await result('failed', reason);
     } catch (recordErr) {
@@ -183,7 +181,7 @@ const entryCountOf = (r: ComponentResult): number => Number(r.entryCount);
 /** Backs up this node's components in parallel, straight into the set directory on the shared location. */
 export async function backupNode(
   rt: AgentRuntime,
-  req: { backupId: string; target: string; node: string; components: string[]; plans?: ComponentPlan[] },
+  req: { backupId: string; target: string; node: string; components: string[]; plans?: ComponentPlan[]; setFormat?: number; parentId?: string },
   emit: Emit,
   signal: AbortSignal,
 ): Promise<ComponentResult[]> {
@@ -199,7 +197,9 @@ export async function backupNode(
     await journal(rt.stateDir, `backup-${backupId}-${node}`, { kind: 'backup', backupId, setDir, node });
     await mkdirPrivate(path.join(setDir, node));
     const plans = new Map((req.plans ?? []).map((p) => [p.component, p]));
-    const results = await Promise.all(chosen.map((c) => backupOne(rt, c, plans.get(c.name), backupId, setDir, node, emit, signal)));
+    // Format 3 when the coordinator asks for it (FORMAT.md "Format 3"); an older coordinator sends no format.
+    const storeRun = req.setFormat === 3 ? await openStoreRun(req.target, setDir, req.parentId ?? '', (line) => emit({ node, phase: 'info', message: line, backupId })) : undefined;
+    const results = await Promise.all(chosen.map((c) => backupOne(rt, c, plans.get(c.name), backupId, setDir, node, emit, signal, storeRun)));
     for (const r of results) {
       emit({ node, component: r.component, phase: r.status === 'ok' ? 'done' : r.status, message: r.reason, bytesDone: r.bytes, bytesTotal: r.bytes, result: r, backupId });
     }

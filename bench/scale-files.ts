@@ -12,7 +12,7 @@ import { filesComponent } from '../agent/components/files.js';
 import { backupNode } from '../agent/runner.js';
 import { commitSet } from '../common/commit.js';
 import { mkdirPrivate } from '../common/fsutil.js';
-import { newSetId, setDir } from '../common/manifest.js';
+import { FORMAT_2, newSetId, setDir } from '../common/manifest.js';
 import YAML from 'yaml';
 import { DemoCluster, bin } from '../demo/cluster.js';
 import { partsFromAnswers, restoreLocal, runtimeOf } from '../test/helpers/harness.js';
@@ -492,7 +492,7 @@ async function backupInProcess(rt: ReturnType<typeof runtimeOf>, target: string)
   await mkdirPrivate(dir);
   const startedAt = new Date().toISOString();
   const results = await backupNode(rt, { backupId: id, target, node: rt.node, components: [] }, () => undefined, new AbortController().signal);
-  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
+  const manifest = await commitSet(dir, FORMAT_2, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
   if (manifest.status !== 'complete') throw new Error(`backup ${manifest.status}: ${manifest.reasons.join('; ')}`);
   return id;
 }

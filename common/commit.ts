@@ -1,7 +1,7 @@
 import type { ComponentResult__Output as ComponentResult } from '../proto/generated/lsbackup/v1/ComponentResult.js';
 import { messageOf } from './errors.js';
 import { readPartRecord } from './part-record.js';
-import { FORMAT, setStatusOf, writeManifest, type Manifest, type Part } from './manifest.js';
+import { setStatusOf, writeManifest, type Manifest, type Part, type SetFormat } from './manifest.js';
 
 export const VERSION = '0.1.0';
 
@@ -30,6 +30,7 @@ export async function partFromAnswer(setDir: string, r: ComponentResult): Promis
  */
 export async function commitSet(
   dir: string,
+  format: SetFormat,
   base: Omit<Manifest, 'format' | 'status' | 'reasons' | 'finishedAt' | 'parts' | 'coordinatorVersion'>,
   parts: Part[],
   extraReasons: string[] = [],
@@ -37,7 +38,7 @@ export async function commitSet(
   const reasons = [...parts.filter((p) => p.status === 'failed').map((p) => `${p.node}/${p.component}: ${p.reason}`), ...extraReasons];
   let status = setStatusOf(parts);
   if (extraReasons.length > 0 && status === 'complete') status = 'partial';
-  const manifest: Manifest = { format: FORMAT, ...base, coordinatorVersion: VERSION, status, reasons, finishedAt: new Date().toISOString(), parts };
+  const manifest: Manifest = { format, ...base, coordinatorVersion: VERSION, status, reasons, finishedAt: new Date().toISOString(), parts };
   await writeManifest(dir, manifest);
   return manifest;
 }

@@ -113,7 +113,7 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
       }
     }
     // One tree alone cannot be counted against the part's total; its own SHA-256 vouches for it.
-    if (!archive && n !== part.entryCount) throw new IntegrityError(`the tree artifacts of ${part.node}/${part.component} hold ${n} entries, its part record says ${part.entryCount}`);
+    if (!archive && n !== part.entryCount) throw new IntegrityError(`${trees.map((t) => t.path).join(', ')} ${trees.length === 1 ? 'holds' : 'hold'} ${n} entries, its part record says ${part.entryCount}`);
     return;
   }
   const list = entriesArtifact(part);

@@ -22,18 +22,16 @@ const isZero = (b: Buffer): boolean => {
 const ZERO = Buffer.alloc(1 << 16);
 
 /**
- * A pass-through that finds the data extents of a file as it is read: every block of the file
- * system's block size that is all zeros counts as a hole (Node 20 has no SEEK_DATA/SEEK_HOLE). A
- * block that straddles two chunks counts as data; reads of a regular file give whole chunks, so
- * that is only ever the last one.
+ * Finds the data extents of a file from its content, chunk after chunk in order: every block of
+ * the file system's block size that is all zeros counts as a hole (Node 20 has no
+ * SEEK_DATA/SEEK_HOLE). A block that straddles two chunks counts as data; reads of a regular
+ * file give whole chunks, so that is only ever the last one.
  */
-export class DataExtentScanner extends Transform {
+export class ExtentFinder {
   private position = 0;
   private readonly found: Extent[] = [];
-  constructor(private readonly blockSize: number) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  constructor(private readonly blockSize: number) {}
+  add(chunk: Buffer): void {
     for (let at = 0; at < chunk.length; ) {
       const abs = this.position + at;
       const end = Math.min(chunk.length, at + this.blockSize - (abs % this.blockSize));
@@ -41,7 +39,6 @@ export class DataExtentScanner extends Transform {
       at = end;
     }
     this.position += chunk.length;
-    cb(null, chunk);
   }
   private addData(offset: number, length: number): void {
     const last = this.found.at(-1);
@@ -50,6 +47,27 @@ export class DataExtentScanner extends Transform {
   }
   extents(): Extent[] {
     return this.found;
+  }
+  /** The extents, unless the file turned out to be all data (then it is not recorded as sparse). */
+  sparseExtents(size: number): Extent[] | undefined {
+    const f = this.found;
+    return f.length === 1 && f[0]![0] === 0 && f[0]![1] === size ? undefined : f;
+  }
+}
+
+/** ExtentFinder as a pass-through stream, for a file that streams into an archive. */
+export class DataExtentScanner extends Transform {
+  private readonly finder: ExtentFinder;
+  constructor(blockSize: number) {
+    super({ highWaterMark: 1 << 20 });
+    this.finder = new ExtentFinder(blockSize);
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.finder.add(chunk);
+    cb(null, chunk);
+  }
+  extents(): Extent[] {
+    return this.finder.extents();
   }
 }
 

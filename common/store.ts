@@ -1,4 +1,4 @@
-import { closeSync, lstatSync, openSync, promises as fsp, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, promises as fsp, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -154,6 +154,8 @@ export function levelFor(data: Buffer, level: number): number {
 /** New pieces are made durable and named in batches of at most this many, or bytes. */
 const BATCH_PIECES = 4096;
 const BATCH_BYTES = 256 << 20;
+/** Up to this many files (or directories) are fsynced one by one; more take one syncfs. */
+const FSYNC_EACH = 16;
 /** Pieces up to this size are compressed and written on the agent's thread; larger ones in the thread pool. */
 const SMALL_PIECE = 256 * 1024;
 
@@ -164,6 +166,8 @@ const SMALL_PIECE = 256 * 1024;
  */
 export class PieceWriter {
   private readonly pending = new Map<string, string>();
+  /** Directories (`<ab>`) pieces were renamed into since the last finish(). */
+  private readonly renamedIn = new Set<string>();
   private pendingBytes = 0;
   private readonly rounds: string[];
   /** Bytes this writer added to the store (as stored). */
@@ -205,11 +209,18 @@ export class PieceWriter {
     if (this.pending.size >= BATCH_PIECES || this.pendingBytes >= BATCH_BYTES) await this.flush();
   }
 
-  /** The batch's content made durable, then named: a piece under its name is always whole. */
+  /**
+   * The batch's content made durable, then named: a piece under its name is always whole. A few
+   * pieces are fsynced one by one: syncfs also flushes whatever else is dirty on that file system.
+   */
   private async flush(): Promise<void> {
     if (this.pending.size === 0) return;
-    await syncStore(this.store.dir);
-    for (const [id, tmp] of this.pending) renameSync(tmp, this.store.pieceFile(id));
+    if (this.pending.size <= FSYNC_EACH) for (const tmp of this.pending.values()) fsyncFile(tmp);
+    else await syncStore(this.store.dir);
+    for (const [id, tmp] of this.pending) {
+      renameSync(tmp, this.store.pieceFile(id));
+      this.renamedIn.add(id.slice(0, 2));
+    }
     this.pending.clear();
     this.pendingBytes = 0;
   }
@@ -217,7 +228,9 @@ export class PieceWriter {
   /** Every piece written is named and durable: the part's record may be written after this. */
   async finish(): Promise<void> {
     await this.flush();
-    await syncStore(this.store.dir);
+    if (this.renamedIn.size <= FSYNC_EACH) for (const ab of this.renamedIn) fsyncFile(path.join(this.store.dataDir, ab));
+    else await syncStore(this.store.dir);
+    this.renamedIn.clear();
   }
 
   /** A failed part's temp pieces go; pieces already named stay for the next backup (or a prune). */
@@ -232,6 +245,15 @@ export class PieceWriter {
  * an fsync per small piece would cost a disk flush each. coreutils' `sync -f` is the syncfs(2)
  * call; Node has none.
  */
+function fsyncFile(file: string): void {
+  const fd = openSync(file, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function syncStore(dir: string): Promise<void> {
   await run(['sync', '-f', dir]);
 }

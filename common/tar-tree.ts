@@ -1,4 +1,5 @@
-import { closeSync, createReadStream, createWriteStream, lstatSync, openSync, promises as fsp, readSync, readdirSync, readlinkSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, writeFileSync, type BigIntStats } from 'node:fs';
+import { SMALL, walkTree, type Found } from './tree-walk.js';
 import { timeSlicer } from './parallel.js';
 import path from 'node:path';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
@@ -38,8 +39,6 @@ export interface TreeOptions {
 /** The file name of a tree artifact: `.tar.gz`, or `.tar` when nothing is compressed. */
 export const treeFileName = (base: string, level: number): string => `${base}${level === 0 ? '.tar' : '.tar.gz'}`;
 
-/** Files up to this size are read whole, ahead of the archive, several at once; larger ones stream. */
-const SMALL = 256 * 1024;
 /** What archiver may hold that it has not yet written: appends wait beyond either. */
 const QUEUED_ENTRIES = 512;
 const QUEUED_BYTES = 32 << 20;
@@ -70,49 +69,6 @@ class Coalesce extends Transform {
     this.push(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length));
     this.parts = [];
     this.length = 0;
-  }
-}
-
-interface Found {
-  abs: string;
-  st: BigIntStats;
-  /** A small file's content, or a symlink's target: read as the walk finds it. */
-  data?: Buffer | string;
-}
-
-/** Reads a small file whole; one that grew since its lstat is read to its end. */
-function readSmall(abs: string, size: number): Buffer {
-  const fd = openSync(abs, 'r');
-  try {
-    let buf = Buffer.allocUnsafe(size + 1);
-    let got = 0;
-    for (;;) {
-      if (got === buf.length) buf = Buffer.concat([buf, Buffer.allocUnsafe(buf.length)]);
-      const n = readSync(fd, buf, got, buf.length - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Depth first, names sorted (as the entries file lists them). Synchronous calls: per small file
- * they cost a third of the CPU of their promise forms (common/parallel.ts timeSlicer, which the
- * caller uses to give the event loop its turns). Large files are only lstat'ed here and stream later.
- */
-function* walk(abs: string, st: BigIntStats, exclude?: (p: string) => boolean): Generator<Found> {
-  let data: Buffer | string | undefined;
-  if (st.isSymbolicLink()) data = readlinkSync(abs);
-  else if (st.isFile() && st.size <= SMALL && !mayBeSparse(st) && st.nlink === 1n) data = readSmall(abs, Number(st.size));
-  yield { abs, st, data };
-  if (!st.isDirectory()) return;
-  for (const name of readdirSync(abs).sort()) {
-    const child = path.join(abs, name);
-    if (exclude?.(child)) continue;
-    yield* walk(child, lstatSync(child, { bigint: true }), exclude);
   }
 }
 
@@ -270,7 +226,7 @@ export async function writeTree(outFile: string, artifactPath: string, sources: 
       toldNoGetfattr ||= !read;
       xattrs = read ?? new Map();
       const breathe = timeSlicer();
-      for (const f of walk(src, st, opts.exclude)) {
+      for (const f of walkTree(src, st, opts.exclude)) {
         await add(f);
         if (failure) throw failure;
         await breathe();

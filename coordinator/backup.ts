@@ -9,7 +9,8 @@ import { InputError } from '../common/errors.js';
 import { freeBytes } from '../common/fsutil.js';
 import { humanBytes } from '../common/units.js';
 import { oneLine } from '../common/quote.js';
-import { newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
+import { FORMAT, FORMAT_2, newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
+import { parentSetOf } from './parent.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readClusterConfig } from './cluster-config.js';
 import { readInventory, type InventoryHost } from './inventory.js';
@@ -24,6 +25,8 @@ export interface BackupDeps {
   log: Logger;
   agentPort: number;
   spaceMargin: number;
+  /** 3 (the default): trees go to the content store; 2: tar trees in each set (FORMAT.md). */
+  setFormat?: 2 | 3;
 }
 
 export interface BackupArgs {
@@ -32,6 +35,8 @@ export interface BackupArgs {
   components: string[];
   nodes: string[];
   force: boolean;
+  /** Read every file, whatever the parent set says of it. */
+  rehash?: boolean;
 }
 
 /** A new set directory whose id no other set has: ids have one-second resolution. */
@@ -120,6 +125,8 @@ export async function runBackup(
     }
 
     const { id, dir } = await createSetDir(args.target);
+    const setFormat = deps.setFormat ?? 3;
+    const parentId = setFormat === 3 && !args.rehash ? await parentSetOf(args.target, id) : '';
     const startedAt = new Date().toISOString();
     const log = deps.log.child({ backupId: id });
     log.info(`backup started: ${reachable.size} reachable node(s), estimate ${humanBytes(estimate)}`);
@@ -135,7 +142,7 @@ export async function runBackup(
           await deps.pool.backup(
             host.agent,
             host.name,
-            { backupId: id, target: args.target, node: host.name, components: comps, plans },
+            { backupId: id, target: args.target, node: host.name, components: comps, plans, setFormat, parentId },
             (ev) => {
               if (ev.result) results.set(ev.result.component, ev.result);
               emit({ ...ev, node: host.name, backupId: id });
@@ -159,7 +166,7 @@ export async function runBackup(
     // The CLI that asked is gone (stopped, its link lost, or it gave up on a frozen coordinator): it
     // told its operator the backup failed, so the set must not turn up complete behind their back.
     const callerGone = !(await callerStillThere()) ? [`the call that started backup ${id} ended before the backup did (the CLI stopped or lost the coordinator): nobody was told its result, so it is not complete`] : [];
-    const manifest = await commitSet(dir, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts, callerGone);
+    const manifest = await commitSet(dir, setFormat === 3 ? FORMAT : FORMAT_2, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts, callerGone);
     // One line of bounded size, however many nodes failed: the summary and the manifest have every reason.
     log.info(`backup ${manifest.status}: ${manifest.parts.length} part(s), ${manifest.reasons.length} problem(s)`, {
       reasons: manifest.reasons.slice(0, LOGGED_REASONS).map((r) => oneLine(r, 300)),

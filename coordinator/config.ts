@@ -21,6 +21,8 @@ export const coordinatorConfigSchema = z
     tls: tlsSchema.optional(),
     insecure: z.boolean().default(false),
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** The format new sets are written in (docs/FORMAT.md): 3, the content store; 2 for readers older than it. */
+    set_format: z.union([z.literal(2), z.literal(3)]).default(3),
     /** host:port for Prometheus metrics; off when absent. */
     metrics_listen: hostPort.optional(),
   })

@@ -9,7 +9,7 @@ import { agentStatus } from './agent-status.js';
 import type { AgentPool } from './agents.js';
 import { runBackup } from './backup.js';
 import { runRestore } from './restore.js';
-import { listSets, setFiles, showSet, verifySet } from './sets.js';
+import { listSets, setFiles, showSet, verifyAllSets, verifySet } from './sets.js';
 import { boundedEvent } from '../common/throttle.js';
 import { prune } from './prune.js';
 import type { Metrics } from './metrics.js';
@@ -23,6 +23,8 @@ export interface CoordinatorDeps {
   spaceMargin: number;
   /** How long an unnamed piece of the content store is left alone (config `store_grace_s`). */
   storeGraceMs: number;
+  /** The format new sets are written in; 3 when absent. */
+  setFormat?: 2 | 3;
   insecure: boolean;
   metrics?: Metrics;
   /** Restores that `lsbackup cancel` (or the CLI's Ctrl-C) can ask to stop at their next safe point. */
@@ -48,7 +50,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
     })),
     Backup: run(opts, 'backup', async (req, emit, { signal, callerAnswers }) => {
       const started = Date.now();
-      const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force }, emit, signal, callerAnswers);
+      const summary = await runBackup(deps, { buildDir: req.buildDir, target: req.target, components: req.components, nodes: req.nodes, force: req.force, rehash: req.rehash }, emit, signal, callerAnswers);
       deps.metrics?.recordBackup(summary, Date.now() - started);
       return summary;
     }),
@@ -56,7 +58,8 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options, fromNode: req.fromNode }, emit, signal),
     ),
     Verify: run(opts, 'verify', async (req, emit) => {
-      const summary = await verifySet(req.target, req.backupId, emit, { quick: req.quick });
+      const opts = { quick: req.quick, sample: req.sample };
+      const summary = req.backupId ? await verifySet(req.target, req.backupId, emit, opts) : await verifyAllSets(req.target, emit, opts);
       deps.metrics?.recordVerify(summary);
       return summary;
     }),

@@ -4,13 +4,16 @@ import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import { InputError, IntegrityError, messageOf } from '../common/errors.js';
-import { MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
+import { FORMAT, MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
 import { checkArtifacts } from '../common/verify.js';
 import { sha256File } from '../common/hash.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { checkArchive } from '../common/archive.js';
 import { checkTree } from '../common/tar-tree.js';
 import { partEntries } from '../common/entries-file.js';
+import { checkStoreTree, type PieceVerdicts } from '../common/store-tree.js';
+import { storeOfTarget } from '../common/store.js';
+import { createHash, randomBytes } from 'node:crypto';
 import { shown } from '../common/quote.js';
 
 /** A set is named by its directory: that is what restore, prune and delete act on. */
@@ -18,7 +21,10 @@ export function setInfoOf(m: Manifest, dirName = m.id): SetInfo {
   return {
     backupId: dirName,
     status: m.status,
-    bytes: m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0),
+    // Format 3: what the set restores (its data is in the store) and what it added; before: its files.
+    bytes: m.format === FORMAT ? m.parts.reduce((s, p) => s + p.bytes, 0) : m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0),
+    newBytes: m.format === FORMAT ? m.parts.reduce((s, p) => s + (p.newBytes ?? 0), 0) : m.parts.reduce((s, p) => s + p.artifacts.reduce((t, a) => t + a.size, 0), 0),
+    format: m.format,
     files: m.parts.reduce((s, p) => s + p.artifacts.length, 0),
     nodes: [...new Set(m.parts.map((p) => p.node))],
     components: [...new Set(m.parts.map((p) => p.component))],
@@ -106,11 +112,32 @@ async function checkRecords(dir: string, m: Manifest): Promise<string[]> {
  * Recomputes every artifact's size and SHA-256, reads every entry of every zip that matched
  * (unless `quick`), and names each file that is missing, differs, or is in the set unlisted.
  */
-export async function verifySet(target: string, id: string, emit: (ev: ProgressEvent) => void, opts: { quick?: boolean } = {}): Promise<RunSummary> {
+export interface VerifyOptions {
+  quick?: boolean;
+  /** Format 3: the share (0-1) of pieces to read; the others are only looked up. 0 or absent: all. */
+  sample?: number;
+  /** Format 3: what this run found of each piece, shared by the sets one run verifies. */
+  verdicts?: PieceVerdicts;
+  /** Filled with the bad pieces this set names. */
+  badPieces?: Set<string>;
+  /** The pieces `sample` picks, when one run verifies several sets. */
+  picks?: (id: string) => boolean;
+}
+
+/** A random share of pieces, the same for every set of one run. */
+function sampler(share: number | undefined): ((id: string) => boolean) | undefined {
+  if (!share || share >= 1) return undefined;
+  const seed = randomBytes(16);
+  return (id) => createHash('sha256').update(seed).update(id).digest().readUInt32BE(0) < share * 0x1_0000_0000;
+}
+
+export async function verifySet(target: string, id: string, emit: (ev: ProgressEvent) => void, opts: VerifyOptions = {}): Promise<RunSummary> {
   const m = await readManifest(target, id);
   const dir = setDir(target, id);
   const artifacts = m.parts.flatMap((p) => p.artifacts);
-  const trees = opts.quick ? [] : artifacts.filter((a) => a.kind === 'zip' || a.kind === 'tar');
+  const trees = opts.quick ? [] : artifacts.filter((a) => a.kind === 'zip' || a.kind === 'tar' || a.kind === 'tree');
+  const verdicts = opts.verdicts ?? new Map();
+  const sample = opts.picks ?? sampler(opts.sample);
   // What the trees hold unpacked is known up front only in format 1; format 2 counts their packed size.
   const total = artifacts.reduce((t, a) => t + a.size, 0) + trees.reduce((t, a) => t + a.size, 0);
   let done = 0;
@@ -133,12 +160,41 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
       const list = part.artifacts.find((a) => a.kind === 'entries');
       if (bad.some((b) => b.startsWith(`${z.path}: `) || (list && b.startsWith(`${list.path}: `)))) continue;
       const file = path.join(dir, z.path);
-      if (z.kind === 'tar') bad.push(...(await checkTree(file, z.path, partEntries(dir, part, z.path), onBytes)));
+      if (z.kind === 'tree') bad.push(...(await checkStoreTree(storeOfTarget(target), z.path, partEntries(dir, part, z.path), verdicts, { sample, onBytes, badPieces: opts.badPieces })));
+      else if (z.kind === 'tar') bad.push(...(await checkTree(file, z.path, partEntries(dir, part, z.path), onBytes)));
       else bad.push(...(await checkArchive(file, z.path, (part.entries ?? []).filter((e) => e.archive === z.path), onBytes)));
     }
   }
   for (const b of bad) emit({ phase: 'failed', backupId: id, message: b });
   return { backupId: id, status: bad.length ? 'failed' : 'ok', reasons: bad, parts: [], notCovered: [], setDir: dir };
+}
+
+/**
+ * Verifies every set of the target that has a manifest, reading each piece of the store once
+ * (FORMAT.md "Verify and restore of format 3"), and names, for every bad piece, every set that
+ * uses it. Incomplete and corrupt sets are named as such.
+ */
+export async function verifyAllSets(target: string, emit: (ev: ProgressEvent) => void, opts: VerifyOptions = {}): Promise<RunSummary> {
+  const verdicts: PieceVerdicts = new Map();
+  const picks = sampler(opts.sample);
+  const reasons: string[] = [];
+  const usedBy = new Map<string, string[]>();
+  const sets = await readSets(target);
+  for (const { info, manifest } of sets) {
+    const id = info.backupId!;
+    if (!manifest) {
+      // An incomplete set is not damage (a backup running or cut off); a corrupt manifest is.
+      if (info.status === 'corrupt') reasons.push(`${id}: corrupt: ${info.reasons?.[0] ?? ''}`);
+      else emit({ phase: 'info', backupId: id, message: `${id}: ${info.status}, not verified: ${info.reasons?.[0] ?? ''}` });
+      continue;
+    }
+    const badPieces = new Set<string>();
+    const r = await verifySet(target, id, emit, { ...opts, verdicts, badPieces, picks });
+    reasons.push(...(r.reasons ?? []).map((x) => `${id}: ${x}`));
+    for (const p of badPieces) usedBy.set(p, [...(usedBy.get(p) ?? []), id]);
+  }
+  for (const [piece, ids] of usedBy) reasons.push(`piece ${piece}: ${verdicts.get(piece)}; used by ${ids.length === 1 ? 'set' : 'sets'} ${ids.join(', ')}`);
+  return { backupId: '', status: reasons.length ? 'failed' : 'ok', reasons, parts: [], notCovered: [], setDir: target };
 }
 
 /** Entries sent per message of `show --files`: well under gRPC's 4 MiB at ~0.5 KiB each. */

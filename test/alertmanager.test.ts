@@ -106,7 +106,7 @@ describe('alertmanager', () => {
     const { id, manifest } = await backupLocal(rt, target);
     assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
     const part = manifest.parts[0]!;
-    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tar.gz', 'data.tar.gz', 'entries.jsonl.gz', 'silences.json']);
+    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tree.jsonl.gz', 'data.tree.jsonl.gz', 'silences.json']);
     assert.equal(part.meta.silences, '2');
     assert.ok(part.entries.some((e) => e.path === path.join(am.data, 'silences')));
     assert.ok(part.entries.some((e) => e.path === path.join(am.templates, 'mail.tmpl')));

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { DemoCluster, bin } from '../demo/cluster.js';
 import { lockTarget } from '../coordinator/target.js';
 import { backupWithAgentDown } from './helpers/ops.js';
@@ -151,24 +152,45 @@ describe('three nodes through the CLI', () => {
     const r0 = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target, '--node', 'node2']);
     assert.equal(r0.code, 0, r0.stderr);
     const bad = DemoCluster.result<Summary>(r0.stdout).backupId;
-    const zip = path.join(c.target, bad, 'node2/haproxy/files.tar.gz');
-    const fh = await fsp.open(zip, 'r+');
-    const buf = Buffer.alloc(1);
-    await fh.read(buf, 0, 1, 40);
-    buf[0]! ^= 0xff;
-    await fh.write(buf, 0, 1, 40);
-    await fh.close();
+    const listing = path.join(c.target, bad, 'node2/haproxy/files.tree.jsonl.gz');
+    const flip = async (file: string, at: number) => {
+      const fh = await fsp.open(file, 'r+');
+      const buf = Buffer.alloc(1);
+      await fh.read(buf, 0, 1, at);
+      buf[0]! ^= 0xff;
+      await fh.write(buf, 0, 1, at);
+      await fh.close();
+    };
+    await flip(listing, 40);
 
     let r = await c.cli(['verify', bad, '-t', c.target]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /node2\/haproxy\/files\.tar\.gz: sha256 mismatch/);
+    assert.match(r.stdout, /node2\/haproxy\/files\.tree\.jsonl\.gz: sha256 mismatch/);
     const cfg = path.join(c.nodes[1]!.root, 'etc/haproxy/haproxy.cfg');
     await fsp.writeFile(cfg, 'changed\n');
     r = await c.cli(['restore', bad, '-t', c.target, '--node', 'node2']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /refusing to restore: 1 file\(s\) fail their checksum: node2\/haproxy\/files\.tar\.gz/);
+    assert.match(r.stderr, /refusing to restore: 1 file\(s\) fail their checksum: node2\/haproxy\/files\.tree\.jsonl\.gz/);
     assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('{')).length, 1, 'one line of error');
     assert.equal(await fsp.readFile(cfg, 'utf8'), 'changed\n', 'nothing was written');
+
+    // The listing mended, a flipped byte in the stored data itself: verify names the piece and the file, restore refuses.
+    await flip(listing, 40);
+    const files = await c.cli(['--json', 'show', bad, '-t', c.target, '--files', '--node', 'node2', '--component', 'haproxy']);
+    const line = files.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; pieces?: string[] }).find((e) => e.path.endsWith('etc/haproxy/haproxy.cfg'))!;
+    const piece = path.join(c.target, 'store/data', line.pieces![0]!.slice(0, 2), line.pieces![0]!);
+    const packed = gunzipSync(await fsp.readFile(piece));
+    packed[0]! ^= 0x01;
+    await fsp.writeFile(piece, gzipSync(packed));
+    r = await c.cli(['verify', bad, '-t', c.target]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, new RegExp(`haproxy\\.cfg: piece ${line.pieces![0]} is damaged`));
+    r = await c.cli(['restore', bad, '-t', c.target, '--node', 'node2']);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout + r.stderr, /haproxy\.cfg: piece [0-9a-f]{64} is damaged/);
+    assert.equal(await fsp.readFile(cfg, 'utf8'), 'changed\n', 'nothing was written');
+    packed[0]! ^= 0x01;
+    await fsp.writeFile(piece, gzipSync(packed));
   });
 
   test('an unreachable agent makes the set partial, naming the host; the others land', async () => {

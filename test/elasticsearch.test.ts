@@ -11,7 +11,7 @@ import { certificateProblem, nodeUrlOf } from '../agent/components/elasticsearch
 import { createComponents } from '../agent/components/index.js';
 import { duBytes, mkdirPrivate } from '../common/fsutil.js';
 import { commitSet } from '../common/commit.js';
-import { newSetId, setDir } from '../common/manifest.js';
+import { FORMAT, newSetId, setDir } from '../common/manifest.js';
 import { kibana, kibanaSchema } from '../agent/components/kibana.js';
 import { backupNode, releasePart, type AgentRuntime } from '../agent/runner.js';
 import { backupLocal, partsFromAnswers, restoreLocal, runtimeOf, tempDir, withEntries, type ManifestWithEntries } from './helpers/harness.js';
@@ -99,7 +99,7 @@ test('snapshot and restore: deleted index comes back; existing indices need rena
   assert.equal(part.meta.snapshot, `lsbackup-${id.toLowerCase()}`);
   assert.equal(part.meta.repository, 'lsbackup');
   assert.equal(part.meta.location, location);
-  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['entries.jsonl.gz', 'files.tar.gz', 'snapshot.json']);
+  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['files.tree.jsonl.gz', 'snapshot.json']);
   assert.ok(part.entries.some((e) => e.path === c.yml), 'elasticsearch.yml is in files.tar.gz');
   assert.ok(!JSON.stringify(manifest).includes(PASSWORD), 'the password is nowhere in the manifest');
   const record = JSON.parse(await fsp.readFile(path.join(c.target, id, 'node1/elasticsearch/snapshot.json'), 'utf8'));
@@ -456,11 +456,11 @@ async function backupWithFacts(runs: { rt: AgentRuntime; facts: Record<string, s
   const startedAt = new Date().toISOString();
   const results = await Promise.all(
     runs.map(({ rt, facts }) =>
-      backupNode(rt, { backupId: id, target, node: rt.node, components: [], plans: [{ component: 'elasticsearch', optional: false, facts }] }, () => undefined, new AbortController().signal),
+      backupNode(rt, { backupId: id, target, setFormat: 3, node: rt.node, components: [], plans: [{ component: 'elasticsearch', optional: false, facts }] }, () => undefined, new AbortController().signal),
     ),
   );
   const nodes = Object.fromEntries(runs.map(({ rt }) => [rt.node, { address: 'in-process' }]));
-  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes, notCovered: [] }, await partsFromAnswers(dir, results.flat()));
+  const manifest = await commitSet(dir, FORMAT, { id, startedAt, buildDir: '', nodes, notCovered: [] }, await partsFromAnswers(dir, results.flat()));
   return { id, manifest: await withEntries(dir, manifest) };
 }
 
@@ -581,10 +581,10 @@ test('a three-node cluster: node 0 takes the snapshot, the others keep their con
   assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
   assert.equal(n.es.requests.filter((r) => r.method === 'PUT' && r.path.startsWith('/_snapshot/lsbackup-logging/')).length, 1, 'one snapshot for the cluster');
   const byNode = Object.fromEntries(manifest.parts.map((p) => [p.node, p]));
-  assert.deepEqual(byNode.logging1!.artifacts.map((a) => path.basename(a.path)).sort(), ['entries.jsonl.gz', 'files.tar.gz', 'snapshot.json']);
+  assert.deepEqual(byNode.logging1!.artifacts.map((a) => path.basename(a.path)).sort(), ['files.tree.jsonl.gz', 'snapshot.json']);
   for (const o of others) {
     const p = byNode[o.name]!;
-    assert.deepEqual(p.artifacts.map((a) => path.basename(a.path)), ['files.tar.gz', 'entries.jsonl.gz']);
+    assert.deepEqual(p.artifacts.map((a) => path.basename(a.path)), ['files.tree.jsonl.gz']);
     assert.equal(p.meta.snapshot_taken_by, 'logging1');
     assert.equal(p.meta.snapshot, byNode.logging1!.meta.snapshot);
     assert.deepEqual(p.external, byNode.logging1!.external, 'a follower declares the cluster\'s snapshot too: any node can release it');

@@ -60,11 +60,11 @@ describe('failure safety', () => {
     assert.deepEqual(s.parts.filter((p) => p.status === 'ok').map((p) => p.node), ['node2', 'node3']);
 
     // The killed agent's half-written archive is in the set, listed nowhere: verify names it ...
-    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.tar.gz');
-    assert.ok(await fsp.stat(orphan).catch(() => undefined), 'the killed agent left its half-written archive');
+    const orphan = path.join(c.target, s.backupId, 'node1/haproxy/files.tree.jsonl.gz');
+    assert.ok(await fsp.stat(orphan).catch(() => undefined), `the killed agent left its half-written archive (${await fsp.readdir(path.dirname(orphan)).catch((e) => String(e))})`);
     const v = await c.cli(['verify', s.backupId, '-t', c.target]);
     assert.equal(v.code, 1);
-    assert.match(v.stdout, /node1\/haproxy\/files\.tar\.gz: not listed in the manifest/);
+    assert.match(v.stdout, /node1\/haproxy\/files\.tree\.jsonl\.gz: not listed in the manifest/);
 
     await fsp.rm(path.join(victim.root, 'etc/haproxy/big.map'));
     await c.startAgent(victim); // its lock file names a dead pid: it must be cleared, not block

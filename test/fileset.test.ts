@@ -38,7 +38,7 @@ test('haproxy files round-trip with modes, owners, mtimes and symlinks; invalid 
   const target = tempDir('target');
   const { id, manifest } = await backupLocal(rt, target);
   assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
-  const st = await fsp.stat(path.join(target, id, 'node1/haproxy/files.tar.gz'));
+  const st = await fsp.stat(path.join(target, id, 'node1/haproxy/files.tree.jsonl.gz'));
   assert.equal(st.mode & 0o777, 0o600);
 
   await fsp.rm(path.join(ssl, 'site.pem'));

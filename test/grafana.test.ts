@@ -98,7 +98,7 @@ test('grafana.db is copied consistently while another process writes; restore pu
     id = r.id;
     assert.equal(r.manifest.status, 'complete', r.manifest.reasons.join('; '));
     const part = r.manifest.parts[0]!;
-    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['entries.jsonl.gz', 'files.tar.gz', 'grafana.db']);
+    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['files.tree.jsonl.gz', 'grafana.db']);
     assert.deepEqual([part.meta.db_uid, part.meta.db_gid, part.meta.db_mode, part.meta.db_integrity], [String(GRAFANA_UID), String(GRAFANA_UID), '640', 'ok']);
     const names = part.entries.map((e) => path.relative(dataDir, e.path));
     assert.ok(!names.some((n) => n === 'png' || n.startsWith('png/')), 'png/ is not backed up');

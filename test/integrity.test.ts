@@ -101,7 +101,7 @@ describe('manifest integrity and a complete verify', () => {
   });
 
   test('an entry mode changed from 33188 to 33189 in the entries file fails its checksum; haproxy.cfg does not come back 0645', async () => {
-    const list = path.join(c.target, id, 'node1/haproxy/entries.jsonl.gz');
+    const list = path.join(c.target, id, 'node1/haproxy/files.tree.jsonl.gz');
     const before = await fsp.readFile(list);
     const lines = gunzipSync(before).toString('utf8');
     const edited = lines.replace(new RegExp(`("path":"${cfg.replace(/[/.]/g, '\\$&')}",[^}]*"mode":)33188`), '$133189');
@@ -110,10 +110,10 @@ describe('manifest integrity and a complete verify', () => {
     try {
       const v = await c.cli(['verify', id, '-t', c.target]);
       assert.equal(v.code, 1, v.stdout + v.stderr);
-      assert.match(v.stdout, /node1\/haproxy\/entries\.jsonl\.gz: (size \d+, manifest says \d+|sha256 mismatch)/);
+      assert.match(v.stdout, /node1\/haproxy\/files\.tree\.jsonl\.gz: (size \d+, manifest says \d+|sha256 mismatch)/);
       const r = await c.cli(['restore', id, '-t', c.target, '--node', 'node1']);
       assert.notEqual(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stderr + r.stdout, /entries\.jsonl\.gz/);
+      assert.match(r.stderr + r.stdout, /files\.tree\.jsonl\.gz/);
     } finally {
       await fsp.writeFile(list, before, { mode: 0o600 });
     }
@@ -129,7 +129,7 @@ describe('manifest integrity and a complete verify', () => {
    * with it again and resealed, as a writer bug would leave it: only reading the file can tell.
    */
   async function withEntries(body: string | Buffer, check: () => Promise<void>): Promise<void> {
-    const rel = 'node1/haproxy/entries.jsonl.gz';
+    const rel = 'node1/haproxy/files.tree.jsonl.gz';
     const file = path.join(c.target, id, rel);
     const before = await fsp.readFile(file);
     const bytes = typeof body === 'string' ? gzipSync(body) : body;
@@ -161,17 +161,17 @@ describe('manifest integrity and a complete verify', () => {
   }
 
   test('an entries file with a truncated end, a wrong type or a missing key is refused by verify, show --files and restore, naming the file and line', async () => {
-    const lines = gunzipSync(await fsp.readFile(path.join(c.target, id, 'node1/haproxy/entries.jsonl.gz'))).toString('utf8').trimEnd().split('\n');
+    const lines = gunzipSync(await fsp.readFile(path.join(c.target, id, 'node1/haproxy/files.tree.jsonl.gz'))).toString('utf8').trimEnd().split('\n');
     assert.ok(lines.length >= 3, lines.join('\n'));
     const at = lines.findIndex((l) => l.includes(`"path":${JSON.stringify(cfg)}`));
     const whole = gzipSync(lines.join('\n') + '\n');
-    await withEntries(whole.subarray(0, whole.length - 12), () => assertEntriesRefused(/node1\/haproxy\/entries\.jsonl\.gz is damaged: unexpected end of file/));
+    await withEntries(whole.subarray(0, whole.length - 12), () => assertEntriesRefused(/node1\/haproxy\/files\.tree\.jsonl\.gz is damaged: unexpected end of file/));
     const wrongType = lines.map((l, i) => (i === at ? JSON.stringify({ ...JSON.parse(l), size: 'big' }) : l));
-    await withEntries(wrongType.join('\n') + '\n', () => assertEntriesRefused(new RegExp(`node1/haproxy/entries\\.jsonl\\.gz line ${at + 1}: key 'size': `)));
+    await withEntries(wrongType.join('\n') + '\n', () => assertEntriesRefused(new RegExp(`node1/haproxy/files\\.tree\\.jsonl\\.gz line ${at + 1}: key 'size': `)));
     const missingKey = lines.map((l, i) => (i === at ? JSON.stringify({ ...JSON.parse(l), mtimeNs: undefined }) : l));
-    await withEntries(missingKey.join('\n') + '\n', () => assertEntriesRefused(new RegExp(`node1/haproxy/entries\\.jsonl\\.gz line ${at + 1}: key 'mtimeNs': `)));
+    await withEntries(missingKey.join('\n') + '\n', () => assertEntriesRefused(new RegExp(`node1/haproxy/files\\.tree\\.jsonl\\.gz line ${at + 1}: key 'mtimeNs': `)));
     const cut = lines.slice(0, -1);
-    await withEntries(cut.join('\n') + '\n', () => assertEntriesRefused(/node1\/haproxy\/entries\.jsonl\.gz holds \d+ entries, its part record says \d+/));
+    await withEntries(cut.join('\n') + '\n', () => assertEntriesRefused(/node1\/haproxy\/files\.tree\.jsonl\.gz holds \d+ entries, its part record says \d+/));
   });
 
   test('a manifest without a digest is checked against the schema: one line naming the file and the first wrong key', async () => {
@@ -217,7 +217,7 @@ describe('manifest integrity and a complete verify', () => {
     // The entry's sha256 made wrong, and the entries file and manifest made consistent with it again
     // (as a writer bug would leave them): only reading the archive finds it.
     const m = JSON.parse(original) as Manifest;
-    const listPath = 'node1/haproxy/entries.jsonl.gz';
+    const listPath = 'node1/haproxy/files.tree.jsonl.gz';
     const list = path.join(c.target, id, listPath);
     const before = await fsp.readFile(list);
     const lines = gunzipSync(before).toString('utf8').split('\n');
@@ -233,7 +233,7 @@ describe('manifest integrity and a complete verify', () => {
       await withManifest(JSON.stringify(sealManifest(m), null, 2), async () => {
         const v = await c.cli(['verify', id, '-t', c.target]);
         assert.equal(v.code, 1, v.stdout + v.stderr);
-        assert.match(v.stdout, new RegExp(`node1/haproxy/files\\.tar\\.gz: ${cfg.replace(/[/.]/g, '\\$&')}: sha256 mismatch`));
+        assert.match(v.stdout, new RegExp(`node1/haproxy/files\\.tree\\.jsonl\\.gz: ${cfg.replace(/[/.]/g, '\\$&')}: sha256 mismatch`));
         const quick = await c.cli(['verify', id, '-t', c.target, '--quick']);
         assert.equal(quick.code, 0, quick.stdout + quick.stderr);
       });

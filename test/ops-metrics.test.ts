@@ -149,7 +149,7 @@ describe('alert rules against a live coordinator and a real Prometheus', () => {
     assert.equal(ok, 1);
     await prom!.waitForAlert('LsbackupVerifyFailed', 'inactive');
 
-    const zip = path.join(c.target, completeId, 'node1/haproxy/files.tar.gz');
+    const zip = path.join(c.target, completeId, 'node1/haproxy/files.tree.jsonl.gz');
     await flipByte(zip, 40);
     r = await c.cli(['verify', completeId, '-t', c.target]);
     assert.equal(r.code, 1, r.stdout + r.stderr);

@@ -1,4 +1,5 @@
 import { after, before, test } from 'node:test';
+import { FORMAT } from '../common/manifest.js';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -144,7 +145,7 @@ test('postgresql: backup on the primary, full restore, then one database alone',
   assert.equal(part.status, 'ok');
   assert.deepEqual(JSON.parse(part.meta.databases!), [WEIRD, 'postgres', 'shop']);
   const names = part.artifacts.map((a) => path.basename(a.path)).sort();
-  assert.deepEqual(names, ['db-metrics%2F2024%20%C3%BC%22q%27.dump', 'db-postgres.dump', 'db-shop.dump', 'entries.jsonl.gz', 'files.tar.gz', 'globals.sql.gz']);
+  assert.deepEqual(names, ['db-metrics%2F2024%20%C3%BC%22q%27.dump', 'db-postgres.dump', 'db-shop.dump', 'files.tree.jsonl.gz', 'globals.sql.gz']);
   for (const a of part.artifacts) {
     const st = await fsp.stat(path.join(target, id, a.path));
     assert.equal(st.mode & 0o777, 0o600, a.path);
@@ -233,10 +234,10 @@ test('postgresql: a standby is skipped with its reason, a restore on it is refus
   const plans = [{ component: 'postgresql', optional: false, facts: { replication: 'true', primary: 'db1' } }];
   const sums = await primary!.tableSums();
   const results = [
-    ...(await backupNode(runtimeOf([component(primary!.port)], 'db1'), { backupId: id, target, node: 'db1', components: [], plans }, () => undefined, signal)),
-    ...(await backupNode(runtimeOf([onStandby], 'db2'), { backupId: id, target, node: 'db2', components: [], plans }, () => undefined, signal)),
+    ...(await backupNode(runtimeOf([component(primary!.port)], 'db1'), { backupId: id, target, setFormat: 3, node: 'db1', components: [], plans }, () => undefined, signal)),
+    ...(await backupNode(runtimeOf([onStandby], 'db2'), { backupId: id, target, setFormat: 3, node: 'db2', components: [], plans }, () => undefined, signal)),
   ];
-  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: {}, notCovered: [] }, await partsFromAnswers(dir, results));
+  const manifest = await commitSet(dir, FORMAT, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: {}, notCovered: [] }, await partsFromAnswers(dir, results));
   const [onPrimary, skipped] = manifest.parts;
   assert.equal(onPrimary!.status, 'ok', onPrimary!.reason);
   assert.equal(skipped!.status, 'skipped');

@@ -114,7 +114,7 @@ describe('prometheus', () => {
     const part = manifest.parts[0]!;
     assert.match(part.meta.snapshot ?? '', /^\d{8}T\d{6}Z-[0-9a-f]+$/);
     assert.equal(part.meta.admin_api, 'already on');
-    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tar.gz', 'entries.jsonl.gz', 'tsdb.tar']);
+    assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tree.jsonl.gz', 'tsdb.tree.jsonl.gz']);
     assert.ok(part.entries.some((e) => e.path.endsWith('/meta.json') && e.path.startsWith(path.join(p.tsdb, 'snapshots'))), 'the snapshot holds at least one block');
     assert.deepEqual(await fsp.readdir(path.join(p.tsdb, 'snapshots')), [], 'the local snapshot is removed after the copy');
 

@@ -12,7 +12,7 @@ import { envSettings, parseEnabledPlugins, rabbitmq, rabbitmqSchema, servesManag
 import { commitSet } from '../common/commit.js';
 import { run } from '../common/exec.js';
 import { mkdirPrivate } from '../common/fsutil.js';
-import { newSetId, setDir } from '../common/manifest.js';
+import { FORMAT, newSetId, setDir } from '../common/manifest.js';
 import { partsFromAnswers, restoreLocal, runtimeOf as harnessRuntime, scratchSpace, withEntries, type ManifestWithEntries } from './helpers/harness.js';
 import { startRabbitSandbox, type RabbitSandbox } from './helpers/rabbit-sandbox.js';
 
@@ -68,8 +68,8 @@ async function backupWithFacts(comp: ReturnType<typeof rabbitmq>, facts: Record<
   const dir = setDir(target, id);
   await mkdirPrivate(dir);
   const rt = runtimeOf([comp]);
-  const results = await backupNode(rt, { backupId: id, target, node: rt.node, components: [], plans: [{ component: 'rabbitmq', optional: false, facts }] }, () => undefined, new AbortController().signal);
-  const manifest = await commitSet(dir, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
+  const results = await backupNode(rt, { backupId: id, target, setFormat: 3, node: rt.node, components: [], plans: [{ component: 'rabbitmq', optional: false, facts }] }, () => undefined, new AbortController().signal);
+  const manifest = await commitSet(dir, FORMAT, { id, startedAt: new Date().toISOString(), buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
   return { id, manifest: await withEntries(dir, manifest), target };
 }
 
@@ -142,7 +142,7 @@ test('LambdaStack node, no management plugin: definitions, env file and cookie c
   const part = manifest.parts[0]!;
   assert.equal(part.meta.definitions_via, 'rabbitmqctl');
   assert.match(part.meta.rabbitmq_version!, /^\d+\.\d+\.\d+$/);
-  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tar.gz', 'definitions.json', 'entries.jsonl.gz']);
+  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['config.tree.jsonl.gz', 'definitions.json']);
   const paths = new Set(part.entries.map((e) => e.path));
   for (const p of [sb.cookieFile, sb.envFile, path.join(sb.etcDir, 'rabbitmq.conf')]) assert.ok(paths.has(p), `${p} is in the backup`);
   const stored = JSON.parse(await fsp.readFile(path.join(target, id, 'node1/rabbitmq/definitions.json'), 'utf8')) as Record<string, unknown>;

@@ -145,7 +145,7 @@ test('definitions and 1000 persistent messages come back after the queue and the
   const part = manifest.parts[0]!;
   assert.equal(part.meta.node_name, sb.node);
   assert.equal(part.meta.messages, 'true');
-  await assertPrivate(manifest, target, ['definitions.json', 'config.tar.gz', 'messages.tar.gz', 'entries.jsonl.gz']);
+  await assertPrivate(manifest, target, ['definitions.json', 'config.tree.jsonl.gz', 'messages.tree.jsonl.gz']);
   assert.ok(part.entries.some((e) => e.path === path.join(sb.mnesiaBase, sb.node)), 'the node data dir is in the archive');
   const exported = JSON.parse(await fsp.readFile(path.join(target, id, 'node1/rabbitmq/definitions.json'), 'utf8')) as { users: { name: string }[] };
   assert.ok(exported.users.some((u) => u.name === 'app'));
@@ -221,7 +221,7 @@ test('a definitions-only backup and restore never stop the broker', async () => 
     assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
     assert.equal(manifest.parts[0]!.meta.messages, 'false');
     assert.equal(manifest.parts[0]!.meta.node_name, undefined);
-    await assertPrivate(manifest, target, ['definitions.json', 'config.tar.gz', 'entries.jsonl.gz']);
+    await assertPrivate(manifest, target, ['definitions.json', 'config.tree.jsonl.gz']);
 
     await ok('DELETE', `/api/queues/${vh}/orders.q`);
     await ok('DELETE', '/api/users/app');

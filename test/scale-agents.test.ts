@@ -104,7 +104,7 @@ describe(`${NODES} simulated agents: one backup through the real coordinator and
       }),
     );
     const nodes = Object.fromEntries(parts.map((p) => [p.node, { address: '127.0.0.1:1' }]));
-    await commitSet(dir, { id, startedAt: m.startedAt, buildDir: m.buildDir, nodes, notCovered: m.notCovered }, parts);
+    await commitSet(dir, m.format, { id, startedAt: m.startedAt, buildDir: m.buildDir, nodes, notCovered: m.notCovered }, parts);
     // Show sends it without indentation.
     assert.ok(JSON.stringify(JSON.parse(await fsp.readFile(path.join(dir, 'manifest.json'), 'utf8'))).length > 4 * 1024 * 1024);
     try {

@@ -39,10 +39,12 @@ export interface BackupContext {
   /** Reports bytes written so far and, optionally, what is happening. */
   progress(deltaBytes: number, message?: string): void;
   /**
-   * Archives files/directories into the tree artifact `<outDir>/<name>.tar.gz` (`.tar` at level
-   * 0); every entry goes to the part's entries artifact as it is found (FORMAT.md "Format 2").
+   * Archives files/directories as the tree `name`: format 3 lists them in `<name>.tree.jsonl.gz`
+   * with their data in the store, reading only what changed since the parent set; format 2 writes
+   * `<name>.tar.gz` (`.tar` at level 0) and the part's entries artifact. `linked`: a tree of hard
+   * links made anew for each backup (a Prometheus snapshot), matched without ctime (FORMAT.md).
    */
-  addTree(name: string, sources: string[], opts?: { exclude?: (abs: string) => boolean; level?: number }): Promise<Artifact>;
+  addTree(name: string, sources: string[], opts?: { exclude?: (abs: string) => boolean; level?: number; linked?: boolean }): Promise<Artifact>;
   /** Stores a stream as it is into <outDir>/<fileName>, hashed on the way. */
   addStream(fileName: string, source: Readable): Promise<Artifact>;
   /** Facts restore will need (snapshot names, node names); never secrets. */

@@ -9,6 +9,7 @@ interface BackupOptions {
   component: string[];
   node: string[];
   force?: boolean;
+  rehash?: boolean;
 }
 
 export function registerBackup(program: Command): void {
@@ -20,8 +21,9 @@ export function registerBackup(program: Command): void {
     .option('--component <name>', 'only this component (repeat or comma-separate)', collect, [])
     .option('--node <host>', 'only this node (repeat or comma-separate)', collect, [])
     .option('--force', 'back up even when the target looks too small')
+    .option('--rehash', 'read every file, even those unchanged since the last set')
     .action(async (o: BackupOptions, cmd: Command) => {
-      const request = { buildDir: path.resolve(o.buildDir), target: absTarget(o.target), components: o.component, nodes: o.node, force: Boolean(o.force) };
+      const request = { buildDir: path.resolve(o.buildDir), target: absTarget(o.target), components: o.component, nodes: o.node, force: Boolean(o.force), rehash: Boolean(o.rehash) };
       const s = await followStream(cmd, (c) => c.Backup(request) as never);
       print(cmd, s, () =>
         [

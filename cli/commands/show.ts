@@ -26,7 +26,7 @@ export function registerShow(program: Command): void {
         const lines = [
           `backup ${set.backupId}: ${set.status}`,
           `started ${set.startedAt}${set.finishedAt ? `, finished ${set.finishedAt}` : ''}`,
-          `${set.files} files, ${humanBytes(Number(set.bytes))}`,
+          `${set.files} files, ${humanBytes(Number(set.bytes))}${set.format === 'lsbackup-set/3' ? `, of which ${humanBytes(Number(set.newBytes))} new in the target (the rest is shared with other sets)` : ''}`,
         ];
         if (manifest) {
           lines.push(`format ${manifest.format}; ${manifest.parts.reduce((n, p) => n + p.entryCount, 0)} entries (files, directories, symlinks) in ${manifest.parts.length} parts: \`lsbackup show ${set.backupId} --files\` lists them`);

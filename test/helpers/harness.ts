@@ -14,7 +14,7 @@ import { commitSet, partFromAnswer } from '../../common/commit.js';
 import { loadEntries } from '../../common/entries-file.js';
 import { createLogger } from '../../common/log.js';
 import { mkdirPrivate } from '../../common/fsutil.js';
-import { newSetId, setDir, type ComponentName, type Entry, type Manifest, type Part } from '../../common/manifest.js';
+import { FORMAT, FORMAT_2, newSetId, setDir, type ComponentName, type Entry, type Manifest, type Part } from '../../common/manifest.js';
 import type { ComponentResult__Output as ComponentResult } from '../../proto/generated/lsbackup/v1/ComponentResult.js';
 import { DemoCluster, type ClusterOptions } from '../../demo/cluster.js';
 
@@ -99,14 +99,16 @@ export async function partsFromAnswers(dir: string, results: ComponentResult[]):
   return Promise.all(results.map((r) => partFromAnswer(dir, r)));
 }
 
-export async function backupLocal(rt: AgentRuntime, target: string, components: string[] = []): Promise<{ id: string; manifest: ManifestWithEntries; events: ProgressEvent[] }> {
+/** In-process backups write format 3 (with `parentId`, the set to compare against) unless told `format: 2`. */
+export async function backupLocal(rt: AgentRuntime, target: string, components: string[] = [], opts: { format?: 2 | 3; parentId?: string } = {}): Promise<{ id: string; manifest: ManifestWithEntries; events: ProgressEvent[] }> {
   const id = await freshId();
   const dir = setDir(target, id);
   await mkdirPrivate(dir);
   const events: ProgressEvent[] = [];
   const startedAt = new Date().toISOString();
-  const results = await backupNode(rt, { backupId: id, target, node: rt.node, components }, (e) => events.push(e), new AbortController().signal);
-  const manifest = await commitSet(dir, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
+  const setFormat = opts.format ?? 3;
+  const results = await backupNode(rt, { backupId: id, target, node: rt.node, components, setFormat, parentId: opts.parentId ?? '' }, (e) => events.push(e), new AbortController().signal);
+  const manifest = await commitSet(dir, setFormat === 3 ? FORMAT : FORMAT_2, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
   return { id, manifest: await withEntries(dir, manifest), events };
 }
 

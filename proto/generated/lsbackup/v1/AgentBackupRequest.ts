@@ -8,6 +8,8 @@ export interface AgentBackupRequest {
   'node'?: (string);
   'components'?: (string)[];
   'plans'?: (_lsbackup_v1_ComponentPlan)[];
+  'setFormat'?: (number);
+  'parentId'?: (string);
 }
 
 export interface AgentBackupRequest__Output {
@@ -16,4 +18,6 @@ export interface AgentBackupRequest__Output {
   'node': (string);
   'components': (string)[];
   'plans': (_lsbackup_v1_ComponentPlan__Output)[];
+  'setFormat': (number);
+  'parentId': (string);
 }

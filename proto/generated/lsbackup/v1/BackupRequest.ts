@@ -7,6 +7,7 @@ export interface BackupRequest {
   'components'?: (string)[];
   'nodes'?: (string)[];
   'force'?: (boolean);
+  'rehash'?: (boolean);
 }
 
 export interface BackupRequest__Output {
@@ -15,4 +16,5 @@ export interface BackupRequest__Output {
   'components': (string)[];
   'nodes': (string)[];
   'force': (boolean);
+  'rehash': (boolean);
 }

@@ -12,6 +12,8 @@ export interface SetInfo {
   'startedAt'?: (string);
   'finishedAt'?: (string);
   'reasons'?: (string)[];
+  'newBytes'?: (number | string | Long);
+  'format'?: (string);
 }
 
 export interface SetInfo__Output {
@@ -24,4 +26,6 @@ export interface SetInfo__Output {
   'startedAt': (string);
   'finishedAt': (string);
   'reasons': (string)[];
+  'newBytes': (number);
+  'format': (string);
 }

@@ -5,10 +5,12 @@ export interface VerifyRequest {
   'target'?: (string);
   'backupId'?: (string);
   'quick'?: (boolean);
+  'sample'?: (number | string);
 }
 
 export interface VerifyRequest__Output {
   'target': (string);
   'backupId': (string);
   'quick': (boolean);
+  'sample': (number);
 }

@@ -1,0 +1,382 @@
+import { createWriteStream, promises as fsp, writeFileSync, type BigIntStats } from 'node:fs';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import type { Entry } from './manifest.js';
+import { FILE_MODE } from './fsutil.js';
+import { HashingStream } from './hash.js';
+import { IntegrityError, LsbackupError, messageOf } from './errors.js';
+import { entryNameOf } from './archive.js';
+import { ExtentFinder, SparseFileWriter, mayBeSparse } from './sparse.js';
+import { readTreeXattrs, type Xattrs } from './xattrs.js';
+import { timeSlicer } from './parallel.js';
+import { SMALL, isSmall, readSmall, walkTree, type Found } from './tree-walk.js';
+import { PIECE_SIZE, type PieceWriter, pieceCount, pieceId, pieceSizeAt, type Store } from './store.js';
+import type { EntriesWriter } from './entries-file.js';
+
+/*
+ * Format 3's trees (FORMAT.md "Format 3"): a listing in the set, the data as pieces in the store.
+ * A file unchanged since the parent set is taken from the parent's line without being opened.
+ */
+
+export interface StoreTreeOptions {
+  level: number;
+  exclude?: (absPath: string) => boolean;
+  /**
+   * A tree of hard links made anew for every backup (Prometheus' snapshot): each new link
+   * changes a file's ctime, so ctime is not compared. FORMAT.md says why that is sound there.
+   */
+  linked?: boolean;
+  /** The parent set's lines of this tree, in their order (checked against the parent's record). */
+  parent?: AsyncIterable<Entry>;
+  writer: PieceWriter;
+  listing: EntriesWriter;
+  onBytes?: (n: number) => void;
+  signal?: AbortSignal;
+  report?: (line: string) => void;
+}
+
+export interface TreeCounts {
+  files: number;
+  /** The files' bytes: what the tree restores. */
+  bytes: number;
+  /** Files taken from the parent's lines without being read. */
+  unchanged: number;
+  /** Bytes read from the node's files. */
+  bytesRead: number;
+}
+
+/**
+ * Walk order as a comparable key: the root's index among the sources, then the path's names.
+ * The walk sorts names as JavaScript compares strings, and lists a directory before what it holds.
+ */
+function orderKey(roots: string[], p: string): { root: number; names: string[] } | undefined {
+  const root = roots.findIndex((r) => p === r || p.startsWith(r.endsWith('/') ? r : r + '/'));
+  if (root < 0) return undefined;
+  const rel = p.slice(roots[root]!.length).replace(/^\/+/, '');
+  return { root, names: rel ? rel.split('/') : [] };
+}
+
+function compareKeys(a: { root: number; names: string[] }, b: { root: number; names: string[] }): number {
+  if (a.root !== b.root) return a.root - b.root;
+  const n = Math.min(a.names.length, b.names.length);
+  for (let i = 0; i < n; i++) if (a.names[i] !== b.names[i]) return a.names[i]! < b.names[i]! ? -1 : 1;
+  return a.names.length - b.names.length;
+}
+
+/**
+ * The parent's lines beside the walk: both go in walk order, so a match costs no memory. With
+ * `rebase`, the parent's tree was one root of another name (last night's snapshot directory):
+ * its lines are compared as if they were under today's.
+ */
+class ParentCursor {
+  private readonly lines: AsyncIterator<Entry>;
+  private current: { e: Entry; key: { root: number; names: string[] } } | undefined;
+  private ended = false;
+  private parentRoot: string | undefined;
+  constructor(
+    parent: AsyncIterable<Entry>,
+    private readonly roots: string[],
+    private readonly rebase: boolean,
+  ) {
+    this.lines = parent[Symbol.asyncIterator]();
+  }
+  private keyOfLine(p: string) {
+    if (!this.rebase) return orderKey(this.roots, p);
+    this.parentRoot ??= p; // the walk's first line is its root
+    const root = this.parentRoot;
+    if (p !== root && !p.startsWith(root + '/')) return undefined;
+    return orderKey(this.roots, this.roots[0] + p.slice(root.length));
+  }
+  /** The parent's line for `abs`, if it has one; lines before it are passed over. */
+  async lineFor(abs: string): Promise<Entry | undefined> {
+    const key = orderKey(this.roots, abs);
+    if (!key) return undefined;
+    for (;;) {
+      while (!this.current && !this.ended) {
+        const next = await this.lines.next();
+        if (next.done) this.ended = true;
+        else {
+          const k = this.keyOfLine(next.value.path);
+          if (k) this.current = { e: next.value, key: k };
+        }
+      }
+      if (!this.current) return undefined;
+      const c = compareKeys(this.current.key, key);
+      if (c > 0) return undefined;
+      const e = this.current.e;
+      this.current = undefined;
+      if (c === 0) return e;
+    }
+  }
+  async close(): Promise<void> {
+    await this.lines.return?.();
+  }
+}
+
+/** Whether a parent line stands for the file as lstat sees it now. */
+function unchanged(p: Entry, st: BigIntStats, linked: boolean): boolean {
+  return p.type === 'file' && !p.linkOf && p.pieces !== undefined && p.size === Number(st.size) && p.mtimeNs === st.mtimeNs.toString() && p.inode === `${st.dev}:${st.ino}` && (linked || p.ctimeNs === st.ctimeNs.toString());
+}
+
+/**
+ * Lists the given absolute paths (files or trees) into `opts.listing`, storing every file's data
+ * as pieces through `opts.writer`; files the parent's lines show unchanged are not opened.
+ */
+export async function writeStoreTree(artifactPath: string, sources: string[], opts: StoreTreeOptions): Promise<TreeCounts> {
+  const counts: TreeCounts = { files: 0, bytes: 0, unchanged: 0, bytesRead: 0 };
+  const parent = opts.parent ? new ParentCursor(opts.parent, sources, Boolean(opts.linked) && sources.length === 1) : undefined;
+  const firstOfInode = new Map<string, Entry>();
+  let xattrs = new Map<string, Xattrs>();
+  let toldNoGetfattr = false;
+
+  /** Reads a file and stores its pieces; a large one is hashed while the previous piece is compressed. */
+  const readFile = async (abs: string, st: BigIntStats): Promise<Pick<Entry, 'size' | 'sha256' | 'pieces' | 'dataExtents'>> => {
+    if (isSmall(st)) {
+      const data = readSmall(abs, Number(st.size));
+      opts.onBytes?.(data.length);
+      counts.bytesRead += data.length;
+      const id = pieceId(data);
+      if (data.length > 0) await opts.writer.put(id, data, opts.level);
+      return { size: data.length, sha256: id, pieces: data.length > 0 ? [id] : [] };
+    }
+    const size = Number(st.size);
+    const whole = createHash('sha256');
+    const extents = mayBeSparse(st) ? new ExtentFinder(Number(st.blksize) || 4096) : undefined;
+    const pieces: string[] = [];
+    const fh = await fsp.open(abs, 'r');
+    let storing: Promise<void> | undefined;
+    try {
+      for (let i = 0; i < pieceCount(size); i++) {
+        if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
+        const want = pieceSizeAt(size, i);
+        const buf = Buffer.allocUnsafe(want);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await fh.read(buf, got, want - got, i * PIECE_SIZE + got);
+          if (bytesRead === 0) throw new LsbackupError(`${abs} shrank while it was read (${i * PIECE_SIZE + got} of the ${size} bytes lstat gave)`);
+          got += bytesRead;
+        }
+        whole.update(buf);
+        extents?.add(buf);
+        const id = pieceId(buf);
+        pieces.push(id);
+        await storing;
+        storing = opts.writer.put(id, buf, opts.level);
+        opts.onBytes?.(want);
+        counts.bytesRead += want;
+      }
+      await storing;
+    } finally {
+      await storing?.catch(() => undefined);
+      await fh.close();
+    }
+    // What lstat said is stored, as GNU tar does with a file that grows while it is read.
+    const dataExtents = extents?.sparseExtents(size);
+    return { size, sha256: whole.digest('hex'), pieces, ...(dataExtents ? { dataExtents } : {}) };
+  };
+
+  const add = async ({ abs, st, data }: Found): Promise<void> => {
+    if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
+    const base = {
+      archive: artifactPath,
+      name: entryNameOf(abs),
+      path: abs,
+      mode: Number(st.mode),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeNs: st.mtimeNs.toString(),
+      linkTarget: '',
+      sha256: '',
+      size: 0,
+      ...(xattrs.has(abs) ? { xattrs: xattrs.get(abs) } : {}),
+    };
+    if (st.isSymbolicLink()) return opts.listing.add({ ...base, type: 'symlink', linkTarget: data as string });
+    if (st.isDirectory()) return opts.listing.add({ ...base, type: 'dir' });
+    if (!st.isFile()) return; // sockets, fifos and devices are not configuration
+    const inode = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1n ? firstOfInode.get(inode) : undefined;
+    if (first) return opts.listing.add({ ...base, type: 'file', size: first.size, sha256: first.sha256, linkOf: first.path });
+    counts.files++;
+    const before = await parent?.lineFor(abs);
+    let content: Pick<Entry, 'size' | 'sha256' | 'pieces' | 'dataExtents'> | undefined;
+    // A piece that left the store (a prune between the parent and now) is read from the file again.
+    if (before && unchanged(before, st, Boolean(opts.linked)) && before.pieces!.every((id) => opts.writer.has(id))) {
+      content = { size: before.size, sha256: before.sha256, pieces: before.pieces, ...(before.dataExtents ? { dataExtents: before.dataExtents } : {}) };
+      counts.unchanged++;
+      opts.onBytes?.(before.size);
+    } else {
+      content = await readFile(abs, st);
+    }
+    counts.bytes += content.size;
+    const entry: Entry = { ...base, type: 'file', ...content, inode, ctimeNs: st.ctimeNs.toString() };
+    await opts.listing.add(entry);
+    if (st.nlink > 1n) firstOfInode.set(inode, entry);
+  };
+
+  try {
+    for (const src of sources) {
+      if (opts.exclude?.(src)) continue;
+      let st: BigIntStats;
+      try {
+        st = await fsp.lstat(src, { bigint: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // optional paths (advanced.config, ...) may be absent
+        throw err;
+      }
+      const read = await readTreeXattrs(src);
+      if (!read && !toldNoGetfattr) opts.report?.('getfattr not found (install the Debian package attr): extended attributes and ACLs are not recorded');
+      toldNoGetfattr ||= !read;
+      xattrs = read ?? new Map();
+      const breathe = timeSlicer();
+      for (const f of walkTree(src, st, opts.exclude, false)) {
+        await add(f);
+        await breathe();
+      }
+    }
+  } finally {
+    await parent?.close();
+  }
+  return counts;
+}
+
+/** A file line's pieces, checked against its size: the list says where each piece goes. */
+function piecesOf(e: Entry): string[] {
+  const pieces = e.pieces;
+  if (!pieces) throw new IntegrityError(`${e.path}: its line names no pieces`);
+  if (pieces.length !== pieceCount(e.size)) throw new IntegrityError(`${e.path}: ${pieces.length} pieces for ${e.size} bytes, expected ${pieceCount(e.size)}`);
+  return pieces;
+}
+
+/** Pieces read ahead of the writer: the next ones are read and checked while one is written. */
+const READ_AHEAD = 3;
+
+async function* contentOf(store: Store, e: Entry, pieces: string[]): AsyncGenerator<Buffer> {
+  const reads: Promise<Buffer>[] = [];
+  let next = 0;
+  const more = () => {
+    while (reads.length < READ_AHEAD && next < pieces.length) {
+      const i = next++;
+      const r = store.read(pieces[i]!, pieceSizeAt(e.size, i));
+      r.catch(() => undefined); // awaited below, in order
+      reads.push(r);
+    }
+  };
+  more();
+  while (reads.length) {
+    const piece = await reads.shift()!;
+    more();
+    yield piece;
+  }
+}
+
+/**
+ * Writes every file of a format-3 tree to `destFor(entry)` (skipped where that gives undefined)
+ * from its pieces, each checked as it is read, and the whole file's size and SHA-256 at its end.
+ * A missing or bad piece refuses the restore with one line naming the piece and the file.
+ */
+export async function extractStoreTree(store: Store, entries: Iterable<Entry> | AsyncIterable<Entry>, destFor: (e: Entry) => string | undefined, onBytes?: (n: number) => void): Promise<void> {
+  const breathe = timeSlicer();
+  // Large files are written several at once (each reading ahead of itself); small ones in turn, synchronously.
+  const running = new Set<Promise<void>>();
+  let failure: unknown;
+  const restoreOne = async (e: Entry, dest: string, pieces: string[]): Promise<void> => {
+    try {
+      if (e.size <= SMALL && !e.dataExtents) {
+        // One synchronous read and write: for a file of a few KiB, a third of the CPU of the promise forms (timeSlicer).
+        const data = pieces.length ? store.readSync(pieces[0]!, e.size) : Buffer.alloc(0);
+        if (pieceId(data) !== e.sha256) throw new IntegrityError(`its content does not match the sha256 of its line`);
+        onBytes?.(data.length);
+        writeFileSync(dest, data, { mode: FILE_MODE });
+        return;
+      }
+      const hashing = new HashingStream(onBytes);
+      const out: Writable = e.dataExtents ? new SparseFileWriter(dest, e.dataExtents, e.size, FILE_MODE) : createWriteStream(dest, { mode: FILE_MODE, highWaterMark: 1 << 20 });
+      await pipeline(Readable.from(contentOf(store, e, pieces)), hashing, out);
+      if (hashing.bytes !== e.size || hashing.digest() !== e.sha256) throw new IntegrityError(`restored ${hashing.bytes} bytes that do not match the size and sha256 of its line`);
+    } catch (err) {
+      await fsp.rm(dest, { force: true });
+      throw new IntegrityError(`${e.path}: ${messageOf(err)}; refusing to restore`);
+    }
+  };
+  try {
+    for await (const e of entries) {
+      if (failure) break;
+      if (e.type !== 'file' || e.linkOf) continue;
+      const dest = destFor(e);
+      if (!dest) continue;
+      const pieces = piecesOf(e);
+      if (e.size <= SMALL && !e.dataExtents) {
+        await restoreOne(e, dest, pieces);
+        await breathe();
+        continue;
+      }
+      while (running.size >= FILES_AT_ONCE) await Promise.race(running);
+      const job: Promise<void> = restoreOne(e, dest, pieces).catch((err: unknown) => void (failure ??= err)).finally(() => running.delete(job));
+      running.add(job);
+    }
+  } finally {
+    await Promise.all(running);
+  }
+  if (failure) throw failure;
+}
+
+/** Large files written at once by a restore: enough to keep the thread pool's gunzips and the disk busy. */
+const FILES_AT_ONCE = 3;
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+/** What verify found of each piece it read: undefined when good, else the problem. Shared by every tree and set of one run. */
+export type PieceVerdicts = Map<string, string | undefined>;
+
+/**
+ * Checks every piece a format-3 tree names, each once per run however many files and sets name
+ * it (`verdicts`), reading those `sample` picks and looking up the others. One line per file whose
+ * piece is missing or bad, naming the listing, the file and the piece.
+ */
+export async function checkStoreTree(store: Store, artifactPath: string, entries: AsyncIterable<Entry>, verdicts: PieceVerdicts, opts: { sample?: (id: string) => boolean; onBytes?: (n: number) => void; badPieces?: Set<string> } = {}): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    for await (const e of entries) {
+      if (e.type !== 'file' || e.linkOf) continue;
+      let pieces: string[];
+      try {
+        pieces = piecesOf(e);
+      } catch (err) {
+        problems.push(`${artifactPath}: ${messageOf(err)}`);
+        continue;
+      }
+      // The whole file's sha256 is compared when its content is at hand: one piece is the file,
+      // and a file whose every piece is read in this pass is hashed on the way.
+      if (pieces.length <= 1 && (pieces[0] ?? EMPTY_SHA256) !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch (its line's sha256 is not its content's)`);
+      const whole = pieces.length > 1 && pieces.every((id) => !verdicts.has(id) && (!opts.sample || opts.sample(id))) ? createHash('sha256') : undefined;
+      for (let i = 0; i < pieces.length; i++) {
+        const id = pieces[i]!;
+        if (!verdicts.has(id)) {
+          let verdict: string | undefined;
+          if (opts.sample && !opts.sample(id)) verdict = store.locate(id) ? undefined : `piece ${id} is missing from the store`;
+          else {
+            try {
+              const data = await store.read(id, pieceSizeAt(e.size, i));
+              whole?.update(data);
+              opts.onBytes?.(data.length);
+            } catch (err) {
+              verdict = messageOf(err);
+            }
+          }
+          verdicts.set(id, verdict);
+        }
+        const bad = verdicts.get(id);
+        if (bad) {
+          problems.push(`${artifactPath}: ${e.path}: ${bad}`);
+          opts.badPieces?.add(id);
+        }
+      }
+      if (whole && pieces.every((id) => !verdicts.get(id)) && whole.digest('hex') !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch (its pieces are good, the whole file's sha256 is not its line's)`);
+    }
+  } catch (err) {
+    problems.push(err instanceof IntegrityError ? err.message : `${artifactPath}: not readable: ${messageOf(err)}`);
+  }
+  return problems;
+}
+
