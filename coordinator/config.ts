@@ -12,6 +12,12 @@ export const coordinatorConfigSchema = z
     agent_timeout_s: z.number().positive().default(10),
     /** Room to leave free on the target beyond the estimate, as a fraction of it. */
     space_margin: z.number().min(0).default(0.1),
+    /**
+     * How long a piece of the content store that no set names is left alone, and how long a
+     * trash round waits before it is emptied (FORMAT.md "Garbage collection"): longer than any
+     * backup takes to name the pieces it writes.
+     */
+    store_grace_s: z.number().positive().default(3600),
     tls: tlsSchema.optional(),
     insecure: z.boolean().default(false),
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),

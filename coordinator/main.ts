@@ -18,7 +18,7 @@ try {
   // The coordinator's own certificate (role coordinator) is also what agents accept.
   const pool = new AgentPool(clientCredentials(cfg.tls, insecure), cfg.agent_timeout_s * 1000);
   const metrics = cfg.metrics_listen ? new Metrics() : undefined;
-  const { server, port } = await startCoordinatorServer({ pool, log, agentPort: cfg.agent_port, spaceMargin: cfg.space_margin, setFormat: cfg.set_format, insecure, metrics, stops: new StopRegistry() }, cfg.listen, creds).catch((err: unknown) => {
+  const { server, port } = await startCoordinatorServer({ pool, log, agentPort: cfg.agent_port, spaceMargin: cfg.space_margin, storeGraceMs: cfg.store_grace_s * 1000, setFormat: cfg.set_format, insecure, metrics, stops: new StopRegistry() }, cfg.listen, creds).catch((err: unknown) => {
     throw listenError(err, cfg.listen, opts.config);
   });
   if (metrics && cfg.metrics_listen) {

@@ -2,18 +2,15 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { PruneRequest__Output as PruneRequest } from '../proto/generated/lsbackup/v1/PruneRequest.js';
 import type { PruneReply } from '../proto/generated/lsbackup/v1/PruneReply.js';
-import { InputError, NotFoundError } from '../common/errors.js';
+import { InputError, NotFoundError, messageOf } from '../common/errors.js';
 import { MANIFEST, checkSetId, listSetIds, setDir, type Manifest } from '../common/manifest.js';
 import type { AgentPool } from './agents.js';
 import { holdingsOf, releaseHolding } from './release.js';
 import { retain } from './retention.js';
 import { readSets } from './sets.js';
+import { timeOfId } from './set-time.js';
+import { collectGarbage, storeLine } from './store-gc.js';
 import { lockTarget } from './target.js';
-
-function timeOfId(id: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(id)!;
-  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-}
 
 /** Removes a set so that at no point does a half-deleted set look complete: the manifest goes first. */
 async function removeSetDir(target: string, id: string): Promise<void> {
@@ -41,7 +38,15 @@ async function removeSet(pool: AgentPool, req: PruneRequest, id: string, why: st
   return { removed: true, line: [`${id}: ${why}`, ...lines, ...shared].join('; ') };
 }
 
-export async function prune(req: PruneRequest, pool: AgentPool, now = new Date()): Promise<PruneReply> {
+export interface PruneOptions {
+  /** The store's grace period (FORMAT.md "Garbage collection"): coordinator config `store_grace_s`. */
+  storeGraceMs: number;
+  now?: Date;
+  log?: (line: string) => void;
+}
+
+export async function prune(req: PruneRequest, pool: AgentPool, opts: PruneOptions): Promise<PruneReply> {
+  const now = opts.now ?? new Date();
   const policy = { last: req.keepLast, daily: req.keepDaily, weekly: req.keepWeekly, monthly: req.keepMonthly };
   const byPolicy = Object.values(policy).some((n) => n > 0);
   if (!byPolicy && req.removeIds.length === 0) throw new InputError('prune needs at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly');
@@ -92,8 +97,24 @@ export async function prune(req: PruneRequest, pool: AgentPool, now = new Date()
       (outcome.removed ? removed : held).push(d.id);
       reasons.set(d.id, outcome.line);
     }
-    return { removed, kept, held, reasons: sets.map((s) => reasons.get(s.id)!) };
+    const lines = sets.map((s) => reasons.get(s.id)!);
+    const store = await collectStore(req, opts, now, new Set(req.dryRun ? removed : []));
+    return { removed, kept, held, reasons: store ? [...lines, store] : lines };
   } finally {
     await unlock();
+  }
+}
+
+/**
+ * The store's garbage collection after the sets are gone, under the same lock: one line for the
+ * reply, none when the target has no store. The sets are removed by then, so a failure here is
+ * that line rather than a failed prune.
+ */
+async function collectStore(req: PruneRequest, opts: PruneOptions, now: Date, gone: Set<string>): Promise<string | undefined> {
+  try {
+    const r = await collectGarbage(req.target, { graceMs: opts.storeGraceMs, dryRun: req.dryRun, now, log: opts.log, gone });
+    return r.noStore ? undefined : storeLine(r, req.dryRun);
+  } catch (err) {
+    return `store: collection stopped: ${messageOf(err)}`;
   }
 }

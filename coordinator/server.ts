@@ -21,6 +21,8 @@ export interface CoordinatorDeps {
   log: Logger;
   agentPort: number;
   spaceMargin: number;
+  /** How long an unnamed piece of the content store is left alone (config `store_grace_s`). */
+  storeGraceMs: number;
   /** The format new sets are written in; 3 when absent. */
   setFormat?: 2 | 3;
   insecure: boolean;
@@ -70,7 +72,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       }
     }),
     Agents: serveUnary(opts, (req) => agentStatus(deps, req)),
-    Prune: serveUnary(opts, (req) => prune(req, deps.pool)),
+    Prune: serveUnary(opts, (req) => prune(req, deps.pool, { storeGraceMs: deps.storeGraceMs, log: (line) => deps.log.info(`prune ${req.target}: ${line}`) })),
   };
 }
 

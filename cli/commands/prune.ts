@@ -45,7 +45,7 @@ export function registerPrune(program: Command): void {
     .addOption(keepOpt('--keep-weekly', 'keep the newest complete set of each of the last N weeks'))
     .addOption(keepOpt('--keep-monthly', 'keep the newest complete set of each of the last N months'))
     .addOption(keepOpt('--incomplete-grace-hours', 'remove sets without a manifest older than this (default 24)'))
-    .option('--dry-run', 'list what would go (sets and their snapshots), remove nothing')
+    .option('--dry-run', 'list what would go (sets, their snapshots, pieces of the store and their bytes), remove nothing')
     .action(async (o: PruneOptions, cmd: Command) => {
       const policy = {
         keepLast: o.keepLast ?? 0,
