@@ -37,10 +37,10 @@ export const channelOptions: grpc.ChannelOptions = {
 /**
  * The coordinator's channels to its agents. It keeps one per agent (coordinator/agents.ts), a
  * thousand on a large cluster, and what they cost while no backup runs was measured with 1,000
- * simulated agents (bench item 11): pings of idle channels every 5 s are 200 a second, about 2 %
- * of a core; without them the agents' own 5 s pings (serverOptions) still cost the coordinator
- * about 17 ms of CPU a second; and 1,000 open channels hold ~115 MiB. Reconnecting them costs
- * ~6 s of CPU (a TLS handshake each). So:
+ * simulated agents (bench item 11): with idle channels pinging every 5 s (200 pings a second)
+ * an idle coordinator used 22-29 ms of CPU a second; without them the agents' own 5 s pings
+ * (serverOptions) still cost it 8-10 ms a second; 1,000 open channels hold 100-130 MiB.
+ * Reconnecting them all costs ~5 s of CPU (a TLS handshake each). So:
  *   - no pings while a channel has no call: a call on a channel whose peer has gone sends one
  *     at once (grpc-js pings a channel that missed one as its next call starts), so a dead
  *     agent is still found within the keepalive timeout, and a stream is watched as before;
