@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../common/proto.js';
-import { channelOptionsFor, proto } from '../common/proto.js';
+import { agentChannelOptions, channelOptionsFor, proto } from '../common/proto.js';
 import type { AgentBackupRequest } from '../proto/generated/lsbackup/v1/AgentBackupRequest.js';
 import type { AgentRestoreRequest } from '../proto/generated/lsbackup/v1/AgentRestoreRequest.js';
 import type { ProgressEvent__Output as ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
@@ -20,7 +20,7 @@ import { callUnary, followStream } from '../common/rpc.js';
  */
 export const INFO_AT_ONCE = 64;
 
-/** One client per agent address, reused across calls. */
+/** One client per agent address, reused across calls and backups while its channel is open (common/proto.ts agentChannelOptions). */
 export class AgentPool {
   private readonly clients = new Map<string, AgentClient>();
   private infoRunning = 0;
@@ -31,7 +31,7 @@ export class AgentPool {
   private client(address: string, node: string): AgentClient {
     let c = this.clients.get(address);
     if (!c) {
-      c = new proto.Agent(channelTarget(address), this.creds, channelOptionsFor(address, node));
+      c = new proto.Agent(channelTarget(address), this.creds, channelOptionsFor(address, node, agentChannelOptions));
       this.clients.set(address, c);
     }
     return c;

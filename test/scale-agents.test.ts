@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { DemoCluster } from '../demo/cluster.js';
 import { loadEntries } from '../common/entries-file.js';
@@ -16,6 +16,11 @@ import { commitSet } from '../common/commit.js';
 import { SimCluster } from './helpers/sim-agents.js';
 
 const NODES = 200;
+
+/** The coordinator's open file descriptors: one socket per open agent channel, plus its own files. */
+function openFds(c: SimCluster): number {
+  return readdirSync(`/proc/${c.coordinator!.pid}/fd`).length;
+}
 
 interface Summary {
   backupId: string;
@@ -149,5 +154,47 @@ describe(`${NODES} simulated agents: one backup through the real coordinator and
       await fsp.rename(`${stateDir}.away`, stateDir);
       await c.startAgent(stopped.name);
     }
+  });
+
+  // The coordinator keeps its channels to the agents from one backup to the next (common/proto.ts
+  // agentChannelOptions): every backup in this file after the first runs on them.
+  test('on the same coordinator, a restarted agent is reached by the next backup, and one that went away neither hangs it nor leaks', async () => {
+    const restarted = c.nodes[20]!;
+    const gone = c.nodes[30]!;
+    const backup = async () => {
+      const t0 = Date.now();
+      const r = await c.cli(['--json', 'backup', '-b', c.buildDir, '-t', c.target]);
+      return { r, s: DemoCluster.result<Summary>(r.stdout), ms: Date.now() - t0 };
+    };
+    const warm = await backup();
+    assert.equal(warm.r.code, 0, (warm.r.stderr + warm.r.stdout).slice(-3000));
+    const fds = openFds(c);
+    assert.ok(fds >= NODES, `the coordinator holds ${fds} descriptors: its channels to the ${NODES} agents are open`);
+
+    // A new server on the same address: the connection the coordinator holds to it is closed.
+    await c.stopAgent(restarted.name);
+    await c.startAgent(restarted.name);
+    const again = await backup();
+    assert.equal(again.r.code, 0, (again.r.stderr + again.r.stdout).slice(-3000));
+    assert.equal(again.s.parts.find((p) => p.node === restarted.name)?.status, 'ok');
+
+    await c.stopAgent(gone.name);
+    try {
+      const partial = await backup();
+      assert.equal(partial.r.code, 1, (partial.r.stderr + partial.r.stdout).slice(-3000));
+      assert.equal(partial.s.status, 'partial');
+      assert.deepEqual(partial.s.reasons.map((x) => x.split(':')[0]), [`${gone.name}/haproxy`]);
+      assert.match(partial.s.reasons[0]!, /unreachable/);
+      // Bounded: no longer than a complete backup and the Info deadline (agent_timeout_s, 10 s) twice over.
+      assert.ok(partial.ms < 2 * warm.ms + 20_000, `the backup without ${gone.name} took ${partial.ms} ms, a complete one ${warm.ms} ms`);
+    } finally {
+      await c.startAgent(gone.name);
+    }
+    const back = await backup();
+    assert.equal(back.r.code, 0, (back.r.stderr + back.r.stdout).slice(-3000));
+    assert.equal(back.s.parts.find((p) => p.node === gone.name)?.status, 'ok');
+    // One channel per agent still: none was left behind by the restart or the agent that went away.
+    const after = openFds(c);
+    assert.ok(after <= fds + 5, `the coordinator held ${fds} descriptors before, ${after} after`);
   });
 });
