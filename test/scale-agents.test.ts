@@ -64,7 +64,7 @@ describe(`${NODES} simulated agents: one backup through the real coordinator and
       // The record on the shared location is the one the manifest names, and says what the manifest says.
       const back = await readPartRecord(dir, p.record, p);
       assert.deepEqual({ ...back, external: undefined }, { ...p, external: undefined });
-      assert.deepEqual(p.artifacts.map((a) => a.kind).sort(), ['entries', 'tar']);
+      assert.deepEqual(p.artifacts.map((a) => a.kind).sort(), ['tree']);
       // Its entries are this node's files: every node's haproxy.cfg names its own address.
       const entries = await loadEntries(dir, p);
       assert.equal(entries.length, p.entryCount);
