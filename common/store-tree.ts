@@ -8,9 +8,9 @@ import { HashingStream } from './hash.js';
 import { IntegrityError, LsbackupError, messageOf } from './errors.js';
 import { entryNameOf } from './archive.js';
 import { ExtentFinder, SparseFileWriter, mayBeSparse } from './sparse.js';
-import { readTreeXattrs, type Xattrs } from './xattrs.js';
+import type { Xattrs } from './xattrs.js';
 import { timeSlicer } from './parallel.js';
-import { SMALL, isSmall, readSmall, walkTree, type Found } from './tree-walk.js';
+import { SMALL, isSmall, readSmall, walkSources, type Found } from './tree-walk.js';
 import { PIECE_SIZE, type PieceWriter, pieceCount, pieceId, pieceSizeAt, type Store } from './store.js';
 import type { EntriesWriter } from './entries-file.js';
 
@@ -127,8 +127,6 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
   const counts: TreeCounts = { files: 0, bytes: 0, unchanged: 0, bytesRead: 0 };
   const parent = opts.parent ? new ParentCursor(opts.parent, sources, Boolean(opts.linked) && sources.length === 1) : undefined;
   const firstOfInode = new Map<string, Entry>();
-  let xattrs = new Map<string, Xattrs>();
-  let toldNoGetfattr = false;
 
   /** Reads a file and stores its pieces; a large one is hashed while the previous piece is compressed. */
   const readFile = async (abs: string, st: BigIntStats): Promise<Pick<Entry, 'size' | 'sha256' | 'pieces' | 'dataExtents'>> => {
@@ -176,7 +174,7 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
     return { size, sha256: whole.digest('hex'), pieces, ...(dataExtents ? { dataExtents } : {}) };
   };
 
-  const add = async ({ abs, st, data }: Found): Promise<void> => {
+  const add = async ({ abs, st, data, xattrs }: Found & { xattrs?: Xattrs }): Promise<void> => {
     if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
     const base = {
       archive: artifactPath,
@@ -189,7 +187,7 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
       linkTarget: '',
       sha256: '',
       size: 0,
-      ...(xattrs.has(abs) ? { xattrs: xattrs.get(abs) } : {}),
+      ...(xattrs ? { xattrs } : {}),
     };
     if (st.isSymbolicLink()) return opts.listing.add({ ...base, type: 'symlink', linkTarget: data as string });
     if (st.isDirectory()) return opts.listing.add({ ...base, type: 'dir' });
@@ -215,24 +213,10 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
   };
 
   try {
-    for (const src of sources) {
-      if (opts.exclude?.(src)) continue;
-      let st: BigIntStats;
-      try {
-        st = await fsp.lstat(src, { bigint: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // optional paths (advanced.config, ...) may be absent
-        throw err;
-      }
-      const read = await readTreeXattrs(src);
-      if (!read && !toldNoGetfattr) opts.report?.('getfattr not found (install the Debian package attr): extended attributes and ACLs are not recorded');
-      toldNoGetfattr ||= !read;
-      xattrs = read ?? new Map();
-      const breathe = timeSlicer();
-      for (const f of walkTree(src, st, opts.exclude, false)) {
-        await add(f);
-        await breathe();
-      }
+    const breathe = timeSlicer();
+    for await (const f of walkSources(sources, { exclude: opts.exclude, readFiles: false, report: opts.report })) {
+      await add(f);
+      await breathe();
     }
   } finally {
     await parent?.close();

@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream, promises as fsp, writeFileSync, type BigIntStats } from 'node:fs';
-import { SMALL, walkTree, type Found } from './tree-walk.js';
+import { createReadStream, createWriteStream, promises as fsp, writeFileSync } from 'node:fs';
+import { SMALL, walkSources, type Found } from './tree-walk.js';
 import { timeSlicer } from './parallel.js';
 import path from 'node:path';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
@@ -15,7 +15,7 @@ import { IntegrityError, LsbackupError } from './errors.js';
 import { shown } from './quote.js';
 import { entryNameOf } from './archive.js';
 import { DataExtentScanner, SparseFileWriter, mayBeSparse } from './sparse.js';
-import { readTreeXattrs, type Xattrs } from './xattrs.js';
+import type { Xattrs } from './xattrs.js';
 import type { EntriesWriter } from './entries-file.js';
 
 /*
@@ -104,8 +104,6 @@ export async function writeTree(outFile: string, artifactPath: string, sources: 
   const outHash = new HashingStream();
   // Files seen with more than one link, by device and inode: the others are recorded as links to the first.
   const firstOfInode = new Map<string, Entry>();
-  let xattrs = new Map<string, Xattrs>();
-  let toldNoGetfattr = false;
   let failure: Error | undefined;
   // archiver reports unreadable or vanished files as warnings; a backup missing a file is a failed backup.
   archive.on('warning', (err: Error) => (failure ??= err));
@@ -139,7 +137,7 @@ export async function writeTree(outFile: string, artifactPath: string, sources: 
     await waitWhile(() => queuedSizes.length > QUEUED_ENTRIES || queuedBytes > QUEUED_BYTES);
   };
 
-  const add = async ({ abs, st, data: small }: Found): Promise<void> => {
+  const add = async ({ abs, st, data: small, xattrs }: Found & { xattrs?: Xattrs }): Promise<void> => {
     if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
     const name = entryNameOf(abs);
     const base = {
@@ -153,7 +151,7 @@ export async function writeTree(outFile: string, artifactPath: string, sources: 
       linkTarget: '',
       sha256: '',
       size: 0,
-      ...(xattrs.has(abs) ? { xattrs: xattrs.get(abs) } : {}),
+      ...(xattrs ? { xattrs } : {}),
     };
     const date = new Date(Number(st.mtimeMs));
     const mode = Number(st.mode) & 0o7777;
@@ -212,25 +210,11 @@ export async function writeTree(outFile: string, artifactPath: string, sources: 
   };
 
   try {
-    for (const src of sources) {
-      if (opts.exclude?.(src)) continue;
-      let st: BigIntStats;
-      try {
-        st = await fsp.lstat(src, { bigint: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // optional paths (advanced.config, ...) may be absent
-        throw err;
-      }
-      const read = await readTreeXattrs(src);
-      if (!read && !toldNoGetfattr) opts.report?.('getfattr not found (install the Debian package attr): extended attributes and ACLs are not recorded');
-      toldNoGetfattr ||= !read;
-      xattrs = read ?? new Map();
-      const breathe = timeSlicer();
-      for (const f of walkTree(src, st, opts.exclude)) {
-        await add(f);
-        if (failure) throw failure;
-        await breathe();
-      }
+    const breathe = timeSlicer();
+    for await (const f of walkSources(sources, { exclude: opts.exclude, readFiles: true, report: opts.report })) {
+      await add(f);
+      if (failure) throw failure;
+      await breathe();
     }
     await archive.finalize();
     // finalize() resolves when archiver is done, not when the bytes are on disk.

@@ -1,6 +1,7 @@
-import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, promises as fsp, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { mayBeSparse } from './sparse.js';
+import { readTreeXattrs, type Xattrs } from './xattrs.js';
 
 /*
  * The walk every tree writer makes (FORMAT.md: entries in this order): depth first, names sorted
@@ -56,3 +57,26 @@ export function* walkTree(abs: string, st: BigIntStats, exclude?: (p: string) =>
   }
 }
 
+
+/**
+ * Every root of a tree writer's sources in turn, walked, each found path with its extended
+ * attributes (read once per root). A root that is absent is an optional path (advanced.config,
+ * ...) and is passed over; a missing getfattr is reported once.
+ */
+export async function* walkSources(sources: string[], opts: { exclude?: (p: string) => boolean; readFiles: boolean; report?: (line: string) => void }): AsyncGenerator<Found & { xattrs?: Xattrs }> {
+  let toldNoGetfattr = false;
+  for (const src of sources) {
+    if (opts.exclude?.(src)) continue;
+    let st: BigIntStats;
+    try {
+      st = await fsp.lstat(src, { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    const read = await readTreeXattrs(src);
+    if (!read && !toldNoGetfattr) opts.report?.('getfattr not found (install the Debian package attr): extended attributes and ACLs are not recorded');
+    toldNoGetfattr ||= !read;
+    for (const f of walkTree(src, st, opts.exclude, opts.readFiles)) yield read?.has(f.abs) ? { ...f, xattrs: read.get(f.abs) } : f;
+  }
+}

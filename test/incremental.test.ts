@@ -6,6 +6,7 @@
  * it was when that set was taken. Seeded, so a failure can be replayed.
  */
 import { test } from 'node:test';
+import { rng } from '../bench/data.js';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -15,17 +16,6 @@ import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness
 import { PIECE_SIZE, storeOfTarget, storedPieces } from '../common/store.js';
 import { verifyAllSets } from '../coordinator/sets.js';
 
-/** mulberry32: small, seeded, good enough to pick changes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function state(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();

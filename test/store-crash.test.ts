@@ -5,6 +5,7 @@
  * piece read), and the next backup is complete, takes what it can from its parent, and verifies.
  */
 import { after, before, describe, test } from 'node:test';
+import { rng } from '../bench/data.js';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -16,15 +17,6 @@ import { waitFor } from './helpers/ops.js';
 
 type Summary = { backupId: string; status: string; reasons: string[] };
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('format 3 under SIGKILL', () => {
   let c: DemoCluster;
