@@ -29,6 +29,9 @@ const programs = {
     setfattr: 'attr',
     setfacl: 'acl',
     python3: 'python3',
+    // Encrypted sets (docs/FORMAT.md "Format 4") are checked against the age reference tool.
+    age: 'age',
+    'age-keygen': 'age',
   },
 }[purpose];
 
