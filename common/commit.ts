@@ -34,11 +34,13 @@ export async function commitSet(
   base: Omit<Manifest, 'format' | 'status' | 'reasons' | 'finishedAt' | 'parts' | 'coordinatorVersion'>,
   parts: Part[],
   extraReasons: string[] = [],
+  /** Format 4: the key's idKey, for the manifest's MAC. */
+  idKey?: Buffer,
 ): Promise<Manifest> {
   const reasons = [...parts.filter((p) => p.status === 'failed').map((p) => `${p.node}/${p.component}: ${p.reason}`), ...extraReasons];
   let status = setStatusOf(parts);
   if (extraReasons.length > 0 && status === 'complete') status = 'partial';
   const manifest: Manifest = { format, ...base, coordinatorVersion: VERSION, status, reasons, finishedAt: new Date().toISOString(), parts };
-  await writeManifest(dir, manifest);
+  await writeManifest(dir, manifest, idKey);
   return manifest;
 }

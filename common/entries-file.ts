@@ -10,6 +10,7 @@ import { FILE_MODE, fsyncPath } from './fsutil.js';
 import { HashingStream } from './hash.js';
 import { entryProblem, entrySchema, checked, type Artifact, type Entry, type Part } from './manifest.js';
 import { shown } from './quote.js';
+import type { AgeOpener, AgeSealer } from './age.js';
 
 /** A part's entries artifact (FORMAT.md "Format 2"). */
 export const ENTRIES_FILE = 'entries.jsonl.gz';
@@ -32,16 +33,24 @@ export class EntriesWriter {
   constructor(
     readonly file: string,
     readonly artifactPath: string,
-    /** `entries` (format 2: a part's one listing of its tar trees) or `tree` (format 3: a tree's own listing). */
-    readonly kind: 'entries' | 'tree' = 'entries',
+    /** `entries` (format 2: a part's one listing of its tar trees), `tree` (formats 3 and 4: a tree's own listing) or `pieces` (format 4: a listing's piece ids, in clear). */
+    readonly kind: 'entries' | 'tree' | 'pieces' = 'entries',
+    /** Format 4: the gzip goes into one age file to the set's recipients. */
+    sealer?: AgeSealer,
   ) {
-    this.done = pipeline(this.gzip, this.hashing, createWriteStream(file, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
+    const out = createWriteStream(file, { mode: FILE_MODE, highWaterMark: 1 << 20 });
+    this.done = sealer ? pipeline(this.gzip, sealer.sealStream(), this.hashing, out) : pipeline(this.gzip, this.hashing, out);
     this.done.catch((err: Error) => (this.failure ??= err));
   }
 
   /** Adds one entry; resolves at once unless gzip is behind (then when it has caught up). */
   async add(e: Entry): Promise<void> {
-    this.pending += JSON.stringify(e) + '\n';
+    return this.addLine(JSON.stringify(e));
+  }
+
+  /** Adds one line of text (a piece id, for a `pieces` artifact). */
+  async addLine(line: string): Promise<void> {
+    this.pending += line + '\n';
     this.count++;
     if (this.pending.length >= BATCH) await this.flush();
   }
@@ -77,7 +86,7 @@ export class EntriesWriter {
  */
 export function treeArtifactOf(part: Pick<Part, 'artifacts' | 'node' | 'component'>, name: string): string | undefined {
   const dir = `${part.node}/${part.component}/`;
-  const names = [`${dir}${treeListingName(name)}`, `${dir}${name}.tar.gz`, `${dir}${name}.tar`, `${dir}${name}.zip`];
+  const names = [`${dir}${treeListingName(name)}`, `${dir}${treeListingName(name, true)}`, `${dir}${name}.tar.gz`, `${dir}${name}.tar`, `${dir}${name}.zip`];
   return part.artifacts.find((a) => (a.kind === 'tree' || a.kind === 'tar' || a.kind === 'zip') && names.includes(a.path))?.path;
 }
 
@@ -86,8 +95,8 @@ export function entriesArtifact(part: Pick<Part, 'artifacts'>): Artifact | undef
   return part.artifacts.find((a) => a.kind === 'entries');
 }
 
-/** Format 3's listing of a tree: `<name>.tree.jsonl.gz`. */
-export const treeListingName = (name: string): string => `${name}.tree.jsonl.gz`;
+/** Format 3's listing of a tree: `<name>.tree.jsonl.gz`; format 4's is that encrypted, `<name>.tree.jsonl.gz.age`. */
+export const treeListingName = (name: string, encrypted = false): string => `${name}.tree.jsonl.gz${encrypted ? '.age' : ''}`;
 
 /**
  * A part's entries, one by one, in archive order, of any format: format 1's from the manifest,
@@ -96,7 +105,7 @@ export const treeListingName = (name: string): string => `${name}.tree.jsonl.gz`
  * malformed file ends it with one line naming the file and the line. `archive` keeps only that
  * archive's entries.
  */
-export async function* partEntries(setDir: string, part: Part, archive?: string): AsyncGenerator<Entry> {
+export async function* partEntries(setDir: string, part: Part, archive?: string, opener?: AgeOpener): AsyncGenerator<Entry> {
   if (part.entries) {
     for (const e of part.entries) if (!archive || e.archive === archive) yield e;
     return;
@@ -107,7 +116,7 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
     let n = 0;
     for (const t of trees) {
       if (archive && t.path !== archive) continue;
-      for await (const e of listingLines(setDir, t, names)) {
+      for await (const e of listingLines(setDir, t, names, opener)) {
         n++;
         yield e;
       }
@@ -128,14 +137,17 @@ export async function* partEntries(setDir: string, part: Part, archive?: string)
 }
 
 /** The checked lines of one listing file (format 2's entries artifact, or a format-3 tree). */
-async function* listingLines(setDir: string, list: Artifact, trees: Set<string>): AsyncGenerator<Entry> {
+async function* listingLines(setDir: string, list: Artifact, trees: Set<string>, opener?: AgeOpener): AsyncGenerator<Entry> {
   const file = path.join(setDir, list.path);
+  const encrypted = list.path.endsWith('.age');
+  if (encrypted && !opener) throw new IntegrityError(`${list.path} is encrypted: its file names are read with the identity (--identity)`);
   const gunzip = zlib.createGunzip({ chunkSize: BATCH });
   const text = new PassThrough();
   // The pipeline hands its error to every stream of it, readline's input too: it is named below.
   // A damaged gzip (a truncated end) must not pass for a shorter listing: its error ends the reading.
   let broken: unknown;
-  const flowing = pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), gunzip, text).catch((err: unknown) => void (broken ??= err));
+  const input = createReadStream(file, { highWaterMark: 1 << 20 });
+  const flowing = (encrypted ? pipeline(input, opener!.openStream(list.path), gunzip, text) : pipeline(input, gunzip, text)).catch((err: unknown) => void (broken ??= err));
   const named = (err: unknown) => (err instanceof IntegrityError ? err : new IntegrityError((err as NodeJS.ErrnoException).code === 'ENOENT' ? `${list.path} is missing` : `${list.path} is damaged: ${messageOf(err)}`));
   const lines = createInterface({ input: text, crlfDelay: Infinity });
   let n = 0;
@@ -166,8 +178,8 @@ async function* listingLines(setDir: string, list: Artifact, trees: Set<string>)
 }
 
 /** A part's entries (of one archive) in memory: for restores, which plan directories and links over all of them. */
-export async function loadEntries(setDir: string, part: Part, archive?: string): Promise<Entry[]> {
+export async function loadEntries(setDir: string, part: Part, archive?: string, opener?: AgeOpener): Promise<Entry[]> {
   const out: Entry[] = [];
-  for await (const e of partEntries(setDir, part, archive)) out.push(e);
+  for await (const e of partEntries(setDir, part, archive, opener)) out.push(e);
   return out;
 }

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { InputError, IntegrityError, NotFoundError } from './errors.js';
 import { writeFileAtomic } from './fsutil.js';
@@ -11,7 +11,9 @@ export const FORMAT = 'lsbackup-set/3';
 /** Sets this version reads besides: format 2 (part records, tar trees) and format 1 (entries in the manifest, zip trees). */
 export const FORMAT_2 = 'lsbackup-set/2';
 export const FORMAT_1 = 'lsbackup-set/1';
-export type SetFormat = typeof FORMAT | typeof FORMAT_2 | typeof FORMAT_1;
+/** Format 3 with everything that has content encrypted to the operator's keys (FORMAT.md "Format 4"). */
+export const FORMAT_4 = 'lsbackup-set/4';
+export type SetFormat = typeof FORMAT_4 | typeof FORMAT | typeof FORMAT_2 | typeof FORMAT_1;
 /** A part record (`<node>/<component>/part.json`, FORMAT.md "Format 2"). */
 export const PART_FORMAT = 'lsbackup-part/2';
 export const PART_RECORD = 'part.json';
@@ -39,7 +41,7 @@ export const partStatuses = ['ok', 'failed', 'skipped'] as const;
  */
 export const artifactSchema = z.object({
   path: z.string().min(1),
-  kind: z.enum(['zip', 'tar', 'stream', 'entries', 'tree']),
+  kind: z.enum(['zip', 'tar', 'stream', 'entries', 'tree', 'pieces', 'meta']),
   size: count,
   sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits'),
   mode: z.number().int().min(0).max(0xffff),
@@ -104,8 +106,8 @@ function checkArtifactPaths(p: { node: string; component: string; artifacts: Art
  * artifacts are their own listings, and come without tar or entries artifacts.
  */
 function checkEntriesArtifact(p: { artifacts: Artifact[]; entryCount: number }, ctx: z.RefinementCtx): void {
-  if (p.artifacts.some((a) => a.kind === 'tree')) {
-    if (p.artifacts.some((a) => a.kind !== 'tree' && a.kind !== 'stream')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'tree artifacts come only with stream artifacts (format 3)' });
+  if (p.artifacts.some((a) => a.kind === 'tree' || a.kind === 'meta')) {
+    if (p.artifacts.some((a) => a.kind !== 'tree' && a.kind !== 'stream' && a.kind !== 'pieces' && a.kind !== 'meta')) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'tree artifacts come only with stream, pieces and meta artifacts (formats 3 and 4)' });
     return;
   }
   const lists = p.artifacts.filter((a) => a.kind === 'entries').length;
@@ -163,6 +165,30 @@ export const partSchemaV3 = z
   });
 
 /**
+ * A part of a format-4 manifest: format 3's, encrypted (FORMAT.md "Format 4"). Its listings and
+ * streams are age files, each listing has its clear `pieces` artifact, and an ok part's meta is
+ * its `meta` artifact: the manifest's own `meta` is empty.
+ */
+export const partSchemaV4 = z
+  .object({ ...partFields, entryCount: count, newBytes: count.optional(), record: digestRef.optional() })
+  .superRefine((p, ctx) => {
+    checkArtifactPaths(p, ctx);
+    p.artifacts.forEach((a, i) => {
+      const ok = a.kind === 'pieces' ? a.path.endsWith(PIECES_SUFFIX) : (a.kind === 'tree' || a.kind === 'stream' || a.kind === 'meta') && a.path.endsWith('.age');
+      if (!ok) ctx.addIssue({ code: 'custom', path: ['artifacts', i], message: 'expected encrypted (.age) tree, stream and meta artifacts and clear .pieces.gz ones (format 4)' });
+    });
+    const trees = p.artifacts.filter((a) => a.kind === 'tree').map((a) => a.path.replace(/\.tree\.jsonl\.gz\.age$/, ''));
+    const lists = p.artifacts.filter((a) => a.kind === 'pieces').map((a) => a.path.slice(0, -PIECES_SUFFIX.length));
+    if (trees.length !== lists.length || trees.some((t) => !lists.includes(t))) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'expected one pieces artifact for every tree artifact (format 4)' });
+    if (Object.keys(p.meta).length > 0) ctx.addIssue({ code: 'custom', path: ['meta'], message: 'expected no meta in clear (format 4 keeps it in the meta artifact)' });
+    if (p.status === 'ok' && p.artifacts.filter((a) => a.kind === 'meta').length !== 1) ctx.addIssue({ code: 'custom', path: ['artifacts'], message: 'expected one meta artifact on an ok part (format 4)' });
+    checkRecordPath(p, ctx);
+  });
+
+/** A format-4 listing's clear list of piece ids: `<name>.pieces.gz` beside `<name>.tree.jsonl.gz.age`. */
+export const PIECES_SUFFIX = '.pieces.gz';
+
+/**
  * A hard link names an earlier plain file of the same archive (restore makes it from that file's
  * data), and a sparse file's extents are ascending ranges inside it.
  */
@@ -196,8 +222,11 @@ export function entryProblem(e: Entry, trees: Set<string>): { key: string; messa
   return metadataKeyProblem({ ...e, linkOf: undefined }, new Map());
 }
 
-/** Room for a signature or MAC over the same canonical bytes later (FORMAT.md). */
-export const integritySchema = z.object({ sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });
+/** The manifest's digest, and (format 4) its MAC with the key's idKey over the same canonical bytes (FORMAT.md). */
+export const integritySchema = z.object({ sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits'), mac: z.string().regex(HEX64, 'expected 64 lower-case hex digits').optional() });
+
+/** Format 4: whom a set is encrypted to, and which key's ids and MAC it carries. */
+export const encryptionSchema = z.object({ recipients: z.array(z.string().regex(/^age1[0-9a-z]+$/, 'expected an age recipient')).min(1), keyId: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });
 
 const manifestFields = {
   id: z.string().regex(ID_RE, 'expected an id of the form YYYYMMDDTHHMMSSZ'),
@@ -221,10 +250,16 @@ const completeOnlyIfAllOk = (m: { status: SetStatus; parts: { status: PartStatus
 export const manifestSchemaV1 = z.object({ format: z.literal(FORMAT_1), ...manifestFields, parts: z.array(partSchemaV1) }).superRefine(completeOnlyIfAllOk);
 export const manifestSchemaV2 = z.object({ format: z.literal(FORMAT_2), ...manifestFields, parts: z.array(partSchemaV2) }).superRefine(completeOnlyIfAllOk);
 export const manifestSchema = z.object({ format: z.literal(FORMAT), ...manifestFields, parts: z.array(partSchemaV3) }).superRefine(completeOnlyIfAllOk);
+export const manifestSchemaV4 = z
+  .object({ format: z.literal(FORMAT_4), ...manifestFields, encryption: encryptionSchema, parts: z.array(partSchemaV4) })
+  .superRefine((m, ctx) => {
+    completeOnlyIfAllOk(m, ctx);
+    if (!m.integrity?.mac) ctx.addIssue({ code: 'custom', path: ['integrity', 'mac'], message: 'an encrypted set has a MAC' });
+  });
 
 /** The schema of a manifest of the given format string; undefined for one this version does not read. */
 export function manifestSchemaOf(format: unknown) {
-  return format === FORMAT ? manifestSchema : format === FORMAT_2 ? manifestSchemaV2 : format === FORMAT_1 ? manifestSchemaV1 : undefined;
+  return format === FORMAT_4 ? manifestSchemaV4 : format === FORMAT ? manifestSchema : format === FORMAT_2 ? manifestSchemaV2 : format === FORMAT_1 ? manifestSchemaV1 : undefined;
 }
 
 export type SetStatus = (typeof setStatuses)[number];
@@ -239,7 +274,8 @@ export type PartRecord = z.output<typeof partRecordSchema>;
  * format 2 keeps them in the part's entries artifact (common/entries-file.ts reads both).
  */
 export type Part = Omit<z.output<typeof partSchemaV2>, 'component'> & { component: string; entries?: Entry[] };
-export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts' | 'format'> & { format: SetFormat; parts: Part[] };
+export type Manifest = Omit<z.output<typeof manifestSchema>, 'parts' | 'format'> & { format: SetFormat; parts: Part[]; encryption?: Encryption };
+export type Encryption = z.output<typeof encryptionSchema>;
 
 
 export function newSetId(now = new Date()): string {
@@ -284,14 +320,39 @@ export function manifestDigest(m: object): string {
   return createHash('sha256').update(canonicalJson(content)).digest('hex');
 }
 
-/** The manifest with its digest: what is written. */
-export function sealManifest<M extends object>(m: M): M & { integrity: { sha256: string } } {
-  const { integrity: _old, ...content } = m as M & { integrity?: unknown };
-  return { ...(content as M), integrity: { sha256: manifestDigest(content) } };
+/** HMAC-SHA256 with a format-4 key's idKey over what the digest covers (FORMAT.md "Format 4"). */
+export function manifestMac(m: object, idKey: Buffer): string {
+  const { integrity: _ignored, ...content } = m as Record<string, unknown>;
+  return createHmac('sha256', idKey).update(canonicalJson(content)).digest('hex');
 }
 
-export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
-  await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(sealManifest(manifest), null, 2) + '\n');
+/** The manifest with its digest (and, given the set's idKey, its MAC): what is written. */
+export function sealManifest<M extends object>(m: M, idKey?: Buffer): M & { integrity: { sha256: string; mac?: string } } {
+  const { integrity: _old, ...content } = m as M & { integrity?: unknown };
+  return { ...(content as M), integrity: { sha256: manifestDigest(content), ...(idKey ? { mac: manifestMac(content, idKey) } : {}) } };
+}
+
+export async function writeManifest(dir: string, manifest: Manifest, idKey?: Buffer): Promise<void> {
+  await writeFileAtomic(path.join(dir, MANIFEST), JSON.stringify(sealManifest(manifest, idKey), null, 2) + '\n');
+}
+
+/**
+ * A format-4 manifest read and believed only if its MAC is the one `idKey` gives: what a restore
+ * and a keyed verify read (FORMAT.md "Authenticity"). Anyone can recompute a SHA-256; only the
+ * key's holders can make this MAC. Other formats are read as always.
+ */
+export async function readManifestKeyed(target: string, id: string, idKey: Buffer): Promise<Manifest> {
+  const file = path.join(setDir(target, id), MANIFEST);
+  const text = await fsp.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' ? new IntegrityError(`backup '${id}' is incomplete (no ${MANIFEST}); it was never committed`) : err;
+  });
+  const manifest = parseManifest(text, file);
+  if (manifest.format !== FORMAT_4) return manifest;
+  const raw = JSON.parse(text) as Record<string, unknown>;
+  const want = Buffer.from(manifestMac(raw, idKey), 'hex');
+  const got = Buffer.from(String((raw.integrity as { mac?: string }).mac ?? ''), 'hex');
+  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new IntegrityError(`manifest ${file}: its MAC is not the one of key ${manifest.encryption!.keyId.slice(0, 16)}…: it was changed after it was written, or written by someone without the key; refusing it`);
+  return manifest;
 }
 
 /**
@@ -308,7 +369,7 @@ export function parseManifest(text: string, file: string): Manifest {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new IntegrityError(`manifest ${file} is not a JSON object`);
   const obj = raw as Record<string, unknown>;
   const schema = manifestSchemaOf(obj.format);
-  if (!schema) throw new IntegrityError(`manifest ${file} has format '${shown(obj.format)}', this lsbackup reads ${FORMAT_1}, ${FORMAT_2} and ${FORMAT}`);
+  if (!schema) throw new IntegrityError(`manifest ${file} has format '${shown(obj.format)}', this lsbackup reads ${FORMAT_1}, ${FORMAT_2}, ${FORMAT} and ${FORMAT_4}`);
   const integrity = obj.integrity as { sha256?: unknown } | undefined;
   if (integrity && typeof integrity === 'object' && typeof integrity.sha256 === 'string' && integrity.sha256 !== manifestDigest(obj)) {
     throw new IntegrityError(`manifest ${file}: digest mismatch (integrity.sha256 does not match its content): it was changed or damaged after it was written`);

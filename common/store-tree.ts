@@ -12,7 +12,6 @@ import type { Xattrs } from './xattrs.js';
 import { timeSlicer } from './parallel.js';
 import { SMALL, isSmall, readSmall, walkSources, type Found } from './tree-walk.js';
 import { PIECE_SIZE, type PieceWriter, pieceCount, pieceId, pieceSizeAt, type Store } from './store.js';
-import type { EntriesWriter } from './entries-file.js';
 
 /*
  * Format 3's trees (FORMAT.md "Format 3"): a listing in the set, the data as pieces in the store.
@@ -30,7 +29,7 @@ export interface StoreTreeOptions {
   /** The parent set's lines of this tree, in their order (checked against the parent's record). */
   parent?: AsyncIterable<Entry>;
   writer: PieceWriter;
-  listing: EntriesWriter;
+  listing: { add(e: Entry): Promise<void> };
   onBytes?: (n: number) => void;
   signal?: AbortSignal;
   report?: (line: string) => void;
@@ -134,9 +133,11 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
       const data = readSmall(abs, Number(st.size));
       opts.onBytes?.(data.length);
       counts.bytesRead += data.length;
-      const id = pieceId(data);
+      const sha256 = pieceId(data);
+      // Unkeyed, the piece's id is the file's SHA-256: one hash serves both.
+      const id = opts.writer.store.codec ? opts.writer.store.idOf(data) : sha256;
       if (data.length > 0) await opts.writer.put(id, data, opts.level);
-      return { size: data.length, sha256: id, pieces: data.length > 0 ? [id] : [] };
+      return { size: data.length, sha256, pieces: data.length > 0 ? [id] : [] };
     }
     const size = Number(st.size);
     const whole = createHash('sha256');
@@ -157,7 +158,7 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
         }
         whole.update(buf);
         extents?.add(buf);
-        const id = pieceId(buf);
+        const id = opts.writer.store.idOf(buf);
         pieces.push(id);
         await storing;
         storing = opts.writer.put(id, buf, opts.level);
@@ -268,7 +269,7 @@ export async function extractStoreTree(store: Store, entries: Iterable<Entry> | 
     try {
       if (e.size <= SMALL && !e.dataExtents) {
         // One synchronous read and write: for a file of a few KiB, a third of the CPU of the promise forms (timeSlicer).
-        const data = pieces.length ? store.readSync(pieces[0]!, e.size) : Buffer.alloc(0);
+        const data = pieces.length ? (store.codec ? await store.read(pieces[0]!, e.size) : store.readSync(pieces[0]!, e.size)) : Buffer.alloc(0);
         if (pieceId(data) !== e.sha256) throw new IntegrityError(`its content does not match the sha256 of its line`);
         onBytes?.(data.length);
         writeFileSync(dest, data, { mode: FILE_MODE });
@@ -332,8 +333,10 @@ export async function checkStoreTree(store: Store, artifactPath: string, entries
       }
       // The whole file's sha256 is compared when its content is at hand: one piece is the file,
       // and a file whose every piece is read in this pass is hashed on the way.
-      if (pieces.length <= 1 && (pieces[0] ?? EMPTY_SHA256) !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch (its line's sha256 is not its content's)`);
-      const whole = pieces.length > 1 && pieces.every((id) => !verdicts.has(id) && (!opts.sample || opts.sample(id))) ? createHash('sha256') : undefined;
+      // Keyed ids (format 4) are not the content's SHA-256: there one piece is hashed as many are.
+      const keyed = Boolean(store.codec);
+      if ((pieces.length === 0 || (!keyed && pieces.length === 1)) && (pieces[0] ?? EMPTY_SHA256) !== e.sha256) problems.push(`${artifactPath}: ${e.path}: sha256 mismatch (its line's sha256 is not its content's)`);
+      const whole = pieces.length > (keyed ? 0 : 1) && pieces.every((id) => !verdicts.has(id) && (!opts.sample || opts.sample(id))) ? createHash('sha256') : undefined;
       for (let i = 0; i < pieces.length; i++) {
         const id = pieces[i]!;
         if (!verdicts.has(id)) {

@@ -28,9 +28,20 @@ export const pieceSizeAt = (size: number, i: number): number => Math.min(PIECE_S
 
 export const pieceId = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
+/**
+ * How a format-4 store names and seals its pieces (FORMAT.md "Format 4"): ids keyed with the
+ * set's idKey, stored bytes an age file of the gzip member. `open` is absent where no identity
+ * is at hand (an agent's backup): such a store writes pieces and never reads one.
+ */
+export interface PieceCodec {
+  idOf(data: Buffer): string;
+  seal(packed: Buffer): Buffer;
+  open?(stored: Buffer, what: string): Promise<Buffer>;
+}
+
 /** The store beside a set directory (`<target>/<id>` -> `<target>/store`). */
-export const storeOfSet = (setDir: string): Store => new Store(path.join(path.dirname(setDir), STORE_DIR));
-export const storeOfTarget = (target: string): Store => new Store(path.join(target, STORE_DIR));
+export const storeOfSet = (setDir: string, codec?: PieceCodec): Store => new Store(path.join(path.dirname(setDir), STORE_DIR), codec);
+export const storeOfTarget = (target: string, codec?: PieceCodec): Store => new Store(path.join(target, STORE_DIR), codec);
 
 /** Checks store.json, or writes it once: agents on several nodes may race, each renames the same bytes. */
 async function describe(desc: string): Promise<void> {
@@ -52,7 +63,10 @@ async function describe(desc: string): Promise<void> {
 export class Store {
   readonly dataDir: string;
   readonly trashDir: string;
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    readonly codec?: PieceCodec,
+  ) {
     this.dataDir = path.join(dir, 'data');
     this.trashDir = path.join(dir, 'trash');
   }
@@ -68,6 +82,11 @@ export class Store {
     }
     const desc = path.join(this.dir, 'store.json');
     await describe(desc);
+  }
+
+  /** The id of a piece of `data`: its SHA-256, or in an encrypted store its keyed MAC. */
+  idOf(data: Buffer): string {
+    return this.codec ? this.codec.idOf(data) : pieceId(data);
   }
 
   pieceFile(id: string): string {
@@ -124,16 +143,23 @@ export class Store {
     const file = this.locate(id);
     if (!file) throw new IntegrityError(`piece ${id} is missing from the store`);
     let data: Buffer;
+    const stored = await fsp.readFile(file);
+    let packed: Buffer = stored;
+    if (this.codec) {
+      if (!this.codec.open) throw new IntegrityError(`piece ${id} is encrypted, and no identity was given to read it`);
+      packed = await this.codec.open(stored, `piece ${id}`);
+    }
     try {
-      data = await gunzip(await fsp.readFile(file));
+      data = await gunzip(packed);
     } catch (err) {
       throw new IntegrityError(`piece ${id} is damaged: ${messageOf(err)}`);
     }
-    return checkPiece(id, data, size);
+    return this.checkPiece(id, data, size);
   }
 
   /** As read(), synchronously: for the pieces of small files, which cost less this way than as promises. */
   readSync(id: string, size?: number): Buffer {
+    if (this.codec) throw new IntegrityError(`piece ${id} is encrypted: it is read with read(), not readSync()`);
     const file = this.locate(id);
     if (!file) throw new IntegrityError(`piece ${id} is missing from the store`);
     let data: Buffer;
@@ -142,14 +168,14 @@ export class Store {
     } catch (err) {
       throw new IntegrityError(`piece ${id} is damaged: ${messageOf(err)}`);
     }
-    return checkPiece(id, data, size);
+    return this.checkPiece(id, data, size);
   }
-}
 
-function checkPiece(id: string, data: Buffer, size?: number): Buffer {
-  if (size !== undefined && data.length !== size) throw new IntegrityError(`piece ${id} holds ${data.length} bytes where ${size} are expected`);
-  if (pieceId(data) !== id) throw new IntegrityError(`piece ${id} is damaged: its content does not hash to its name`);
-  return data;
+  private checkPiece(id: string, data: Buffer, size?: number): Buffer {
+    if (size !== undefined && data.length !== size) throw new IntegrityError(`piece ${id} holds ${data.length} bytes where ${size} are expected`);
+    if (this.idOf(data) !== id) throw new IntegrityError(`piece ${id} is damaged: its content does not hash to its name${this.codec ? ' (under the set\'s key)' : ''}`);
+    return data;
+  }
 }
 
 /** Deflating costs CPU for nothing on data that is compressed already: its first 64 KiB at level 1 tell. */
@@ -204,7 +230,8 @@ export class PieceWriter {
     }
     const tmp = path.join(this.store.dataDir, id.slice(0, 2), `.${id}.${this.suffix}`);
     const lvl = levelFor(data, level);
-    const packed = data.length <= SMALL_PIECE ? zlib.gzipSync(data, { level: lvl }) : await gzip(data, { level: lvl });
+    const gz = data.length <= SMALL_PIECE ? zlib.gzipSync(data, { level: lvl }) : await gzip(data, { level: lvl });
+    const packed = this.store.codec ? this.store.codec.seal(gz) : gz;
     const fd = openSync(tmp, 'w', FILE_MODE);
     try {
       for (let at = 0; at < packed.length; ) at += writeSync(fd, packed, at);
