@@ -7,6 +7,8 @@ import { writeStoreTree } from '../common/store-tree.js';
 import { PieceWriter, storeOfSet, type Store } from '../common/store.js';
 import { sha256File } from '../common/hash.js';
 import { messageOf } from '../common/errors.js';
+import { PIECES_SUFFIX } from '../common/manifest.js';
+import type { SetSealing } from '../common/set-keys.js';
 
 /*
  * Where a part's trees of files go: format 3's content store, compared with the parent set so
@@ -17,15 +19,18 @@ import { messageOf } from '../common/errors.js';
 export interface StoreRun {
   store: Store;
   parent?: { id: string; dir: string; manifest: Manifest };
+  /** Format 4: everything is sealed to the set's recipients, and there is no parent (FORMAT.md "Incremental backups"). */
+  sealing?: SetSealing;
 }
 
 /**
  * Opens the store beside the set and reads the parent's manifest (checked as every reader checks
  * it). A parent that cannot be read is no parent: everything is read, and `report` says why.
  */
-export async function openStoreRun(target: string, setDir: string, parentId: string, report: (line: string) => void): Promise<StoreRun> {
-  const store = storeOfSet(setDir);
+export async function openStoreRun(target: string, setDir: string, parentId: string, report: (line: string) => void, sealing?: SetSealing): Promise<StoreRun> {
+  const store = storeOfSet(setDir, sealing?.codec);
   await store.ensure();
+  if (sealing) return { store, sealing };
   if (!parentId) return { store };
   try {
     const manifest = await readManifest(target, parentId);
@@ -50,6 +55,8 @@ export class PartTrees {
   private writer: PieceWriter | undefined;
   private entries: EntriesWriter | undefined;
   private listed = 0;
+  /** Artifacts that come with the trees: format 4's piece lists. */
+  private readonly extra: Artifact[] = [];
   /** What the part's format-3 trees restore (their files' bytes): the data is in the store, not in the set. */
   dataBytes = 0;
 
@@ -74,19 +81,33 @@ export class PartTrees {
       return writeTree(file, this.rel(file), sources, { level: req.level, exclude: req.exclude, onBytes: req.onBytes, signal: req.signal, report: req.report, entries: this.entries });
     }
     this.writer ??= new PieceWriter(this.run.store);
-    const file = path.join(this.outDir, treeListingName(name));
+    const sealer = this.run.sealing?.sealer;
+    const file = path.join(this.outDir, treeListingName(name, Boolean(sealer)));
     const rel = this.rel(file);
-    const listing = new EntriesWriter(file, rel, 'tree');
+    const listing = new EntriesWriter(file, rel, 'tree', sealer);
+    // Format 4: the piece ids a prune needs, in clear beside the encrypted listing.
+    const piecesFile = path.join(this.outDir, `${name}${PIECES_SUFFIX}`);
+    const pieceList = sealer ? new EntriesWriter(piecesFile, this.rel(piecesFile), 'pieces') : undefined;
+    const lines = pieceList
+      ? {
+          async add(e: Entry) {
+            await listing.add(e);
+            for (const id of e.pieces ?? []) await pieceList.addLine(id);
+          },
+        }
+      : listing;
     try {
       const parent = await this.parentLines(rel, req.report);
-      const counts = await writeStoreTree(rel, sources, { level: req.level, exclude: req.exclude, linked: req.linked, parent, writer: this.writer, listing, onBytes: req.onBytes, signal: req.signal, report: req.report });
+      const counts = await writeStoreTree(rel, sources, { level: req.level, exclude: req.exclude, linked: req.linked, parent, writer: this.writer, listing: lines, onBytes: req.onBytes, signal: req.signal, report: req.report });
       const artifact = await listing.finish();
+      if (pieceList) this.extra.push(await pieceList.finish());
       this.listed += listing.count;
       this.dataBytes += counts.bytes;
       if (this.run.parent) req.report(`${name}: ${counts.unchanged} of ${counts.files} files unchanged since ${this.run.parent.id}, not read`);
       return artifact;
     } catch (err) {
       await listing.abort();
+      await pieceList?.abort();
       throw err;
     }
   }
@@ -113,7 +134,7 @@ export class PartTrees {
       const list = await this.entries.finish();
       return { artifacts: [list], entryCount: this.entries.count, newBytes: 0 };
     }
-    return { artifacts: [], entryCount: this.listed, newBytes: this.writer?.newBytes ?? 0 };
+    return { artifacts: [...this.extra], entryCount: this.listed, newBytes: this.writer?.newBytes ?? 0 };
   }
 
   /** A failed part: temp pieces and the entries file go (pieces already named stay for a prune). */

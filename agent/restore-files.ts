@@ -6,6 +6,7 @@ import { extractVerified, entryNameOf } from '../common/archive.js';
 import { extractTree } from '../common/tar-tree.js';
 import { extractStoreTree } from '../common/store-tree.js';
 import { storeOfSet } from '../common/store.js';
+import type { SetOpening } from '../common/set-keys.js';
 import { loadEntries } from '../common/entries-file.js';
 import { CancelledError, IntegrityError, PermissionError } from '../common/errors.js';
 import { finishMetadata } from '../common/final-meta.js';
@@ -20,6 +21,8 @@ export { applyMeta } from './file-meta.js';
 
 export interface RestoreFilesArgs {
   setDir: string;
+  /** An encrypted set's keys (FORMAT.md "Format 4"), opened with the operator's identity. */
+  opening?: SetOpening;
   part: Part;
   backupId: string;
   restorePaths: string[];
@@ -164,7 +167,7 @@ async function makeRollbackCopy(a: RestoreFilesArgs, touched: string[], existed:
 
 export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles> {
   // The whole part: a hard link selected here may hold the data of a name that is not (hard-links.ts).
-  const everything = await loadEntries(a.setDir, a.part);
+  const everything = await loadEntries(a.setDir, a.part, undefined, a.opening?.opener);
   const entries = everything.filter((e) => (!a.archive || e.archive === a.archive) && (!a.only || a.only(e)));
   const roots = a.roots ?? a.restorePaths.map((r) => ({ from: r, to: r }));
   const destinations = checkConfinement(entries, roots);
@@ -273,7 +276,7 @@ export async function restoreFileSet(a: RestoreFilesArgs): Promise<RestoredFiles
       for (const arch of archives) {
         const allOfArchive = everything.filter((e) => e.archive === arch);
         const kind = a.part.artifacts.find((x) => x.path === arch)!.kind;
-        if (kind === 'tree') await extractStoreTree(storeOfSet(a.setDir), allOfArchive, destFor, a.onBytes);
+        if (kind === 'tree') await extractStoreTree(storeOfSet(a.setDir, a.opening?.codec), allOfArchive, destFor, a.onBytes);
         else if (kind === 'tar') await extractTree(path.join(a.setDir, arch), allOfArchive, destFor, a.onBytes);
         else await extractVerified(path.join(a.setDir, arch), allOfArchive, destFor, a.onBytes);
       }

@@ -1,5 +1,6 @@
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'winston';
@@ -8,6 +9,7 @@ import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/ge
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { loadEntries, treeArtifactOf } from '../common/entries-file.js';
 import { PartTrees, openStoreRun, type StoreRun } from './part-trees.js';
+import { openSet, partMeta, setSealing, type SetOpening } from '../common/set-keys.js';
 import { writePartRecord } from '../common/part-record.js';
 import { InputError, IntegrityError, PermissionError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
 import { FILE_MODE, fsyncPath, isInside, mkdirPrivate } from '../common/fsutil.js';
@@ -15,7 +17,7 @@ import { HashingStream } from '../common/hash.js';
 import { checkArtifacts } from '../common/verify.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { acquireLock } from '../common/lock.js';
-import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type ExternalData, type PartStatus } from '../common/manifest.js';
+import { checkSetId, readManifest, readManifestIfAny, restorableParts, setDir as setDirOf, type Artifact, type ComponentName, type ExternalData, type Part, type PartStatus } from '../common/manifest.js';
 import type { BackupContext, Component, ReleaseContext, RestoreContext } from './components/component.js';
 import { restoreFileSet } from './restore-files.js';
 import { journal, recoverAfterCrash } from './recovery.js';
@@ -124,10 +126,13 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
       return artifact;
     },
     async addStream(fileName: string, source: Readable) {
-      const file = path.join(outDir, fileName);
+      const sealer = storeRun?.sealing?.sealer;
+      // Format 4: the stream is stored as one age file, `<fileName>.age`.
+      const file = path.join(outDir, sealer ? `${fileName}.age` : fileName);
       const hashing = new HashingStream((n) => progress(n));
       try {
-        await pipeline(source, hashing, createWriteStream(file, { mode: FILE_MODE, highWaterMark: 1 << 20 }), { signal });
+        const out = createWriteStream(file, { mode: FILE_MODE, highWaterMark: 1 << 20 });
+        await (sealer ? pipeline(source, sealer.sealStream(), hashing, out, { signal }) : pipeline(source, hashing, out, { signal }));
         await fsyncPath(file);
       } catch (err) {
         await fsp.rm(file, { force: true });
@@ -148,9 +153,12 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
       entryCount = t.entryCount;
       newBytes = t.newBytes;
     }
-    const inSet = artifacts.reduce((s, a) => s + a.size, 0);
-    const part = { node, component: c.name, status, reason, artifacts, bytes: inSet + trees.dataBytes, durationMs: Date.now() - started, meta, external: [...external.values()], entryCount, ...(storeRun ? { newBytes: newBytes + inSet } : {}) };
     await mkdirPrivate(outDir);
+    const sealer = storeRun?.sealing?.sealer;
+    // Format 4: the meta says what the part holds (database names, paths): encrypted, never in the clear record.
+    if (sealer && status !== 'failed') artifacts.push(await writeSealed(setDir, path.join(outDir, META_ARTIFACT), sealer.seal(Buffer.from(JSON.stringify(meta))), 'meta'));
+    const inSet = artifacts.reduce((s, a) => s + a.size, 0);
+    const part = { node, component: c.name, status, reason, artifacts, bytes: inSet + trees.dataBytes, durationMs: Date.now() - started, meta: sealer ? {} : meta, external: [...external.values()], entryCount, ...(storeRun ? { newBytes: newBytes + inSet } : {}) };
     const record = await writePartRecord(setDir, part);
     return { ...part, artifacts: artifacts.map((a) => ({ ...a })), record };
   };
@@ -171,17 +179,27 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
     try {
       return await result('failed', reason);
     } catch (recordErr) {
-      return { node, component: c.name, status: 'failed', reason: `${reason}; its record could not be written: ${messageOf(recordErr)}`, artifacts: [], bytes: 0, durationMs: Date.now() - started, meta, external: [...external.values()], entryCount: 0, record: null };
+      return { node, component: c.name, status: 'failed', reason: `${reason}; its record could not be written: ${messageOf(recordErr)}`, artifacts: [], bytes: 0, durationMs: Date.now() - started, meta: storeRun?.sealing ? {} : meta, external: [...external.values()], entryCount: 0, record: null };
     }
   }
 }
 
 const entryCountOf = (r: ComponentResult): number => Number(r.entryCount);
 
+/** A format-4 part's meta artifact (FORMAT.md "Format 4"). */
+const META_ARTIFACT = 'meta.json.age';
+
+/** Writes one small sealed file of a part, durably, and gives its artifact. */
+async function writeSealed(setDir: string, file: string, sealed: Buffer, kind: Artifact['kind']): Promise<Artifact> {
+  await fsp.writeFile(file, sealed, { mode: FILE_MODE });
+  await fsyncPath(file);
+  return { path: relOf(setDir, file), kind, size: sealed.length, sha256: createHash('sha256').update(sealed).digest('hex'), mode: 0o100600 };
+}
+
 /** Backs up this node's components in parallel, straight into the set directory on the shared location. */
 export async function backupNode(
   rt: AgentRuntime,
-  req: { backupId: string; target: string; node: string; components: string[]; plans?: ComponentPlan[]; setFormat?: number; parentId?: string },
+  req: { backupId: string; target: string; node: string; components: string[]; plans?: ComponentPlan[]; setFormat?: number; parentId?: string; recipients?: string[]; idKey?: Buffer },
   emit: Emit,
   signal: AbortSignal,
 ): Promise<ComponentResult[]> {
@@ -198,7 +216,10 @@ export async function backupNode(
     await mkdirPrivate(path.join(setDir, node));
     const plans = new Map((req.plans ?? []).map((p) => [p.component, p]));
     // Format 3 when the coordinator asks for it (FORMAT.md "Format 3"); an older coordinator sends no format.
-    const storeRun = req.setFormat === 3 ? await openStoreRun(req.target, setDir, req.parentId ?? '', (line) => emit({ node, phase: 'info', message: line, backupId })) : undefined;
+    // Format 4: format 3 sealed to the recipients the coordinator sends; the agent keeps no key (FORMAT.md "Format 4").
+    if (req.setFormat === 4 && (!req.recipients?.length || req.idKey?.length !== 32)) throw new InputError('an encrypted backup (format 4) was asked for without recipients and a 32-byte key');
+    const sealing = req.setFormat === 4 ? setSealing(req.recipients!, req.idKey!) : undefined;
+    const storeRun = req.setFormat === 3 || sealing ? await openStoreRun(req.target, setDir, req.parentId ?? '', (line) => emit({ node, phase: 'info', message: line, backupId }), sealing) : undefined;
     const results = await Promise.all(chosen.map((c) => backupOne(rt, c, plans.get(c.name), backupId, setDir, node, emit, signal, storeRun)));
     for (const r of results) {
       emit({ node, component: r.component, phase: r.status === 'ok' ? 'done' : r.status, message: r.reason, bytesDone: r.bytes, bytesTotal: r.bytes, result: r, backupId });
@@ -218,7 +239,7 @@ export async function backupNode(
  */
 export async function restoreNode(
   rt: AgentRuntime,
-  req: { backupId: string; target: string; node: string; components: string[]; dryRun: boolean; force: boolean; options: Record<string, string> },
+  req: { backupId: string; target: string; node: string; components: string[]; dryRun: boolean; force: boolean; options: Record<string, string>; identity?: string; keyIds?: string[] },
   emit: Emit,
   stop: AbortSignal,
 ): Promise<ComponentResult[]> {
@@ -228,8 +249,10 @@ export async function restoreNode(
   const source = req.node || rt.node;
   const node = rt.node;
   const setDir = setDirOf(req.target, backupId);
-  const manifest = req.force ? await readManifestIfAny(req.target, backupId) : await readManifest(req.target, backupId);
-  if (!manifest) throw new IntegrityError(`backup '${backupId}' has no manifest; a forced restore still needs the manifest to know what to write`);
+  const read = req.force ? await readManifestIfAny(req.target, backupId) : await readManifest(req.target, backupId);
+  if (!read) throw new IntegrityError(`backup '${backupId}' has no manifest; a forced restore still needs the manifest to know what to write`);
+  // An encrypted set is believed only through the identity: its key file, then its manifest's MAC.
+  const { manifest, opening } = await openSet(req.target, read, req.identity ?? '', req.keyIds ?? []);
   const parts = restorableParts(manifest, source, req.components);
   const components = parts.map((p) => {
     const c = rt.components.get(p.component as ComponentName);
@@ -249,76 +272,114 @@ export async function restoreNode(
       emit({ node, phase: 'info', message: `--force: restoring despite ${bad.join('; ')}`, backupId });
     }
     const results: ComponentResult[] = [];
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      const c = components[i]!;
-      if (stop.aborted) {
-        const r: ComponentResult = { node, component: c.name, status: 'cancelled', reason: 'cancelled before it started: it has its old state', artifacts: [], bytes: 0, durationMs: 0, meta: {}, external: [], entryCount: 0, record: null };
+    // Every part's meta and streams are opened before anything is changed: a bad one stops the restore here.
+    const opened = await openParts(rt.stateDir, setDir, parts, opening);
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const part = opened.parts[i]!;
+        const c = components[i]!;
+        if (stop.aborted) {
+          const r: ComponentResult = { node, component: c.name, status: 'cancelled', reason: 'cancelled before it started: it has its old state', artifacts: [], bytes: 0, durationMs: 0, meta: {}, external: [], entryCount: 0, record: null };
+          results.push(r);
+          emit({ node, component: c.name, phase: 'failed', message: r.reason, result: r, backupId });
+          continue;
+        }
+        const started = Date.now();
+        // Until the component changes something, a cancel may still stop it with its old state.
+        let changed = false;
+        const log = rt.log.child({ backupId, node, component: c.name });
+        const total = part.artifacts.reduce((s, a) => s + a.size, 0);
+        const progress = progressReporter(emit, node, c.name, total);
+        const report = (line: string) => emit({ node, component: c.name, phase: 'info', message: line, backupId });
+        const done = restoreReport();
+        const ctx: RestoreContext = {
+          backupId,
+          node: source,
+          host: node,
+          setDir,
+          part,
+          dryRun: req.dryRun,
+          force: req.force,
+          options: optionsOf.get(c)!,
+          log,
+          signal: runsToItsEnd,
+          changing: () => void (changed = true),
+          stateDir: rt.stateDir,
+          progress,
+          report,
+          artifactFile: (fileName) => opened.streamFile(part, fileName),
+          treeArtifact: (name) => treeArtifactOf(part, name),
+          entries: (archive) => loadEntries(setDir, part, archive, opening?.opener),
+          rollbackTarget: (near) => renameTarget(rt.stateDir, near, rollbackName(backupId, c.name)),
+          keptRollback: done.keptRollback,
+          restarted: done.restarted,
+          restoreFiles: async (o) => {
+            const outside = o?.roots?.find((r) => !c.restorePaths.some((p) => isInside(path.resolve(p), path.resolve(r.to))));
+            if (outside) throw new PermissionError(`refusing to restore into ${outside.to}: outside ${c.name}'s paths ${c.restorePaths.join(', ')}`);
+            const args = { setDir, opening, part, backupId, restorePaths: c.restorePaths, roots: o?.roots, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate };
+            const r = await restoreFileSet({ ...args, onBytes: (n) => progress(n), report, signal: changed ? undefined : stop });
+            changed = true;
+            if (r.rollbackDir) await done.keptRollback(r.rollbackDir, { replaced: `${r.restored} entries in ${r.roots.join(', ')}`, howTo: r.howTo });
+            return r;
+          },
+        };
+        emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId, message: req.dryRun ? 'dry run' : '' });
+        let status = 'ok';
+        let reason = '';
+        try {
+          await c.restore(ctx);
+          log.info(req.dryRun ? 'restore dry run done' : 'restored');
+        } catch (err) {
+          status = kindOf(err) === 'cancelled' ? 'cancelled' : 'failed';
+          reason = messageOf(err);
+          log.error(`restore ${status}: ${reason}`);
+        }
+        // What the component restored (one database of --database), not the whole part, when it said.
+        const bytes = progress.done() > 0 && !req.dryRun ? progress.done() : total;
+        const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], bytes, durationMs: Date.now() - started, meta: done.meta(), external: [], entryCount: 0, record: null };
+        for (const line of done.lines(`${part.node === rt.node ? '' : `${part.node}'s `}${c.name}`)) report(line);
         results.push(r);
-        emit({ node, component: c.name, phase: 'failed', message: r.reason, result: r, backupId });
-        continue;
+        emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });
       }
-      const started = Date.now();
-      // Until the component changes something, a cancel may still stop it with its old state.
-      let changed = false;
-      const log = rt.log.child({ backupId, node, component: c.name });
-      const total = part.artifacts.reduce((s, a) => s + a.size, 0);
-      const progress = progressReporter(emit, node, c.name, total);
-      const report = (line: string) => emit({ node, component: c.name, phase: 'info', message: line, backupId });
-      const done = restoreReport();
-      const ctx: RestoreContext = {
-        backupId,
-        node: source,
-        host: node,
-        setDir,
-        part,
-        dryRun: req.dryRun,
-        force: req.force,
-        options: optionsOf.get(c)!,
-        log,
-        signal: runsToItsEnd,
-        changing: () => void (changed = true),
-        stateDir: rt.stateDir,
-        progress,
-        report,
-        artifactFile: (fileName) => path.join(setDir, part.node, part.component, fileName),
-        treeArtifact: (name) => treeArtifactOf(part, name),
-        entries: (archive) => loadEntries(setDir, part, archive),
-        rollbackTarget: (near) => renameTarget(rt.stateDir, near, rollbackName(backupId, c.name)),
-        keptRollback: done.keptRollback,
-        restarted: done.restarted,
-        restoreFiles: async (o) => {
-          const outside = o?.roots?.find((r) => !c.restorePaths.some((p) => isInside(path.resolve(p), path.resolve(r.to))));
-          if (outside) throw new PermissionError(`refusing to restore into ${outside.to}: outside ${c.name}'s paths ${c.restorePaths.join(', ')}`);
-          const args = { setDir, part, backupId, restorePaths: c.restorePaths, roots: o?.roots, stateDir: rt.stateDir, dryRun: req.dryRun, archive: o?.archive, only: o?.only, validate: o?.validate };
-          const r = await restoreFileSet({ ...args, onBytes: (n) => progress(n), report, signal: changed ? undefined : stop });
-          changed = true;
-          if (r.rollbackDir) await done.keptRollback(r.rollbackDir, { replaced: `${r.restored} entries in ${r.roots.join(', ')}`, howTo: r.howTo });
-          return r;
-        },
-      };
-      emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId, message: req.dryRun ? 'dry run' : '' });
-      let status = 'ok';
-      let reason = '';
-      try {
-        await c.restore(ctx);
-        log.info(req.dryRun ? 'restore dry run done' : 'restored');
-      } catch (err) {
-        status = kindOf(err) === 'cancelled' ? 'cancelled' : 'failed';
-        reason = messageOf(err);
-        log.error(`restore ${status}: ${reason}`);
-      }
-      // What the component restored (one database of --database), not the whole part, when it said.
-      const bytes = progress.done() > 0 && !req.dryRun ? progress.done() : total;
-      const r: ComponentResult = { node, component: c.name, status, reason, artifacts: [], bytes, durationMs: Date.now() - started, meta: done.meta(), external: [], entryCount: 0, record: null };
-      for (const line of done.lines(`${part.node === rt.node ? '' : `${part.node}'s `}${c.name}`)) report(line);
-      results.push(r);
-      emit({ node, component: c.name, phase: status === 'ok' ? 'done' : 'failed', message: reason, bytesDone: total, bytesTotal: total, result: r, backupId });
+    } finally {
+      await opened.close();
     }
     if (!req.dryRun) await pruneRollbacks(rt.stateDir, rt.rollbackKeepDays ?? DEFAULT_ROLLBACK_KEEP_DAYS, rt.log);
     return results;
   } finally {
     await release();
+  }
+}
+
+/**
+ * The parts of a restore with their meta, and where their streams are: in the set, or for an
+ * encrypted set decrypted into a private directory of the agent's state dir, removed at close()
+ * (components read dumps by path: pg_restore, sqlite, import_definitions).
+ */
+async function openParts(stateDir: string, setDir: string, parts: Part[], opening: SetOpening | undefined) {
+  const inSet = (part: Part, fileName: string) => path.join(setDir, part.node, part.component, fileName);
+  if (!opening) return { parts, streamFile: inSet, close: async () => undefined };
+  const dir = await fsp.mkdtemp(path.join(stateDir, 'opened-'));
+  await fsp.chmod(dir, 0o700);
+  const files = new Map<string, string>();
+  try {
+    const withMeta: Part[] = [];
+    for (const part of parts) {
+      withMeta.push({ ...part, meta: await partMeta(setDir, part, opening) });
+      for (const a of part.artifacts.filter((x) => x.kind === 'stream')) {
+        const plain = path.join(dir, `${files.size}`);
+        await pipeline(createReadStream(path.join(setDir, a.path), { highWaterMark: 1 << 20 }), opening.opener.openStream(a.path), createWriteStream(plain, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
+        files.set(a.path.replace(/\.age$/, ''), plain);
+      }
+    }
+    return {
+      parts: withMeta,
+      streamFile: (part: Part, fileName: string) => files.get(`${part.node}/${part.component}/${fileName}`) ?? inSet(part, `${fileName}.age`),
+      close: () => fsp.rm(dir, { recursive: true, force: true }),
+    };
+  } catch (err) {
+    await fsp.rm(dir, { recursive: true, force: true });
+    throw err;
   }
 }
 

@@ -70,9 +70,9 @@ const fileLineSchema = z.object({ node: z.string(), component: z.string() }).and
 export type FileLine = Entry & { node: string; component: string };
 
 /** A set's entries (of one node and component when given), streamed from the coordinator batch by batch. */
-export async function* fetchFiles(cmd: Command, target: string, id: string, filter: { node?: string; component?: string } = {}): AsyncGenerator<FileLine> {
+export async function* fetchFiles(cmd: Command, target: string, id: string, filter: { node?: string; component?: string; identity?: string } = {}): AsyncGenerator<FileLine> {
   const c = connect(globals(cmd));
-  const call = c.Files({ target: absTarget(target), backupId: id, node: filter.node ?? '', component: filter.component ?? '' }) as grpc.ClientReadableStream<FilesChunk>;
+  const call = c.Files({ target: absTarget(target), backupId: id, node: filter.node ?? '', component: filter.component ?? '', identity: filter.identity ?? '' }) as grpc.ClientReadableStream<FilesChunk>;
   try {
     for await (const chunk of call as AsyncIterable<FilesChunk>) {
       for (const line of chunk.entriesJson) {

@@ -12,6 +12,7 @@ import { InputError, PreconditionError } from '../common/errors.js';
 import { readClusterConfig } from '../coordinator/cluster-config.js';
 import { readInventory } from '../coordinator/inventory.js';
 import { plan } from '../coordinator/plan.js';
+import { readBackupKey } from '../common/keys.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Where every host gets the Node.js binary the master runs: LambdaStack clusters are often offline. */
@@ -25,6 +26,10 @@ export interface DeployOptions {
   coordinatorAddress?: string;
   /** Extra lines for every agent.yaml (YAML at the top level). */
   agentExtra?: string;
+  /** The backup-key.json of `lsbackup keys init` (made off the cluster): the coordinator's backup_key_file. */
+  backupKey?: string;
+  /** No backup key: the coordinator backs up in the clear. Never the default. */
+  unencrypted?: boolean;
   log: (line: string) => void;
 }
 
@@ -116,9 +121,12 @@ async function playbookRun(verb: 'deploy' | 'undeploy', file: string, opts: Depl
   }
 }
 
-export function deploy(opts: DeployOptions): Promise<{ code: number; recap: string[] }> {
+export async function deploy(opts: DeployOptions): Promise<{ code: number; recap: string[] }> {
   if (!existsSync(path.join(root, 'dist/agent/main.js'))) throw new PreconditionError(`${root} has no dist/: run 'npm run build' first`);
-  return playbookRun('deploy', 'lsbackup.yml', opts, {});
+  if (!opts.backupKey && !opts.unencrypted) throw new InputError("deploy needs --backup-key <backup-key.json>: make it with 'lsbackup keys init --dir <dir>' on a machine off the cluster, where its identity.txt stays (or pass --unencrypted to back up in the clear)");
+  // Checked here, before any host is touched: a wrong file is one line, not a coordinator that does not start.
+  const key = opts.backupKey ? await readBackupKey(opts.backupKey) : undefined;
+  return playbookRun('deploy', 'lsbackup.yml', opts, { lsbackup_backup_key: opts.backupKey ? path.resolve(opts.backupKey) : '', lsbackup_recipients: key?.recipients.join(', ') ?? '' });
 }
 
 export function undeploy(opts: DeployOptions): Promise<{ code: number; recap: string[] }> {

@@ -9,6 +9,7 @@ import { absTarget, EXIT_INPUT, globals } from './command-support.js';
 import { registerAgents } from './commands/agents.js';
 import { registerBackup } from './commands/backup.js';
 import { registerCerts } from './commands/certs.js';
+import { registerKeys } from './commands/keys.js';
 import { registerDelete } from './commands/delete.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerDiff } from './commands/diff.js';
@@ -49,6 +50,7 @@ for (const register of [
   registerDelete,
   registerDeploy,
   registerCerts,
+  registerKeys,
 ]) {
   register(program);
 }

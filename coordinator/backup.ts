@@ -5,11 +5,13 @@ import type { ComponentResult__Output as ComponentResult } from '../proto/genera
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import { commitSet, partFromAnswer } from '../common/commit.js';
-import { InputError } from '../common/errors.js';
+import { InputError, PreconditionError } from '../common/errors.js';
+import { publishKey, type BackupKey } from '../common/keys.js';
+import { STORE_DIR } from '../common/store.js';
 import { freeBytes } from '../common/fsutil.js';
 import { humanBytes } from '../common/units.js';
 import { oneLine } from '../common/quote.js';
-import { FORMAT, FORMAT_2, newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
+import { FORMAT, FORMAT_2, FORMAT_4, newSetId, setDir as setDirOf, type Manifest, type Part } from '../common/manifest.js';
 import { parentSetOf } from './parent.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readClusterConfig } from './cluster-config.js';
@@ -27,6 +29,10 @@ export interface BackupDeps {
   spaceMargin: number;
   /** 3 (the default): trees go to the content store; 2: tar trees in each set (FORMAT.md). */
   setFormat?: 2 | 3;
+  /** With a key, format 3 becomes format 4: encrypted to its recipients (FORMAT.md "Format 4"). */
+  backupKey?: BackupKey;
+  /** Without a key: back up unencrypted (true) or refuse (false, the default of the daemon's config). */
+  unencrypted?: boolean;
 }
 
 export interface BackupArgs {
@@ -80,6 +86,7 @@ export async function runBackup(
   signal: AbortSignal,
   callerStillThere: () => Promise<boolean> = async () => !signal.aborted,
 ): Promise<RunSummary> {
+  if (!deps.backupKey && deps.unencrypted === false) throw new PreconditionError("the coordinator has no backup_key_file: make one with 'lsbackup keys init --dir <dir>' and set backup_key_file in its config, or set unencrypted: true to back up in the clear");
   const inv = await readInventory(args.buildDir, deps.agentPort);
   const cluster = await readClusterConfig(args.buildDir, inv.file);
   const { hosts: chosen, notes } = planFrom(inv.file, () => plan(inv.hosts, args.nodes, args.components, cluster));
@@ -125,7 +132,10 @@ export async function runBackup(
     }
 
     const { id, dir } = await createSetDir(args.target);
-    const setFormat = deps.setFormat ?? 3;
+    const key = deps.backupKey;
+    const setFormat = key && (deps.setFormat ?? 3) === 3 ? 4 : (deps.setFormat ?? 3);
+    // Before any agent writes a piece under this key: a restore finds the key's idKey through it.
+    if (key) await publishKey(path.join(args.target, STORE_DIR), key);
     const parentId = setFormat === 3 && !args.rehash ? await parentSetOf(args.target, id) : '';
     const startedAt = new Date().toISOString();
     const log = deps.log.child({ backupId: id });
@@ -142,7 +152,7 @@ export async function runBackup(
           await deps.pool.backup(
             host.agent,
             host.name,
-            { backupId: id, target: args.target, node: host.name, components: comps, plans, setFormat, parentId },
+            { backupId: id, target: args.target, node: host.name, components: comps, plans, setFormat, parentId, ...(key ? { recipients: key.recipients, idKey: key.idKey } : {}) },
             (ev) => {
               if (ev.result) results.set(ev.result.component, ev.result);
               emit({ ...ev, node: host.name, backupId: id });
@@ -166,7 +176,9 @@ export async function runBackup(
     // The CLI that asked is gone (stopped, its link lost, or it gave up on a frozen coordinator): it
     // told its operator the backup failed, so the set must not turn up complete behind their back.
     const callerGone = !(await callerStillThere()) ? [`the call that started backup ${id} ended before the backup did (the CLI stopped or lost the coordinator): nobody was told its result, so it is not complete`] : [];
-    const manifest = await commitSet(dir, setFormat === 3 ? FORMAT : FORMAT_2, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered }, parts, callerGone);
+    const format = setFormat === 4 ? FORMAT_4 : setFormat === 3 ? FORMAT : FORMAT_2;
+    const encryption = key ? { encryption: { recipients: key.recipients, keyId: key.keyId } } : {};
+    const manifest = await commitSet(dir, format, { id, startedAt, buildDir: path.resolve(args.buildDir), nodes, notCovered: inv.notCovered, ...encryption }, parts, callerGone, key?.idKey);
     // One line of bounded size, however many nodes failed: the summary and the manifest have every reason.
     log.info(`backup ${manifest.status}: ${manifest.parts.length} part(s), ${manifest.reasons.length} problem(s)`, {
       reasons: manifest.reasons.slice(0, LOGGED_REASONS).map((r) => oneLine(r, 300)),

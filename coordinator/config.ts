@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { hostPort, loadConfig } from '../common/config.js';
 import { DEFAULT_AGENT_PORT, DEFAULT_COORDINATOR_PORT } from '../common/proto.js';
 import { tlsSchema } from '../common/tls.js';
+import { InputError } from '../common/errors.js';
 
 export const coordinatorConfigSchema = z
   .object({
@@ -23,6 +24,13 @@ export const coordinatorConfigSchema = z
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     /** The format new sets are written in (docs/FORMAT.md): 3, the content store; 2 for readers older than it. */
     set_format: z.union([z.literal(2), z.literal(3)]).default(3),
+    /**
+     * The backup key `lsbackup keys init` writes (FORMAT.md "Format 4"): new sets are encrypted to
+     * its recipients. It decrypts nothing; the operator's identity stays off the cluster.
+     */
+    backup_key_file: z.string().min(1).optional(),
+    /** Back up without encryption (format 3) when there is no backup_key_file: an explicit choice, never a default. */
+    unencrypted: z.boolean().default(false),
     /** host:port for Prometheus metrics; off when absent. */
     metrics_listen: hostPort.optional(),
   })
@@ -31,5 +39,7 @@ export const coordinatorConfigSchema = z
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 
 export function loadCoordinatorConfig(file: string): CoordinatorConfig {
-  return loadConfig(file, coordinatorConfigSchema);
+  const cfg = loadConfig(file, coordinatorConfigSchema);
+  if (cfg.backup_key_file && cfg.set_format === 2) throw new InputError(`${file}: set_format 2 cannot be encrypted: drop backup_key_file or set_format`);
+  return cfg;
 }

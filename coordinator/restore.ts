@@ -9,6 +9,7 @@ import { checkRestoreOptions } from '../common/restore-options.js';
 import { AgentPool, describeRpcError } from './agents.js';
 import { readInventory } from './inventory.js';
 import { lockForReading } from './target.js';
+import { openSet } from '../common/set-keys.js';
 import type { StopRegistry } from '../common/stops.js';
 
 export interface RestoreArgs {
@@ -22,6 +23,9 @@ export interface RestoreArgs {
   options: Record<string, string>;
   /** Restore this node's parts onto `node` (a replacement host); empty or equal: `node`'s own parts. */
   fromNode?: string;
+  /** Format 4: the operator's identity file's text, for this restore only (never written or logged). */
+  identity?: string;
+  keyIds?: string[];
 }
 
 /**
@@ -44,10 +48,12 @@ export async function runRestore(deps: RestoreDeps, args: RestoreArgs, emit: (ev
   }
   // A wrong option is the operator's typo: said at once, before the lock and the hashing of the set.
   checkRestoreOptions(args.options);
-  const m = await readManifestIfAny(args.target, args.backupId);
-  if (!m) {
+  const read = await readManifestIfAny(args.target, args.backupId);
+  if (!read) {
     throw new IntegrityError(`backup '${args.backupId}' is incomplete (never committed); ${args.force ? 'even --force cannot restore a set without a manifest' : 'refusing to restore it'}`);
   }
+  // An encrypted set: a wrong identity, or a manifest without its key's MAC, is refused here, before any agent is asked.
+  const { manifest: m } = await openSet(args.target, read, args.identity ?? '', args.keyIds ?? []);
   const source = args.fromNode || args.node;
   if (!m.parts.some((p) => p.node === source)) {
     throw new NotFoundError(`unknown node '${shown(source)}' in backup ${m.id} (it has: ${[...new Set(m.parts.map((p) => p.node))].join(', ')})`);
@@ -96,7 +102,7 @@ async function restoreThrough(deps: RestoreDeps, args: RestoreArgs, address: str
   const whose = source === args.node ? '' : ` with the parts of ${source}`;
   emit({ node: args.node, phase: 'started', backupId: id, message: `${args.dryRun ? 'dry run: ' : ''}restoring ${args.node}${whose} from ${setDir(args.target, id)}` });
   deps.log.info(`restore of ${args.node} from ${id} started`, { backupId: id, node: args.node });
-  const req = { backupId: id, target: args.target, node: source, components: args.components, dryRun: args.dryRun, force: args.force, options: args.options };
+  const req = { backupId: id, target: args.target, node: source, components: args.components, dryRun: args.dryRun, force: args.force, options: args.options, identity: args.identity ?? '', keyIds: args.keyIds ?? [] };
   const run = deps.stops?.begin({ target: args.target, backupId: id, node: args.node }, `restore of ${args.node} from ${id}`);
   let asked = false;
   const askToStop = () => {

@@ -15,6 +15,7 @@ import { prune } from './prune.js';
 import type { Metrics } from './metrics.js';
 import { StopRegistry } from '../common/stops.js';
 import type { RunKey } from './restore.js';
+import type { BackupKey } from '../common/keys.js';
 
 export interface CoordinatorDeps {
   pool: AgentPool;
@@ -25,6 +26,10 @@ export interface CoordinatorDeps {
   storeGraceMs: number;
   /** The format new sets are written in; 3 when absent. */
   setFormat?: 2 | 3;
+  /** Config `backup_key_file`: new sets are encrypted (format 4) with it. */
+  backupKey?: BackupKey;
+  /** Config `unencrypted`: without a key, back up in the clear rather than refuse. */
+  unencrypted?: boolean;
   insecure: boolean;
   metrics?: Metrics;
   /** Restores that `lsbackup cancel` (or the CLI's Ctrl-C) can ask to stop at their next safe point. */
@@ -55,10 +60,10 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       return summary;
     }),
     Restore: run(opts, 'restore', (req, emit, { signal }) =>
-      runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options, fromNode: req.fromNode }, emit, signal),
+      runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options, fromNode: req.fromNode, identity: req.identity, keyIds: req.keyIds }, emit, signal),
     ),
     Verify: run(opts, 'verify', async (req, emit) => {
-      const opts = { quick: req.quick, sample: req.sample };
+      const opts = { quick: req.quick, sample: req.sample, backupKey: deps.backupKey };
       const summary = req.backupId ? await verifySet(req.target, req.backupId, emit, opts) : await verifyAllSets(req.target, emit, opts);
       deps.metrics?.recordVerify(summary);
       return summary;
@@ -66,7 +71,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
     List: serveUnary(opts, async (req) => ({ sets: await listSets(req.target) })),
     Show: serveUnary(opts, (req) => showSet(req.target, req.backupId)),
     Files: serveStream(opts, 'files', async (req, write, { signal }) => {
-      for await (const chunk of setFiles(req.target, req.backupId, { node: req.node, component: req.component })) {
+      for await (const chunk of setFiles(req.target, req.backupId, { node: req.node, component: req.component, identity: req.identity, keyIds: req.keyIds })) {
         if (signal.aborted) return;
         await write({ entriesJson: chunk });
       }

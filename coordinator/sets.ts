@@ -1,10 +1,14 @@
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
+import { createInterface } from 'node:readline';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import { InputError, IntegrityError, messageOf } from '../common/errors.js';
-import { FORMAT, MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, setDir, type Manifest } from '../common/manifest.js';
+import { FORMAT, FORMAT_4, MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, readManifestKeyed, setDir, type Manifest } from '../common/manifest.js';
+import { openSet } from '../common/set-keys.js';
+import type { BackupKey } from '../common/keys.js';
 import { checkArtifacts } from '../common/verify.js';
 import { sha256File } from '../common/hash.js';
 import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
@@ -12,7 +16,7 @@ import { checkArchive } from '../common/archive.js';
 import { checkTree } from '../common/tar-tree.js';
 import { partEntries } from '../common/entries-file.js';
 import { checkStoreTree, type PieceVerdicts } from '../common/store-tree.js';
-import { storeOfTarget } from '../common/store.js';
+import { storeOfTarget, type Store } from '../common/store.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { shown } from '../common/quote.js';
 
@@ -122,6 +126,8 @@ export interface VerifyOptions {
   badPieces?: Set<string>;
   /** The pieces `sample` picks, when one run verifies several sets. */
   picks?: (id: string) => boolean;
+  /** The coordinator's backup key: format-4 sets written with it have their MAC checked. */
+  backupKey?: BackupKey;
 }
 
 /** A random share of pieces, the same for every set of one run. */
@@ -135,7 +141,9 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
   const m = await readManifest(target, id);
   const dir = setDir(target, id);
   const artifacts = m.parts.flatMap((p) => p.artifacts);
-  const trees = opts.quick ? [] : artifacts.filter((a) => a.kind === 'zip' || a.kind === 'tar' || a.kind === 'tree');
+  const encrypted = m.format === FORMAT_4;
+  // Format 4 without the identity: the listings cannot be read, their clear piece lists can.
+  const trees = opts.quick ? [] : artifacts.filter((a) => (encrypted ? a.kind === 'pieces' : a.kind === 'zip' || a.kind === 'tar' || a.kind === 'tree'));
   const verdicts = opts.verdicts ?? new Map();
   const sample = opts.picks ?? sampler(opts.sample);
   // What the trees hold unpacked is known up front only in format 1; format 2 counts their packed size.
@@ -150,7 +158,13 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
   };
   emit({ phase: 'started', backupId: id, bytesTotal: total, message: `verifying ${artifacts.length} files${opts.quick ? ' (quick: artifacts only)' : ` and the entries of ${trees.length} archives`}` });
   if (!isSealed(m)) emit({ phase: 'info', backupId: id, message: UNSEALED_NOTE });
-  const bad = await checkArtifacts(dir, m.parts, onBytes);
+  const bad: string[] = [];
+  if (encrypted) {
+    const keyId = m.encryption!.keyId;
+    if (opts.backupKey?.keyId === keyId) await readManifestKeyed(target, id, opts.backupKey.idKey).catch((err: unknown) => void bad.push(messageOf(err)));
+    else emit({ phase: 'info', backupId: id, message: `encrypted with key ${keyId.slice(0, 16)}…, not the coordinator's: its MAC is checked by a restore with the identity, not here; pieces are checked to exist, not read` });
+  }
+  bad.push(...(await checkArtifacts(dir, m.parts, onBytes)));
   const listed = new Set([...artifacts.map((a) => a.path), ...m.parts.flatMap((p) => (p.record ? [p.record.path] : []))]);
   bad.push(...(await checkRecords(dir, m)));
   for (const f of await filesOfSet(dir)) if (!listed.has(f)) bad.push(`${shown(f)}: not listed in the manifest`);
@@ -160,7 +174,8 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
       const list = part.artifacts.find((a) => a.kind === 'entries');
       if (bad.some((b) => b.startsWith(`${z.path}: `) || (list && b.startsWith(`${list.path}: `)))) continue;
       const file = path.join(dir, z.path);
-      if (z.kind === 'tree') bad.push(...(await checkStoreTree(storeOfTarget(target), z.path, partEntries(dir, part, z.path), verdicts, { sample, onBytes, badPieces: opts.badPieces })));
+      if (z.kind === 'pieces') bad.push(...(await checkPiecesExist(storeOfTarget(target), dir, z.path, verdicts, opts.badPieces)));
+      else if (z.kind === 'tree') bad.push(...(await checkStoreTree(storeOfTarget(target), z.path, partEntries(dir, part, z.path), verdicts, { sample, onBytes, badPieces: opts.badPieces })));
       else if (z.kind === 'tar') bad.push(...(await checkTree(file, z.path, partEntries(dir, part, z.path), onBytes)));
       else bad.push(...(await checkArchive(file, z.path, (part.entries ?? []).filter((e) => e.archive === z.path), onBytes)));
     }
@@ -197,6 +212,34 @@ export async function verifyAllSets(target: string, emit: (ev: ProgressEvent) =>
   return { backupId: '', status: reasons.length ? 'failed' : 'ok', reasons, parts: [], notCovered: [], setDir: target };
 }
 
+/**
+ * Format 4 without the identity: every piece a clear piece list names is in the store (their
+ * content is checked by a restore, which decrypts: age's tags and the keyed ids).
+ */
+async function checkPiecesExist(store: Store, dir: string, rel: string, verdicts: PieceVerdicts, badPieces?: Set<string>): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    const lines = createInterface({ input: createReadStream(path.join(dir, rel)).pipe(zlib.createGunzip()), crlfDelay: Infinity });
+    let n = 0;
+    for await (const id of lines) {
+      n++;
+      if (!/^[0-9a-f]{64}$/.test(id)) {
+        problems.push(`${rel} line ${n} is not a piece id`);
+        break;
+      }
+      if (!verdicts.has(id)) verdicts.set(id, store.locate(id) ? undefined : `piece ${id} is missing from the store`);
+      const v = verdicts.get(id);
+      if (v) {
+        problems.push(`${rel}: ${v}`);
+        badPieces?.add(id);
+      }
+    }
+  } catch (err) {
+    problems.push(`${rel}: not readable: ${messageOf(err)}`);
+  }
+  return problems;
+}
+
 /** Entries sent per message of `show --files`: well under gRPC's 4 MiB at ~0.5 KiB each. */
 const FILES_PER_CHUNK = 2000;
 
@@ -204,14 +247,15 @@ const FILES_PER_CHUNK = 2000;
  * The entries of a set's parts (those of `filter.node` / `filter.component` when given), as JSON
  * lines in bounded batches, read from the set as they are sent.
  */
-export async function* setFiles(target: string, id: string, filter: { node?: string; component?: string }): AsyncGenerator<string[]> {
-  const m = await readManifest(target, id);
+export async function* setFiles(target: string, id: string, filter: { node?: string; component?: string; identity?: string; keyIds?: string[] }): AsyncGenerator<string[]> {
+  // Format 4's file names are encrypted: read only with the identity, and only from a manifest its key vouches for.
+  const { manifest: m, opening } = await openSet(target, await readManifest(target, id), filter.identity ?? '', filter.keyIds ?? []);
   const dir = setDir(target, id);
   const parts = m.parts.filter((p) => (!filter.node || p.node === filter.node) && (!filter.component || p.component === filter.component));
   if (parts.length === 0 && (filter.node || filter.component)) throw new InputError(`backup ${id} has no part${filter.node ? ` of node '${shown(filter.node)}'` : ''}${filter.component ? ` for '${shown(filter.component)}'` : ''}`);
   let chunk: string[] = [];
   for (const part of parts) {
-    for await (const e of partEntries(dir, part)) {
+    for await (const e of partEntries(dir, part, undefined, opening?.opener)) {
       chunk.push(JSON.stringify({ node: part.node, component: part.component, ...e }));
       if (chunk.length >= FILES_PER_CHUNK) {
         yield chunk;

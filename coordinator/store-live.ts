@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { IntegrityError, NotFoundError, messageOf } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
-import { readManifestIfAny, setDir, type Artifact, type Manifest } from '../common/manifest.js';
+import { PIECES_SUFFIX, readManifestIfAny, setDir, type Artifact, type Manifest } from '../common/manifest.js';
 import { timeOfId } from './set-time.js';
 
 /*
@@ -17,6 +17,8 @@ import { timeOfId } from './set-time.js';
 const HEX64 = /^[0-9a-f]{64}$/;
 /** Format 3's listings are `<name>.tree.jsonl.gz`; a writer's temp name for one still holds that. */
 const LISTING = '.tree.jsonl.gz';
+/** Format 4's listings are encrypted: the mark reads their clear piece lists, `<name>.pieces.gz`, instead. */
+const ENCRYPTED = '.age';
 
 /** A set that stays, as the mark sees it: its manifest, or none (incomplete: a running or a crashed backup). */
 export interface StayingSet {
@@ -76,17 +78,29 @@ export async function lastWriteOf(target: string, id: string): Promise<number> {
 export async function addPiecesOf(target: string, set: StayingSet, live: Set<string>): Promise<void> {
   const dir = setDir(target, set.id);
   if (!set.manifest) {
-    for (const file of await listingsIn(dir)) await addPiecesOfListing(file, path.relative(dir, file), live, false);
+    for (const file of await listingsIn(dir)) await addPiecesOfListing(file, path.relative(dir, file), live, false, file.includes(PIECES_SUFFIX));
     return;
   }
   for (const part of set.manifest.parts) {
+    const lists = part.artifacts.filter((a) => a.kind === 'pieces');
+    if (lists.length > 0) {
+      try {
+        for (const a of lists) {
+          await checkListing(dir, a);
+          await addPiecesOfListing(path.join(dir, a.path), a.path, live, true, true);
+        }
+      } catch (err) {
+        throw new IntegrityError(`set ${set.id}: ${messageOf(err)}; it might name any piece`);
+      }
+      continue;
+    }
     const trees = part.artifacts.filter((a) => a.kind === 'tree');
     if (trees.length === 0) continue; // formats 1 and 2 keep their data in the set
     try {
       let lines = 0;
       for (const a of trees) {
         await checkListing(dir, a);
-        lines += await addPiecesOfListing(path.join(dir, a.path), a.path, live, true);
+        lines += await addPiecesOfListing(path.join(dir, a.path), a.path, live, true, false);
       }
       if (lines !== part.entryCount) throw new IntegrityError(`the tree artifacts of ${part.node}/${part.component} hold ${lines} entries, its part record says ${part.entryCount}`);
     } catch (err) {
@@ -112,7 +126,7 @@ async function listingsIn(dir: string): Promise<string[]> {
     for (const component of await names(path.join(dir, node.name))) {
       if (!component.isDirectory()) continue;
       const partDir = path.join(dir, node.name, component.name);
-      for (const f of await names(partDir)) if (f.isFile() && f.name.includes(LISTING)) out.push(path.join(partDir, f.name));
+      for (const f of await names(partDir)) if (f.isFile() && ((f.name.includes(LISTING) && !f.name.includes(`${LISTING}${ENCRYPTED}`)) || f.name.includes(PIECES_SUFFIX))) out.push(path.join(partDir, f.name));
     }
   }
   return out;
@@ -127,7 +141,7 @@ async function listingsIn(dir: string): Promise<string[]> {
  * piece's space until the next prune; stopping the collection for it would stop it until the
  * crashed set is pruned.
  */
-async function addPiecesOfListing(file: string, rel: string, live: Set<string>, strict: boolean): Promise<number> {
+async function addPiecesOfListing(file: string, rel: string, live: Set<string>, strict: boolean, idsOnly: boolean): Promise<number> {
   const text = new PassThrough();
   const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024, ...(strict ? {} : { finishFlush: zlib.constants.Z_SYNC_FLUSH }) });
   // The pipeline hands its error to readline's input too: the loop below ends with it.
@@ -137,6 +151,12 @@ async function addPiecesOfListing(file: string, rel: string, live: Set<string>, 
   try {
     for await (const line of lines) {
       n++;
+      if (idsOnly) {
+        // A format-4 piece list: one id per line.
+        if (HEX64.test(line)) live.add(line);
+        else if (strict) throw new IntegrityError(`${rel} line ${n} is not a piece id`);
+        continue;
+      }
       let pieces: unknown;
       try {
         pieces = (JSON.parse(line) as { pieces?: unknown }).pieces;

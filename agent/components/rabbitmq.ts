@@ -3,7 +3,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { absolutePath, command } from '../../common/config.js';
@@ -669,13 +669,19 @@ export function rabbitmq(cfg: Config): Component {
       ctx.meta.definitions_via = route;
 
       if (route === 'rabbitmqctl') {
-        await node.ctl.exportDefinitions(ctx.signal, (out) => ctx.addStream(DEFINITIONS, out));
-        // A wrapper that prints a banner, or an export cut short, would be restored as garbage.
+        // Read whole before it is stored (definitions are a few MiB at most): a wrapper that prints
+        // a banner, or an export cut short, would be restored as garbage.
+        const chunks: Buffer[] = [];
+        await node.ctl.exportDefinitions(ctx.signal, async (out) => {
+          for await (const chunk of out) chunks.push(chunk as Buffer);
+        });
+        const text = Buffer.concat(chunks);
         try {
-          JSON.parse(await fsp.readFile(path.join(ctx.outDir, DEFINITIONS), 'utf8'));
+          JSON.parse(text.toString('utf8'));
         } catch {
           throw new UnavailableError(`rabbitmqctl export_definitions on ${node.name} did not print one JSON document`);
         }
+        await ctx.addStream(DEFINITIONS, Readable.from([text]));
       } else {
         const res = await api.request('GET', '/api/definitions', { signal: ctx.signal });
         if (!String(res.headers['content-type']).startsWith('application/json')) {

@@ -18,9 +18,11 @@ export function registerDeploy(program: Command): void {
       .requiredOption('-t, --target <path>', 'shared backup location, mounted at the same path on every host')
       .option('--pki <dir>', 'the cluster CA on this master', '/etc/lsbackup/pki')
       .option('--coordinator-address <ip>', "this master's address as the agents and operators see it")
-      .action(async (o: { buildDir: string; target: string; pki: string; coordinatorAddress?: string }) => {
+      .option('--backup-key <file>', "deploy: the backup-key.json of 'lsbackup keys init' (made off the cluster); new sets are encrypted to its recipients")
+      .option('--unencrypted', 'deploy: back up in the clear (no --backup-key)')
+      .action(async (o: { buildDir: string; target: string; pki: string; coordinatorAddress?: string; backupKey?: string; unencrypted?: boolean }) => {
         const log = (line: string) => process.stdout.write(`${line}\n`);
-        const r = await run({ buildDir: o.buildDir, target: absTarget(o.target), pki: path.resolve(o.pki), coordinatorAddress: o.coordinatorAddress, log });
+        const r = await run({ buildDir: o.buildDir, target: absTarget(o.target), pki: path.resolve(o.pki), coordinatorAddress: o.coordinatorAddress, backupKey: o.backupKey, unencrypted: o.unencrypted, log });
         if (r.code !== 0) process.stderr.write(`${program.name()}: ${name} failed: ansible-playbook exited ${r.code} (its output is above)\n`);
         process.exitCode = r.code === 0 ? 0 : 1;
       });

@@ -4,6 +4,7 @@ import { shown } from '../../common/quote.js';
 import { absTarget, collect, followStream, inputError, print, repeat } from '../command-support.js';
 import { partsTable, restoreOutcome } from '../output.js';
 import { unaryCall } from '../client.js';
+import { identityHelp, readIdentityOption } from '../identity.js';
 import type { CancelReply__Output as CancelReply } from '../../proto/generated/lsbackup/v1/CancelReply.js';
 
 interface RestoreOptions {
@@ -16,6 +17,8 @@ interface RestoreOptions {
   dryRun?: boolean;
   force?: boolean;
   fromNode?: string;
+  identity?: string;
+  keyId: string[];
 }
 
 /** --option key=value pairs, and --database, as the component options of the request. */
@@ -45,6 +48,8 @@ export function registerRestore(program: Command): void {
     .option('--from-node <host>', "restore this node's parts onto --node (a replacement host; needs -b)")
     .option('--dry-run', 'check everything and say what would be written, change nothing')
     .option('--force', 'restore even a partial set or files that fail their checksum')
+    .option('--identity <file>', identityHelp)
+    .option('--key-id <hex>', 'believe this backup key id too (one the identity file does not name; see show)', repeat, [])
     .action(async (id: string, o: RestoreOptions, cmd: Command) => {
       const request = {
         target: absTarget(o.target),
@@ -56,6 +61,8 @@ export function registerRestore(program: Command): void {
         buildDir: o.buildDir ? path.resolve(o.buildDir) : '',
         options: componentOptions(o),
         fromNode: o.fromNode ?? '',
+        identity: await readIdentityOption(o.identity),
+        keyIds: o.keyId,
       };
       const s = await followStream(
         cmd,

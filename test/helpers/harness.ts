@@ -14,9 +14,12 @@ import { commitSet, partFromAnswer } from '../../common/commit.js';
 import { loadEntries } from '../../common/entries-file.js';
 import { createLogger } from '../../common/log.js';
 import { mkdirPrivate } from '../../common/fsutil.js';
-import { FORMAT, FORMAT_2, newSetId, setDir, type ComponentName, type Entry, type Manifest, type Part } from '../../common/manifest.js';
+import { FORMAT, FORMAT_2, FORMAT_4, newSetId, setDir, type ComponentName, type Entry, type Manifest, type Part } from '../../common/manifest.js';
 import type { ComponentResult__Output as ComponentResult } from '../../proto/generated/lsbackup/v1/ComponentResult.js';
 import { DemoCluster, type ClusterOptions } from '../../demo/cluster.js';
+import type { AgeOpener } from '../../common/age.js';
+import { publishKey, type BackupKey } from '../../common/keys.js';
+import { STORE_DIR } from '../../common/store.js';
 
 const made: string[] = [];
 // Each test file runs in its own process: its sandboxes go when it ends, pass or fail.
@@ -89,9 +92,10 @@ async function freshId(): Promise<string> {
 export type PartWithEntries = Part & { entries: Entry[] };
 export type ManifestWithEntries = Omit<Manifest, 'parts'> & { parts: PartWithEntries[] };
 
-/** A copy of a committed manifest with every part's entries read from the set, for assertions only (restores read the set itself). */
-export async function withEntries(dir: string, m: Manifest): Promise<ManifestWithEntries> {
-  return { ...m, parts: await Promise.all(m.parts.map(async (p) => ({ ...p, entries: await loadEntries(dir, p) }))) };
+/** A copy of a committed manifest with every part's entries read from the set, for assertions only (restores read the set itself). Format 4's need `opener`; without it they are left empty. */
+export async function withEntries(dir: string, m: Manifest, opener?: AgeOpener): Promise<ManifestWithEntries> {
+  if (m.format === FORMAT_4 && !opener) return { ...m, parts: m.parts.map((p) => ({ ...p, entries: [] })) };
+  return { ...m, parts: await Promise.all(m.parts.map(async (p) => ({ ...p, entries: await loadEntries(dir, p, undefined, opener) }))) };
 }
 
 /** Commits agent answers as the coordinator does: each part from its record on the target. */
@@ -100,28 +104,33 @@ export async function partsFromAnswers(dir: string, results: ComponentResult[]):
 }
 
 /** In-process backups write format 3 (with `parentId`, the set to compare against) unless told `format: 2`. */
-export async function backupLocal(rt: AgentRuntime, target: string, components: string[] = [], opts: { format?: 2 | 3; parentId?: string } = {}): Promise<{ id: string; manifest: ManifestWithEntries; events: ProgressEvent[] }> {
+export async function backupLocal(rt: AgentRuntime, target: string, components: string[] = [], opts: { format?: 2 | 3; parentId?: string; key?: BackupKey; opener?: AgeOpener } = {}): Promise<{ id: string; manifest: ManifestWithEntries; events: ProgressEvent[] }> {
   const id = await freshId();
   const dir = setDir(target, id);
   await mkdirPrivate(dir);
   const events: ProgressEvent[] = [];
   const startedAt = new Date().toISOString();
-  const setFormat = opts.format ?? 3;
-  const results = await backupNode(rt, { backupId: id, target, node: rt.node, components, setFormat, parentId: opts.parentId ?? '' }, (e) => events.push(e), new AbortController().signal);
-  const manifest = await commitSet(dir, setFormat === 3 ? FORMAT : FORMAT_2, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [] }, await partsFromAnswers(dir, results));
-  return { id, manifest: await withEntries(dir, manifest), events };
+  // With a key, as the coordinator does: format 4, the key file in the store first, the MAC at the commit.
+  const setFormat = opts.key ? 4 : (opts.format ?? 3);
+  if (opts.key) await publishKey(path.join(target, STORE_DIR), opts.key);
+  const keyed = opts.key ? { recipients: opts.key.recipients, idKey: opts.key.idKey } : {};
+  const results = await backupNode(rt, { backupId: id, target, node: rt.node, components, setFormat, parentId: opts.parentId ?? '', ...keyed }, (e) => events.push(e), new AbortController().signal);
+  const encryption = opts.key ? { encryption: { recipients: opts.key.recipients, keyId: opts.key.keyId } } : {};
+  const format = setFormat === 4 ? FORMAT_4 : setFormat === 3 ? FORMAT : FORMAT_2;
+  const manifest = await commitSet(dir, format, { id, startedAt, buildDir: '', nodes: { [rt.node]: { address: 'in-process' } }, notCovered: [], ...encryption }, await partsFromAnswers(dir, results), [], opts.key?.idKey);
+  return { id, manifest: await withEntries(dir, manifest, opts.opener), events };
 }
 
 export async function restoreLocal(
   rt: AgentRuntime,
   target: string,
   id: string,
-  opts: { components?: string[]; dryRun?: boolean; force?: boolean; options?: Record<string, string> } = {},
+  opts: { components?: string[]; dryRun?: boolean; force?: boolean; options?: Record<string, string>; identity?: string; keyIds?: string[] } = {},
 ) {
   const events: ProgressEvent[] = [];
   const results = await restoreNode(
     rt,
-    { backupId: id, target, node: rt.node, components: opts.components ?? [], dryRun: opts.dryRun ?? false, force: opts.force ?? false, options: opts.options ?? {} },
+    { backupId: id, target, node: rt.node, components: opts.components ?? [], dryRun: opts.dryRun ?? false, force: opts.force ?? false, options: opts.options ?? {}, identity: opts.identity, keyIds: opts.keyIds },
     (e) => events.push(e),
     new AbortController().signal,
   );

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { InputError, PreconditionError, UnavailableError, messageOf } from '../../../common/errors.js';
@@ -142,10 +143,21 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
    * time before 7.8) is not waited for: the set stays and the next prune tries again.
    */
   async function release(ctx: ReleaseContext): Promise<string> {
-    const snap = ctx.meta.snapshot ?? '';
+    // An encrypted set (format 4) keeps the meta encrypted: its clear outside-data key names the
+    // snapshot and its location, `<target>/_elasticsearch/<cluster>/`, as recordSnapshot wrote it.
+    const [outLocation, outSnap] = ((): [string?, string?] => {
+      try {
+        const k = JSON.parse(ctx.external?.key ?? '') as unknown;
+        return Array.isArray(k) && k.length === 2 && k.every((x) => typeof x === 'string') ? [k[0] as string, k[1] as string] : [];
+      } catch {
+        return [];
+      }
+    })();
+    const snap = ctx.meta.snapshot ?? outSnap ?? '';
     // The API takes comma lists and wildcards: a manifest naming '*' must not delete every snapshot.
     if (!/^[a-z0-9][a-z0-9._-]*$/.test(snap)) throw new InputError(`the elasticsearch part of backup ${ctx.backupId} names no single snapshot ('${snap}')`);
-    const { repository, location } = repositoryOf(cfg, ctx.setDir, clusterKeyOf(ctx.meta.es_cluster));
+    const clusterOfLocation = outLocation && path.basename(path.dirname(path.resolve(outLocation))) === '_elasticsearch' ? path.basename(path.resolve(outLocation)) : undefined;
+    const { repository, location } = repositoryOf(cfg, ctx.setDir, clusterKeyOf(ctx.meta.snapshot ? ctx.meta.es_cluster : clusterOfLocation));
     if (cfg.readonly) throw new PreconditionError(`repository ${repository} is configured readonly on this node: it cannot delete snapshot ${snap}`);
     const { client } = await connect();
     await ensureRepository(cfg, client, repository, location, { nodes: [], follower: false }, ctx.signal, (line) => ctx.log.warn(line));

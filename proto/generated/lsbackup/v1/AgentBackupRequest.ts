@@ -10,6 +10,8 @@ export interface AgentBackupRequest {
   'plans'?: (_lsbackup_v1_ComponentPlan)[];
   'setFormat'?: (number);
   'parentId'?: (string);
+  'recipients'?: (string)[];
+  'idKey'?: (Buffer | Uint8Array | string);
 }
 
 export interface AgentBackupRequest__Output {
@@ -20,4 +22,6 @@ export interface AgentBackupRequest__Output {
   'plans': (_lsbackup_v1_ComponentPlan__Output)[];
   'setFormat': (number);
   'parentId': (string);
+  'recipients': (string)[];
+  'idKey': (Buffer);
 }

@@ -9,6 +9,8 @@ export interface AgentRestoreRequest {
   'dryRun'?: (boolean);
   'force'?: (boolean);
   'options'?: ({[key: string]: string});
+  'identity'?: (string);
+  'keyIds'?: (string)[];
 }
 
 export interface AgentRestoreRequest__Output {
@@ -19,4 +21,6 @@ export interface AgentRestoreRequest__Output {
   'dryRun': (boolean);
   'force': (boolean);
   'options': ({[key: string]: string});
+  'identity': (string);
+  'keyIds': (string)[];
 }

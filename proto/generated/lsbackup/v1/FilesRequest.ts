@@ -6,6 +6,8 @@ export interface FilesRequest {
   'backupId'?: (string);
   'node'?: (string);
   'component'?: (string);
+  'identity'?: (string);
+  'keyIds'?: (string)[];
 }
 
 export interface FilesRequest__Output {
@@ -13,4 +15,6 @@ export interface FilesRequest__Output {
   'backupId': (string);
   'node': (string);
   'component': (string);
+  'identity': (string);
+  'keyIds': (string)[];
 }

@@ -11,6 +11,8 @@ export interface RestoreRequest {
   'buildDir'?: (string);
   'options'?: ({[key: string]: string});
   'fromNode'?: (string);
+  'identity'?: (string);
+  'keyIds'?: (string)[];
 }
 
 export interface RestoreRequest__Output {
@@ -23,4 +25,6 @@ export interface RestoreRequest__Output {
   'buildDir': (string);
   'options': ({[key: string]: string});
   'fromNode': (string);
+  'identity': (string);
+  'keyIds': (string)[];
 }
