@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import YAML from 'yaml';
 import { certsInit, certsIssue } from '../cli/certs.js';
+import { backupKeyText, makeKeys } from '../common/keys.js';
 
 // better-sqlite3 ships CommonJS without types; the demo only needs to create a small database.
 const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => { exec(sql: string): void; prepare(sql: string): { run(...a: unknown[]): unknown }; close(): void };
@@ -83,6 +84,12 @@ export interface ClusterOptions {
   target?: string;
   /** Extra agent config per component, merged into every node's agent config. */
   agentConfig?: Record<string, unknown>;
+  /**
+   * Encrypted sets (FORMAT.md "Format 4"), as an operator sets them up: `keys init` makes the
+   * identity (kept here, given to the CLI) and the backup key (the coordinator's). Off: the
+   * coordinator is told `unencrypted: true`.
+   */
+  encrypted?: boolean;
   log?: (line: string) => void;
 }
 
@@ -143,6 +150,8 @@ export class DemoCluster {
   cliConfig = '';
   coordinatorPort = 0;
   coordinatorConfigFile = '';
+  /** With `encrypted`: the operator's identity file, which the CLI is given (LSBACKUP_IDENTITY_FILE). */
+  identityFile = '';
   coordinator?: ChildProcess;
   private readonly log: (line: string) => void;
 
@@ -183,11 +192,22 @@ export class DemoCluster {
     await fsp.writeFile(path.join(this.buildDir, 'inventory'), this.inventoryText());
     this.coordinatorPort = await freePort();
     this.coordinatorConfigFile = path.join(this.root, 'coordinator.yaml');
+    let encryption: Record<string, unknown> = { unencrypted: true };
+    if (this.opts.encrypted) {
+      const keys = path.join(this.root, 'keys');
+      const made = await makeKeys({ extra: [] });
+      await fsp.mkdir(keys, { mode: 0o700 });
+      this.identityFile = path.join(keys, 'identity.txt');
+      await fsp.writeFile(this.identityFile, made.identityText, { mode: 0o600 });
+      await fsp.writeFile(path.join(keys, 'backup-key.json'), backupKeyText(made.key), { mode: 0o600 });
+      encryption = { backup_key_file: path.join(keys, 'backup-key.json') };
+    }
     await fsp.writeFile(
       this.coordinatorConfigFile,
       YAML.stringify({
         listen: `127.0.0.1:${this.coordinatorPort}`,
         log_level: 'info',
+        ...encryption,
         tls: { ca: path.join(this.pki, 'ca.crt'), cert: path.join(this.pki, 'coordinator.crt'), key: path.join(this.pki, 'coordinator.key') },
       }),
     );
@@ -239,7 +259,7 @@ export class DemoCluster {
   /** Runs the CLI as an operator would; never throws on a non-zero exit. */
   cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [bin.cli, ...args], { env: { ...process.env, LSBACKUP_CONFIG: this.cliConfig, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [bin.cli, ...args], { env: { ...process.env, LSBACKUP_CONFIG: this.cliConfig, ...(this.identityFile ? { LSBACKUP_IDENTITY_FILE: this.identityFile } : {}), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -28,11 +28,13 @@ async function main(): Promise<number> {
   const cluster = await DemoCluster.create({
     groups: [['haproxy', 'kibana'], ['load_balancer', 'grafana'], ['haproxy', 'opensearch_dashboards']],
     extraInventory: '[kafka]\nnode4 ansible_host=127.0.0.5\n',
+    encrypted: true,
   });
   try {
     step(1, 'Start the cluster');
     say(`build directory: ${cluster.buildDir} (inventory below)`);
     say(cluster.inventoryText().trim().split('\n').map((l) => `  ${l}`).join('\n'));
+    say(`keys (lsbackup keys init): the identity ${cluster.identityFile} stays with the operator; the coordinator has only backup-key.json (recipients and id key); the agents get the recipients for each backup and keep nothing`);
     await cluster.start();
     say(`coordinator 127.0.0.1:${cluster.coordinatorPort}; agents ${cluster.nodes.map((n) => `${n.name}@${n.ip}:${n.port}`).join(', ')}`);
 
@@ -52,6 +54,10 @@ async function main(): Promise<number> {
     r = await cluster.cli(['verify', id, '-t', cluster.target]);
     say(r.stdout.trimEnd());
     if (r.code !== 0) throw new Error(`verify exited ${r.code}`);
+    r = await cluster.cli(['show', id, '-t', cluster.target]);
+    const encryptedLine = r.stdout.split('\n').find((l) => l.startsWith('encrypted to '));
+    if (!encryptedLine) throw new Error(`show does not say the set is encrypted:\n${r.stdout}`);
+    say(encryptedLine);
 
     const victim = cluster.nodes[0]!;
     const etc = path.join(victim.root, 'etc');
@@ -63,8 +69,11 @@ async function main(): Promise<number> {
     const broken = await fingerprint(etc);
     say(`${[...before.keys()].filter((k) => before.get(k) !== broken.get(k)).length} file(s) differ from the backup now`);
 
-    step(6, `Restore ${victim.name}: lsbackup restore ${id} -t <target> --node ${victim.name}`);
-    r = await cluster.cli(['restore', id, '-t', cluster.target, '--node', victim.name]);
+    step(6, `Restore ${victim.name}: lsbackup restore ${id} -t <target> --node ${victim.name} --identity <identity.txt>`);
+    r = await cluster.cli(['restore', id, '-t', cluster.target, '--node', victim.name], { LSBACKUP_IDENTITY_FILE: '' });
+    say(`without the identity: ${r.stderr.trim()}`);
+    if (r.code === 0) throw new Error('an encrypted set was restored without the identity');
+    r = await cluster.cli(['restore', id, '-t', cluster.target, '--node', victim.name, '--identity', cluster.identityFile]);
     say(r.stdout.trimEnd());
     if (r.code !== 0) throw new Error(`restore exited ${r.code}: ${r.stderr.trim()}`);
 

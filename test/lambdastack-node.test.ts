@@ -190,7 +190,7 @@ describe('a LambdaStack node in a container: configured as LambdaStack does, bac
     await startAgent();
     const coordPort = await freePort();
     const coordConfig = path.join(root, 'coordinator.yaml');
-    await fsp.writeFile(coordConfig, YAML.stringify({ listen: `127.0.0.1:${coordPort}`, tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'coordinator.crt'), key: path.join(pki, 'coordinator.key') } }));
+    await fsp.writeFile(coordConfig, YAML.stringify({ listen: `127.0.0.1:${coordPort}`, unencrypted: true, tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'coordinator.crt'), key: path.join(pki, 'coordinator.key') } }));
     coordinator = await spawnDaemon([process.execPath, bin.coordinator, '--config', coordConfig], 'coordinator');
     cliConfig = path.join(root, 'cli.yaml');
     await fsp.writeFile(cliConfig, YAML.stringify({ coordinator: `127.0.0.1:${coordPort}`, tls: { ca: path.join(pki, 'ca.crt'), cert: path.join(pki, 'operator.crt'), key: path.join(pki, 'operator.key') } }));

@@ -122,7 +122,7 @@ export class SimCluster {
     const coordinatorPort = await freePort();
     const tls = (name: string) => ({ ca: path.join(this.pki, 'ca.crt'), cert: path.join(this.pki, `${name}.crt`), key: path.join(this.pki, `${name}.key`) });
     this.coordinatorConfig = path.join(this.root, 'coordinator.yaml');
-    await fsp.writeFile(this.coordinatorConfig, YAML.stringify({ listen: `127.0.0.1:${coordinatorPort}`, agent_port: this.agentPort, log_level: 'info', tls: tls('coordinator') }));
+    await fsp.writeFile(this.coordinatorConfig, YAML.stringify({ listen: `127.0.0.1:${coordinatorPort}`, agent_port: this.agentPort, log_level: 'info', unencrypted: true, tls: tls('coordinator') }));
     this.cliConfig = path.join(this.root, 'cli.yaml');
     await fsp.writeFile(this.cliConfig, YAML.stringify({ coordinator: `127.0.0.1:${coordinatorPort}`, tls: tls('operator') }));
     for (let i = 0; i < this.nodes.length; i += NODES_PER_PROCESS) {
