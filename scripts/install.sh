@@ -225,6 +225,11 @@ tls:
   key: $PKI/coordinator.key
 # Prometheus metrics (plain HTTP, /metrics); off when absent. Alert rules: $PREFIX/monitoring/
 # metrics_listen: 127.0.0.1:50552
+# Encryption (docs/FORMAT.md "Format 4"). Make the keys on a machine off the cluster:
+#   lsbackup keys init --dir <dir>
+# keep its identity.txt there, copy its backup-key.json here (0600), and uncomment:
+# backup_key_file: $SYSCONFDIR/backup-key.json
+# Until then backups are refused; 'unencrypted: true' backs up in the clear instead.
 EOF
 
 config cli.yaml <<EOF

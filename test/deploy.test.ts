@@ -46,7 +46,10 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
   /** The operator on the master, with the CLI deploy installed. */
   const onMaster = (cmd: string) => master!.exec(['sh', '-c', `LSBACKUP_CONFIG=/etc/lsbackup/cli.yaml ${cmd}`]);
   const lsbackup = (args: string) => onMaster(`/usr/local/bin/lsbackup ${args}`);
-  const deployCmd = (verb: string) => master!.exec(['/usr/bin/node', path.join(repoRoot, 'dist/cli/main.js'), verb, '-b', buildDir, '-t', target, '--coordinator-address', MASTER_IP]);
+  // The operator's keys, made off the cluster (here: outside every container); only backup-key.json goes to the master.
+  const keysDir = () => path.join(root, 'operator-keys');
+  const keyArgs = (verb: string) => (verb === 'deploy' ? ['--backup-key', path.join(keysDir(), 'backup-key.json')] : []);
+  const deployCmd = (verb: string) => master!.exec(['/usr/bin/node', path.join(repoRoot, 'dist/cli/main.js'), verb, '-b', buildDir, '-t', target, '--coordinator-address', MASTER_IP, ...keyArgs(verb)]);
   const resultOf = (stdout: string) => (JSON.parse(stdout.trim().split('\n').at(-1)!) as { result: Record<string, unknown> }).result;
 
   before(async () => {
@@ -58,6 +61,8 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
     buildDir = path.join(root, 'build/mycluster');
     target = path.join(root, 'shared/backups');
     await fsp.mkdir(target, { recursive: true, mode: 0o700 });
+    const keys = spawnSync(process.execPath, [path.join(repoRoot, 'dist/cli/main.js'), 'keys', 'init', '--dir', keysDir()], { encoding: 'utf8' });
+    assert.equal(keys.status, 0, `keys init: ${keys.stderr}`);
     await fsp.mkdir(path.join(buildDir, 'keys/ssh'), { recursive: true });
     const key = path.join(buildDir, 'keys/ssh/lambdastack-operations');
     const kg = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lambdastack-operations', '-f', key]);
@@ -112,6 +117,11 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
       assert.equal((await node(n.name).sh(`stat -c %a /etc/lsbackup/tls/${n.name}.key /etc/lsbackup/agent.yaml`)).trim(), '600\n600');
     }
     assert.equal((await master!.exec(['systemctl', 'is-active', 'lsbackup-coordinator'])).stdout.trim(), 'active');
+    // The master holds the backup key (it decrypts nothing); no host holds the identity, the agents hold no key.
+    assert.equal((await master!.sh('stat -c %a /etc/lsbackup/backup-key.json')).trim(), '600');
+    assert.match(await master!.sh('cat /etc/lsbackup/coordinator.yaml'), /^backup_key_file: \/etc\/lsbackup\/backup-key.json$/m);
+    for (const c of [master!, ...NODES.map((n) => node(n.name))]) assert.equal((await c.sh('grep -rl AGE-SECRET-KEY /etc/lsbackup /var/lib/lsbackup 2>/dev/null || true')).trim(), '');
+    for (const n of NODES) assert.equal((await node(n.name).sh('ls /etc/lsbackup/backup-key.json 2>/dev/null || true')).trim(), '', n.name);
     assert.equal((await master!.exec(['systemctl', 'is-enabled', 'lsbackup-backup.timer'])).stdout.trim(), 'enabled');
     const agents = await lsbackup(`agents -b ${buildDir}`);
     assert.equal(agents.code, 0, agents.stdout + agents.stderr);
@@ -132,10 +142,13 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
     firstSet = res.backupId;
     r = await lsbackup(`verify ${firstSet} -t ${target}`);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    r = await lsbackup(`show ${firstSet} -t ${target}`);
+    assert.match(r.stdout, /^encrypted to age1/m, r.stdout + r.stderr);
+    const identity = `--identity ${path.join(keysDir(), 'identity.txt')}`;
 
     const cfgBefore = await node('node1').sh('sha256sum /etc/haproxy/haproxy.cfg; stat -c "%a %U %Y" /etc/haproxy/haproxy.cfg');
     await node('node1').sh('echo broken > /etc/haproxy/haproxy.cfg');
-    r = await lsbackup(`restore ${firstSet} -t ${target} --node node1`);
+    r = await lsbackup(`restore ${firstSet} -t ${target} --node node1 ${identity}`);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(await node('node1').sh('sha256sum /etc/haproxy/haproxy.cfg; stat -c "%a %U %Y" /etc/haproxy/haproxy.cfg'), cfgBefore);
 
@@ -143,13 +156,13 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
     const psql = (sql: string) => node('node2').sh(`runuser -u postgres -- psql -X -At -d shop -c "${sql}"`);
     const rows = await psql('SELECT count(*), md5(string_agg(v, \',\' ORDER BY id)) FROM t');
     await psql('DELETE FROM t WHERE id % 2 = 0');
-    r = await lsbackup(`restore ${firstSet} -t ${target} --node node2`);
+    r = await lsbackup(`restore ${firstSet} -t ${target} --node node2 ${identity}`);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(await psql('SELECT count(*), md5(string_agg(v, \',\' ORDER BY id)) FROM t'), rows);
 
     const since = (await node('node3').sh('date +%s')).trim();
     await node('node3').sh('systemctl stop prometheus && find /var/lib/prometheus -mindepth 1 -maxdepth 1 -regextype egrep -regex ".*/([0-9A-Z]{26}|wal|chunks_head)" -exec rm -rf {} + && systemctl start prometheus');
-    r = await lsbackup(`restore ${firstSet} -t ${target} --node node3`);
+    r = await lsbackup(`restore ${firstSet} -t ${target} --node node3 ${identity}`);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const journal = await node('node3').sh(`journalctl -u prometheus --since @${since} --no-pager -o cat`);
     assert.ok((journal.match(/Started prometheus\.service|Started Prometheus/g) ?? []).length >= 2, `prometheus started by systemd again after the restore:\n${journal}`);
@@ -217,7 +230,7 @@ describe('lsbackup deploy from the build directory onto hosts with a real system
     const since = (await master!.sh('date +%s')).trim();
     // node2 is busy: its agent lock names a live process, as during a long backup.
     await node('node2').sh('setsid sleep 600 >/dev/null 2>&1 & echo "{\\"pid\\":$!,\\"host\\":\\"node2\\",\\"what\\":\\"backup\\"}" > /var/lib/lsbackup/agent.lock');
-    const deploying = master!.spawn(['/usr/bin/node', path.join(repoRoot, 'dist/cli/main.js'), 'deploy', '-b', buildDir, '-t', target, '--coordinator-address', MASTER_IP]);
+    const deploying = master!.spawn(['/usr/bin/node', path.join(repoRoot, 'dist/cli/main.js'), 'deploy', '-b', buildDir, '-t', target, '--coordinator-address', MASTER_IP, ...keyArgs('deploy')]);
     let out = '';
     const done = new Promise<number>((resolve) => deploying.on('close', (code) => resolve(code ?? 1)));
     deploying.stderr!.on('data', (d: Buffer) => (out += d.toString()));
