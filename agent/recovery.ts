@@ -131,6 +131,12 @@ export async function recoverAfterCrash(stateDir: string, log: Logger, opts: { r
       log.error(`could not clean up after the interrupted run in ${file}: ${messageOf(err)}`);
     }
   }
+  // An encrypted set's streams a killed restore had decrypted (runner.ts openParts): plaintext that must not stay.
+  for (const name of await fsp.readdir(stateDir).catch(() => [] as string[])) {
+    if (!name.startsWith('opened-')) continue;
+    await fsp.rm(path.join(stateDir, name), { recursive: true, force: true });
+    log.warn(`removed ${name}: the decrypted streams of an interrupted restore of an encrypted set`);
+  }
   if (opts.rollbacks) {
     for (const r of await cleanRollbacks(stateDir)) log.warn(`removed the rollback copy ${r}: an interrupted restore was making it, and it is incomplete (the live files were not replaced yet)`);
   }

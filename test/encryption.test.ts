@@ -123,10 +123,14 @@ test('format 4: encrypted round trip with either recipient, nothing readable in 
   assert.doesNotThrow(() => JSON.parse(execFileSync('age', ['-d', '-i', escrow.file, metaFile], { encoding: 'utf8' })));
 
   // 4. Round trip with the operator's identity, then with the escrow identity (which names no key id: --key-id).
+  // What a restore killed while it held decrypted streams left in the state dir goes at the next run; this one leaves none.
+  await fsp.mkdir(path.join(rt.stateDir, 'opened-killed'));
+  await fsp.writeFile(path.join(rt.stateDir, 'opened-killed', '0'), 'a decrypted dump');
   await fsp.rm(conf, { recursive: true });
   const r1 = await restoreLocal(rt, target, first.id, { identity: identityA });
   assert.equal(r1.results[0]!.status, 'ok', r1.results[0]!.reason);
   assert.deepEqual(await snapshotTree(conf), before);
+  assert.deepEqual((await fsp.readdir(rt.stateDir)).filter((n) => n.startsWith('opened-')), []);
   await fsp.rm(conf, { recursive: true });
   const escrowText = readFileSync(escrow.file, 'utf8');
   await assert.rejects(restoreLocal(rt, target, first.id, { identity: escrowText }), /does not name.*--key-id/);
