@@ -308,6 +308,7 @@ export async function restoreNode(
           progress,
           report,
           artifactFile: (fileName) => opened.streamFile(part, fileName),
+        streamArtifact: (fileName) => opened.stream(part, fileName),
           treeArtifact: (name) => treeArtifactOf(part, name),
           entries: (archive) => loadEntries(setDir, part, archive, opening?.opener),
           rollbackTarget: (near) => renameTarget(rt.stateDir, near, rollbackName(backupId, c.name)),
@@ -358,23 +359,29 @@ export async function restoreNode(
  */
 async function openParts(stateDir: string, setDir: string, parts: Part[], opening: SetOpening | undefined) {
   const inSet = (part: Part, fileName: string) => path.join(setDir, part.node, part.component, fileName);
-  if (!opening) return { parts, streamFile: inSet, close: async () => undefined };
+  const stored = (part: Part, fileName: string) => {
+    const a = part.artifacts.find((x) => x.path === `${part.node}/${part.component}/${fileName}`);
+    return a ? { file: inSet(part, fileName), size: a.size, sha256: a.sha256 } : undefined;
+  };
+  if (!opening) return { parts, streamFile: inSet, stream: stored, close: async () => undefined };
   const dir = await fsp.mkdtemp(path.join(stateDir, 'opened-'));
   await fsp.chmod(dir, 0o700);
-  const files = new Map<string, string>();
+  const files = new Map<string, { file: string; size: number; sha256: string }>();
   try {
     const withMeta: Part[] = [];
     for (const part of parts) {
       withMeta.push({ ...part, meta: await partMeta(setDir, part, opening) });
       for (const a of part.artifacts.filter((x) => x.kind === 'stream')) {
         const plain = path.join(dir, `${files.size}`);
-        await pipeline(createReadStream(path.join(setDir, a.path), { highWaterMark: 1 << 20 }), opening.opener.openStream(a.path), createWriteStream(plain, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
-        files.set(a.path.replace(/\.age$/, ''), plain);
+        const hashing = new HashingStream();
+        await pipeline(createReadStream(path.join(setDir, a.path), { highWaterMark: 1 << 20 }), opening.opener.openStream(a.path), hashing, createWriteStream(plain, { mode: FILE_MODE, highWaterMark: 1 << 20 }));
+        files.set(a.path.replace(/\.age$/, ''), { file: plain, size: hashing.bytes, sha256: hashing.digest() });
       }
     }
     return {
       parts: withMeta,
-      streamFile: (part: Part, fileName: string) => files.get(`${part.node}/${part.component}/${fileName}`) ?? inSet(part, `${fileName}.age`),
+      streamFile: (part: Part, fileName: string) => files.get(`${part.node}/${part.component}/${fileName}`)?.file ?? inSet(part, `${fileName}.age`),
+      stream: (part: Part, fileName: string) => files.get(`${part.node}/${part.component}/${fileName}`),
       close: () => fsp.rm(dir, { recursive: true, force: true }),
     };
   } catch (err) {

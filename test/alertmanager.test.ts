@@ -4,6 +4,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { alertmanager, alertmanagerSchema, type Silence } from '../agent/components/alertmanager.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
+import { testKeys } from './helpers/test-keys.js';
 import { fakeService, freePort, getJson, requireBinaries, waitHttp, type FakeService } from './helpers/prom-service.js';
 
 const ALERTMANAGER = '/usr/bin/prometheus-alertmanager';
@@ -165,5 +166,29 @@ describe('alertmanager', () => {
     assert.deepEqual((await fsp.readdir(path.dirname(am.configFile))).filter((n) => n.includes('lsbackup')), [], 'no staged file left');
     assert.equal(await fsp.readFile(path.join(am.svc.dir, 'pid'), 'utf8'), pid, 'Alertmanager was not stopped');
     assert.ok((await silences(am.url)).some((s) => s.id === silenceId && s.status.state === 'active'));
+  });
+
+  test('encrypted (format 4): silences and config come back with the identity, from the sealed silence export', async () => {
+    const { key, identity } = await testKeys();
+    const am = await startAlertmanager();
+    started.push(am);
+    await addSilence(am.url, 'sealed');
+    const rt = runtimeOf([componentFor(am)]);
+    const target = tempDir('am-enc-target');
+    scratch.push(target, rt.stateDir);
+    const { id, manifest } = await backupLocal(rt, target, [], { key });
+    assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+    assert.deepEqual(manifest.parts[0]!.artifacts.map((a) => path.basename(a.path)).sort(), ['config.pieces.gz', 'config.tree.jsonl.gz.age', 'data.pieces.gz', 'data.tree.jsonl.gz.age', 'meta.json.age', 'silences.json.age']);
+    await am.svc.stop();
+    await fsp.rm(am.data, { recursive: true });
+    await fsp.mkdir(am.data);
+    await fsp.writeFile(path.join(am.templates, 'mail.tmpl'), 'changed\n');
+    await am.svc.start();
+    await waitHttp(`${am.url}/-/ready`, 30_000, am.svc);
+    assert.equal((await silences(am.url)).length, 0, 'the wipe took the silences');
+    const r = await restoreLocal(rt, target, id, { identity });
+    assert.deepEqual(r.results.map((x) => [x.status, x.reason]), [['ok', '']]);
+    assert.deepEqual([...(await activeByComment(am.url)).keys()], ['sealed']);
+    assert.match(await fsp.readFile(path.join(am.templates, 'mail.tmpl'), 'utf8'), /mail\.subject/);
   });
 });

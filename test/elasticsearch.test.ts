@@ -1,3 +1,4 @@
+import { testKeys } from './helpers/test-keys.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
@@ -234,6 +235,28 @@ test("release deletes a set's snapshot through the API, keeps the others, counts
   await assert.rejects(release(rt, c.target, second.id, b, 'kibana'), /component 'kibana' is not configured on node node1/);
   const readonly = runtimeOf([elasticsearch(c.config({ readonly: true }))]);
   assert.match((await release(readonly, c.target, second.id, b)).message, /configured readonly on this node: it cannot delete snapshot/);
+});
+
+test('encrypted (format 4): a deleted index comes back with the identity (the snapshot named in the sealed meta); release works from the clear outside-data key', async () => {
+  const { key, identity } = await testKeys();
+  const c = await cluster();
+  await seed(c.es);
+  const rt = runtimeOf([elasticsearch(c.config())]);
+  const { id, manifest } = await backupLocal(rt, c.target, [], { key });
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  const part = manifest.parts[0]!;
+  assert.deepEqual(part.meta, {});
+  assert.deepEqual(part.artifacts.map((a) => path.basename(a.path)).sort(), ['files.pieces.gz', 'files.tree.jsonl.gz.age', 'meta.json.age', 'snapshot.json.age']);
+  const logsBefore = await docs(c.es, 'logs-1');
+  assert.equal((await c.es.api('DELETE', '/logs-1')).status, 200);
+  const r = await restoreLocal(rt, c.target, id, { identity, options: { indices: 'logs-1' } });
+  assert.deepEqual(r.results.map((x) => [x.status, x.reason]), [['ok', '']]);
+  assert.deepEqual(await docs(c.es, 'logs-1'), logsBefore);
+  const snapshot = `lsbackup-${id.toLowerCase()}`;
+  assert.ok((await snapshotNames(c.es)).includes(snapshot));
+  const released = await releasePart(rt, { backupId: id, target: c.target, node: rt.node, component: 'elasticsearch', meta: part.meta, external: part.external![0]! }, new AbortController().signal);
+  assert.deepEqual(released, { released: true, message: `deleted snapshot ${snapshot} from repository lsbackup` });
+  assert.ok(!(await snapshotNames(c.es)).includes(snapshot));
 });
 
 test('path.repo: refused with the file and the path to add; added and reloaded when allowed', async () => {

@@ -6,6 +6,7 @@ import { grafana, grafanaSchema } from '../agent/components/grafana.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
 import { DASHBOARD_SCHEMA, dashboardJson, openDb } from './helpers/grafana-db.js';
 import { startWriter } from './helpers/grafana-writer.js';
+import { testKeys } from './helpers/test-keys.js';
 
 const ROWS_PER_BATCH = 7;
 const GRAFANA_UID = 472;
@@ -181,4 +182,27 @@ test('a grafana.db that fails PRAGMA integrity_check fails the part; a missing o
   await fsp.rm(dbFile);
   ({ manifest } = await backupLocal(rt, target));
   assert.match(manifest.parts[0]!.reason, new RegExp(`${dbFile}: not found`));
+});
+
+test('grafana, encrypted (format 4): the database stream and its owner and mode (meta) come back with the identity', async () => {
+  const { key, identity } = await testKeys();
+  const base = tempDir('grafana-enc');
+  const dataDir = path.join(base, 'var/lib/grafana');
+  const dbFile = await makeDataDir(dataDir);
+  const rt = runtimeOf([grafana(grafanaSchema.parse({ data_dir: dataDir, stop_command: ['true'], start_command: ['true'] }))]);
+  const target = tempDir('target');
+  const { id, manifest } = await backupLocal(rt, target, [], { key });
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  assert.deepEqual(manifest.parts[0]!.artifacts.map((a) => path.basename(a.path)).sort(), ['files.pieces.gz', 'files.tree.jsonl.gz.age', 'grafana.db.age', 'meta.json.age']);
+  const skip = (rel: string) => rel === '.' || rel === 'png' || rel.startsWith('grafana.db');
+  const before = await tree(dataDir, skip);
+  const rows = dashboards(dbFile);
+  await fsp.rm(dataDir, { recursive: true });
+  await fsp.mkdir(dataDir, { recursive: true });
+  const r = await restoreLocal(rt, target, id, { identity });
+  assert.deepEqual(r.results.map((x) => [x.status, x.reason]), [['ok', '']]);
+  assert.deepEqual(await tree(dataDir, skip), before);
+  const st = await fsp.stat(dbFile);
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [GRAFANA_UID, GRAFANA_UID, 0o640]);
+  assert.deepEqual(dashboards(dbFile), rows);
 });

@@ -4,6 +4,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { prometheus, prometheusSchema, withAdminFlag } from '../agent/components/prometheus.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
+import { testKeys } from './helpers/test-keys.js';
 import { fakeService, freePort, getJson, requireBinaries, waitHttp, type FakeService } from './helpers/prom-service.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
@@ -156,6 +157,33 @@ describe('prometheus', () => {
     assert.match(r2.results[0]!.meta.rollback_command ?? '', new RegExp(`mv ${tsdbCopy}/\\* ${p.tsdb}/`));
     assert.match(r2.events.map((e) => e.message).join('\n'), /prometheus: replaced .*the TSDB in .*; the replaced data is in .*\/rollback\/.*; to roll back, as root: /);
     assert.deepEqual(await rangeQuery(p.url, metric, t0, t1), before);
+  });
+
+  test('encrypted (format 4): the snapshot (its directory in the sealed meta) and config come back with the identity', async () => {
+    const { key, identity } = await testKeys();
+    const p = await startPrometheus('prom-enc', true);
+    started.push(p);
+    await waitForScrapes(p.url, 1);
+    const t0 = Math.floor(Date.now() / 1000);
+    await new Promise((r) => setTimeout(r, 5_000));
+    const t1 = Math.floor(Date.now() / 1000) - 2;
+    const rt = runtimeOf([componentFor(p)]);
+    const target = tempDir('prom-enc-target');
+    scratch.push(target, rt.stateDir);
+    const { id, manifest } = await backupLocal(rt, target, [], { key });
+    assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+    assert.deepEqual(manifest.parts[0]!.meta, {});
+    const metric = 'prometheus_tsdb_head_samples_appended_total{type="float"}';
+    const before = await rangeQuery(p.url, metric, t0, t1);
+    assert.ok(before[0]!.values.length >= 2, JSON.stringify(before));
+    await p.svc.stop();
+    await fsp.rm(p.tsdb, { recursive: true });
+    await fsp.writeFile(path.join(p.etc, 'rules/up.yml'), 'groups: []\n');
+    const r = await restoreLocal(rt, target, id, { identity });
+    assert.deepEqual(r.results.map((x) => [x.status, x.reason]), [['ok', '']]);
+    await waitHttp(`${p.url}/-/ready`, 10_000, p.svc);
+    assert.deepEqual(await rangeQuery(p.url, metric, t0, t1), before);
+    assert.match(await fsp.readFile(path.join(p.etc, 'rules/up.yml'), 'utf8'), /job:up:sum/);
   });
 
   test('admin API off: turned on through the unit file for the snapshot, then the unit is byte-identical and the API off again', async () => {

@@ -1,3 +1,4 @@
+import { testKeys } from './helpers/test-keys.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
@@ -241,6 +242,25 @@ test('a definitions-only backup and restore never stop the broker', async () => 
   assert.equal((await fsp.stat(confFile)).uid, (await fsp.stat(sb.mnesiaBase)).uid, 'the config file keeps its owner');
   // Definitions carry no messages: the queue is back, empty.
   assert.equal(await queueDepth('orders.q', 0), 0);
+});
+
+test('encrypted (format 4): definitions (a sealed stream) and config come back with the identity', async () => {
+  const { key, identity } = await testKeys();
+  const rt = runtimeOf([rabbitmq(config())]);
+  const target = scratch('rabbit-enc-target');
+  const { id, manifest } = await backupLocal(rt, target, [], { key });
+  assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
+  assert.deepEqual(manifest.parts[0]!.artifacts.map((a) => path.basename(a.path)).sort(), ['config.pieces.gz', 'config.tree.jsonl.gz.age', 'definitions.json.age', 'meta.json.age']);
+  const confFile = path.join(sb.etcDir, 'rabbitmq.conf');
+  const conf = await fsp.readFile(confFile, 'utf8');
+  await ok('DELETE', `/api/queues/${vh}/orders.q`);
+  await ok('DELETE', '/api/users/app');
+  await fsp.appendFile(confFile, '# edited after the backup\n');
+  const restored = await restoreLocal(rt, target, id, { identity });
+  assert.deepEqual(restored.results.map((r) => [r.status, r.reason]), [['ok', '']]);
+  assert.deepEqual(await topology(), everything);
+  assert.ok(await appCanLogIn());
+  assert.equal(await fsp.readFile(confFile, 'utf8'), conf);
 });
 
 test('a wrong password fails the RabbitMQ part with one clear reason, leaves the broker alone, and the rest of the set is kept', async () => {

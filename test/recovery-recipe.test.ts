@@ -11,7 +11,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { postgresql, postgresqlSchema } from '../agent/components/postgresql.js';
 import { makeKeys } from '../common/keys.js';
-import { backupLocal, runtimeOf, tempDir } from './helpers/harness.js';
+import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
 import { PG_BIN, PgCluster, requirePostgres } from './helpers/postgres.js';
 
 const SUPER_PW = 'recipe-super-pw';
@@ -45,7 +45,7 @@ async function filesOf(root: string): Promise<Record<string, string>> {
   return out;
 }
 
-test("recovery recipe: an encrypted PostgreSQL set comes back with age, zcat, psql and pg_restore only", async () => {
+test('postgresql, encrypted (format 4): restored with the identity through lsbackup, then with age, zcat, psql and pg_restore only (docs/RECOVERY.md)', async () => {
   requirePostgres();
   try {
     execFileSync('age', ['--version'], { stdio: 'pipe' });
@@ -89,6 +89,15 @@ test("recovery recipe: an encrypted PostgreSQL set comes back with age, zcat, ps
   const { id, manifest } = await backupLocal(rt, target, [], { key: made.key });
   assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
   assert.equal(manifest.format, 'lsbackup-set/4');
+
+  // First through lsbackup itself, with the identity: rows, roles and config files come back.
+  await pg.sql('postgres', 'DROP DATABASE shop; DROP ROLE app_rw;');
+  await fsp.rm(conf, { recursive: true });
+  await fsp.rm(pgpass);
+  const restored = await restoreLocal(rt, target, id, { identity: made.identityText });
+  assert.deepEqual(restored.results.map((r) => [r.status, r.reason]), [['ok', '']]);
+  assert.deepEqual(await pg.tableSums(), sums);
+  assert.deepEqual({ ...(await filesOf(path.join(work, 'etc'))), pgpass: (await filesOf(path.dirname(pgpass)))['.pgpass']! }, filesBefore);
 
   // The cluster is gone: its database and role with it. lsbackup is gone: only the script runs.
   await pg.sql('postgres', 'DROP DATABASE shop; DROP ROLE app_rw;');

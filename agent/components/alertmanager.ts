@@ -176,7 +176,7 @@ export function alertmanager(cfg: AlertmanagerConfig): Component {
 
     async restore(ctx) {
       const arch = (f: string) => `${ctx.part.node}/${ctx.part.component}/${f}`;
-      const has = (f: string) => ctx.part.artifacts.some((a) => a.path === arch(f));
+      const has = (f: string) => ctx.streamArtifact(f) !== undefined;
       let wanted: Silence[] | undefined;
       if (has(SILENCES_ARTIFACT)) {
         try {

@@ -96,6 +96,12 @@ export interface RestoreContext {
   report(line: string): void;
   /** Absolute path of one of this part's artifacts, by file name. */
   artifactFile(fileName: string): string;
+  /**
+   * The stream `fileName` as the component stored it (addStream), or undefined when the part has
+   * none: where to read it and its size and SHA-256. For an encrypted set (format 4) it is the
+   * decrypted copy, and the size and digest are of what was decrypted.
+   */
+  streamArtifact(fileName: string): { file: string; size: number; sha256: string } | undefined;
   /** The set path of the part's tree artifact named `name` (as addTree had it), of either format; undefined when the part has none. */
   treeArtifact(name: string): string | undefined;
   /** The part's entries (of one archive), read from the set: a restore plans over all of them. */

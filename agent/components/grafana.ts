@@ -132,7 +132,7 @@ export function grafana(cfg: Config): Component {
   /** Puts grafana.db back beside a stopped Grafana, checked against the manifest as it is copied. */
   async function putDatabase(ctx: RestoreContext): Promise<void> {
     const artPath = `${ctx.part.node}/${ctx.part.component}/${DB}`;
-    const artifact = ctx.part.artifacts.find((a) => a.path === artPath);
+    const artifact = ctx.streamArtifact(DB);
     if (!artifact) throw new IntegrityError(`backup ${ctx.backupId} has no ${artPath}`);
     const meta = ctx.part.meta;
     const uid = Number(meta.db_uid);
@@ -145,7 +145,7 @@ export function grafana(cfg: Config): Component {
     const tmp = path.join(dataDir, `.${DB}.lsbackup-restore-${ctx.backupId}`);
     const hashing = new HashingStream((n) => ctx.progress(n));
     try {
-      await pipeline(createReadStream(ctx.artifactFile(DB), { highWaterMark: 1 << 20 }), hashing, createWriteStream(tmp, { mode: FILE_MODE }));
+      await pipeline(createReadStream(artifact.file, { highWaterMark: 1 << 20 }), hashing, createWriteStream(tmp, { mode: FILE_MODE }));
       const sha = hashing.digest();
       if (hashing.bytes !== artifact.size || sha !== artifact.sha256) {
         throw new IntegrityError(`${artPath}: read ${hashing.bytes} bytes with sha256 ${sha.slice(0, 12)}…, manifest says ${artifact.size} bytes ${artifact.sha256.slice(0, 12)}…`);

@@ -550,7 +550,7 @@ function databasesOf(ctx: RestoreContext): string[] {
   }
   for (const db of dbs) {
     const a = `${ctx.part.node}/${ctx.part.component}/${dumpArtifact(db)}`;
-    if (!ctx.part.artifacts.some((x) => x.path === a)) throw new IntegrityError(`backup ${ctx.backupId}: database '${db}' is listed but ${a} is not an artifact of the part`);
+    if (!ctx.streamArtifact(dumpArtifact(db))) throw new IntegrityError(`backup ${ctx.backupId}: database '${db}' is listed but ${a} is not an artifact of the part`);
   }
   return dbs as string[];
 }

@@ -383,7 +383,7 @@ export function rabbitmq(cfg: Config): Component {
   const configSources = wanted.filter((p, i) => !wanted.some((q, j) => j !== i && isInside(q, p) && (p !== q || j < i)));
   const artifactOf = (ctx: RestoreContext, file: string) => ctx.treeArtifact(file);
   /** A tree (config, messages) by the name addTree had, or a stream artifact (definitions.json) by its file name. */
-  const hasArtifact = (ctx: RestoreContext, name: string) => ctx.treeArtifact(name) !== undefined || ctx.part.artifacts.some((a) => a.path === `${ctx.part.node}/${ctx.part.component}/${name}`);
+  const hasArtifact = (ctx: RestoreContext, name: string) => ctx.treeArtifact(name) !== undefined || ctx.streamArtifact(name) !== undefined;
 
   async function localNode(): Promise<LocalNode> {
     const envText = await fsp.readFile(cfg.env_file, 'utf8').catch(() => '');
