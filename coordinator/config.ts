@@ -40,6 +40,6 @@ export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 
 export function loadCoordinatorConfig(file: string): CoordinatorConfig {
   const cfg = loadConfig(file, coordinatorConfigSchema);
-  if (cfg.backup_key_file && cfg.set_format === 2) throw new InputError(`${file}: set_format 2 cannot be encrypted: drop backup_key_file or set_format`);
+  if (cfg.backup_key_file && cfg.set_format === 2) throw new InputError(`config file ${file}: key 'set_format': format 2 cannot be encrypted (drop backup_key_file, or set_format)`);
   return cfg;
 }

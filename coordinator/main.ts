@@ -8,6 +8,7 @@ import { loadCoordinatorConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { startCoordinatorServer } from './server.js';
 import { readBackupKey } from '../common/keys.js';
+import { InputError, messageOf } from '../common/errors.js';
 
 const opts = daemonOptions('lsbackup-coordinator', 'lsbackup coordinator: reads the inventory, fans work out to the agents, commits backup sets');
 
@@ -19,7 +20,11 @@ try {
   // The coordinator's own certificate (role coordinator) is also what agents accept.
   const pool = new AgentPool(clientCredentials(cfg.tls, insecure), cfg.agent_timeout_s * 1000);
   const metrics = cfg.metrics_listen ? new Metrics() : undefined;
-  const backupKey = cfg.backup_key_file ? await readBackupKey(cfg.backup_key_file) : undefined;
+  const backupKey = cfg.backup_key_file
+    ? await readBackupKey(cfg.backup_key_file).catch((err: unknown) => {
+        throw new InputError(`config file ${opts.config}: key 'backup_key_file': ${messageOf(err)}`);
+      })
+    : undefined;
   const { server, port } = await startCoordinatorServer({ pool, log, agentPort: cfg.agent_port, spaceMargin: cfg.space_margin, storeGraceMs: cfg.store_grace_s * 1000, setFormat: cfg.set_format, backupKey, unencrypted: cfg.unencrypted, insecure, metrics, stops: new StopRegistry() }, cfg.listen, creds).catch((err: unknown) => {
     throw listenError(err, cfg.listen, opts.config);
   });

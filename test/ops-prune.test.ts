@@ -453,6 +453,8 @@ describe('a bad daemon config: exit 2 and one line naming the file, the key and 
     ['coordinator', 'metrics_listen port 0', { metrics_listen: '127.0.0.1:0', insecure: true }, /key 'metrics_listen': expected a port from 1 to 65535$/],
     ['agent', 'an unknown key with terminal escapes', { ...good, ['x\u001b[2J\u001b]0;owned\u0007']: 1 }, /unknown key 'x\\x1b\[2J\\x1b\]0;owned\\x07'$/],
     ['coordinator', 'a misspelt key', { metrics_listn: '127.0.0.1:9100', insecure: true }, /key '\(top level\)': unknown key 'metrics_listn'$/],
+    ['coordinator', 'a backup key file that is missing', { backup_key_file: '/nonexistent/backup-key.json', insecure: true }, /key 'backup_key_file': backup key file \/nonexistent\/backup-key\.json cannot be read: ENOENT/],
+    ['coordinator', 'an encrypted set_format 2', { backup_key_file: '/etc/lsbackup/backup-key.json', set_format: 2, insecure: true }, /key 'set_format': format 2 cannot be encrypted/],
   ];
   for (const [daemon, what, body, msg] of cases) {
     test(`${daemon}: ${what}`, async () => {
