@@ -3,7 +3,8 @@
  * them (edits that keep or change the size, deletes, renames, new files, a file replaced by a
  * directory and back, a touched mtime, a chmod, a grown large file), each set the parent of the
  * next; then every set is restored into a wiped tree and compared file by file with the tree as
- * it was when that set was taken. Seeded, so a failure can be replayed.
+ * it was when that set was taken; then prune --keep-last 3 leaves exactly the pieces the last three
+ * name, and they restore again. Seeded, so a failure can be replayed.
  */
 import { test } from 'node:test';
 import { rng } from '../bench/data.js';
@@ -15,6 +16,9 @@ import { filesComponent } from '../agent/components/files.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
 import { PIECE_SIZE, storeOfTarget, storedPieces } from '../common/store.js';
 import { verifyAllSets } from '../coordinator/sets.js';
+import { prune } from '../coordinator/prune.js';
+import { AgentPool } from '../coordinator/agents.js';
+import { clientCredentials } from '../common/tls.js';
 
 
 async function state(root: string): Promise<Map<string, string>> {
@@ -45,7 +49,7 @@ async function files(root: string): Promise<string[]> {
   return out.sort();
 }
 
-test('thirty incremental sets with random changes: each one restores exactly as its tree was', async () => {
+test('thirty incremental sets with random changes: each one restores exactly as its tree was; prune --keep-last 3 frees exactly what the others named', async () => {
   const seed = Number(process.env.LSBACKUP_TEST_SEED ?? 1402);
   const rand = rng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -58,7 +62,7 @@ test('thirty incremental sets with random changes: each one restores exactly as 
   await fsp.writeFile(big, Buffer.alloc(PIECE_SIZE + 1000, 'log line\n'));
   const rt = runtimeOf([filesComponent('haproxy', [root])]);
   const target = tempDir('incr-target');
-  const sets: { id: string; expect: Map<string, string> }[] = [];
+  const sets: { id: string; expect: Map<string, string>; pieces: Set<string> }[] = [];
   let n = 0;
 
   const change = async () => {
@@ -116,7 +120,7 @@ test('thirty incremental sets with random changes: each one restores exactly as 
     const expect = await state(root);
     const { id, manifest } = await backupLocal(rt, target, [], { format: 3, parentId: sets.at(-1)?.id ?? '' });
     assert.equal(manifest.status, 'complete', `round ${round} (seed ${seed}): ${manifest.reasons.join('; ')}`);
-    sets.push({ id, expect });
+    sets.push({ id, expect, pieces: new Set(manifest.parts.flatMap((p) => p.entries.flatMap((e) => e.pieces ?? []))) });
   }
   // The tree is mostly unchanged night to night: the store holds far less than thirty copies.
   const stored = [...storedPieces(storeOfTarget(target))].length;
@@ -131,5 +135,25 @@ test('thirty incremental sets with random changes: each one restores exactly as 
     const got = await state(root);
     assert.deepEqual([...got.keys()].sort(), [...s.expect.keys()].sort(), `set ${i} (seed ${seed}): the same paths`);
     for (const [k, want] of s.expect) assert.equal(got.get(k), want, `set ${i} (seed ${seed}): ${k}`);
+  }
+
+  // prune --keep-last 3: the mark moves what only the 27 removed sets named to the trash, a
+  // second prune once the grace has passed frees it; the store then holds exactly what the last
+  // three name, and they restore as they were.
+  const pool = new AgentPool(clientCredentials(undefined, true), 1000);
+  const grace = 60_000;
+  const later = Date.now() + 2 * 3_600_000;
+  const request = { target, keepLast: 3, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, dryRun: false, incompleteGraceHours: 0, removeIds: [] };
+  const first = await prune(request, pool, { storeGraceMs: grace, now: new Date(later) });
+  assert.equal(first.removed?.length, 27, JSON.stringify(first));
+  await prune(request, pool, { storeGraceMs: grace, now: new Date(later + grace + 1000) });
+  const kept = sets.slice(-3);
+  const named = new Set(kept.flatMap((k) => [...k.pieces]));
+  assert.deepEqual([...storedPieces(storeOfTarget(target))].sort(), [...named].sort(), 'the store holds exactly the pieces the remaining sets name');
+  for (const s of kept) {
+    await fsp.rm(root, { recursive: true, force: true });
+    const r = await restoreLocal(rt, target, s.id);
+    assert.deepEqual(r.results.map((x) => x.status), ['ok'], `kept set ${s.id} (seed ${seed}): ${JSON.stringify(r.results)}`);
+    assert.deepEqual(await state(root), s.expect, `kept set ${s.id} (seed ${seed}) after the prune`);
   }
 });
