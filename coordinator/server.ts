@@ -63,7 +63,7 @@ export function coordinatorHandlers(deps: CoordinatorDeps): CoordinatorHandlers 
       runRestore(deps, { target: req.target, backupId: req.backupId, node: req.node, components: req.components, dryRun: req.dryRun, force: req.force, buildDir: req.buildDir, options: req.options, fromNode: req.fromNode, identity: req.identity, keyIds: req.keyIds }, emit, signal),
     ),
     Verify: run(opts, 'verify', async (req, emit) => {
-      const opts = { quick: req.quick, sample: req.sample, backupKey: deps.backupKey };
+      const opts = { quick: req.quick, sample: req.sample, backupKey: deps.backupKey, identity: req.identity, keyIds: req.keyIds };
       const summary = req.backupId ? await verifySet(req.target, req.backupId, emit, opts) : await verifyAllSets(req.target, emit, opts);
       deps.metrics?.recordVerify(summary);
       return summary;

@@ -7,7 +7,7 @@ import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
 import type { SetInfo } from '../proto/generated/lsbackup/v1/SetInfo.js';
 import { InputError, IntegrityError, messageOf } from '../common/errors.js';
 import { FORMAT, FORMAT_4, MANIFEST, UNSEALED_NOTE, isSealed, listSetIds, readManifest, readManifestIfAny, readManifestKeyed, setDir, type Manifest } from '../common/manifest.js';
-import { openSet } from '../common/set-keys.js';
+import { openSet, type SetOpening } from '../common/set-keys.js';
 import type { BackupKey } from '../common/keys.js';
 import { checkArtifacts } from '../common/verify.js';
 import { sha256File } from '../common/hash.js';
@@ -128,6 +128,9 @@ export interface VerifyOptions {
   picks?: (id: string) => boolean;
   /** The coordinator's backup key: format-4 sets written with it have their MAC checked. */
   backupKey?: BackupKey;
+  /** Format 4: the operator's identity file's text; with it, listings and pieces are read and checked as in format 3. */
+  identity?: string;
+  keyIds?: string[];
 }
 
 /** A random share of pieces, the same for every set of one run. */
@@ -142,8 +145,19 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
   const dir = setDir(target, id);
   const artifacts = m.parts.flatMap((p) => p.artifacts);
   const encrypted = m.format === FORMAT_4;
-  // Format 4 without the identity: the listings cannot be read, their clear piece lists can.
-  const trees = opts.quick ? [] : artifacts.filter((a) => (encrypted ? a.kind === 'pieces' : a.kind === 'zip' || a.kind === 'tar' || a.kind === 'tree'));
+  const bad: string[] = [];
+  // Format 4 with the identity: its MAC through the key the identity opens, then every piece read as in format 3.
+  let opening: SetOpening | undefined;
+  if (encrypted && opts.identity) {
+    try {
+      opening = (await openSet(target, m, opts.identity, opts.keyIds ?? [])).opening;
+    } catch (err) {
+      bad.push(messageOf(err));
+    }
+  }
+  // Format 4 without it: the listings cannot be read, their clear piece lists can.
+  const deep = !encrypted || opening;
+  const trees = opts.quick ? [] : artifacts.filter((a) => (deep ? a.kind === 'zip' || a.kind === 'tar' || a.kind === 'tree' : a.kind === 'pieces'));
   const verdicts = opts.verdicts ?? new Map();
   const sample = opts.picks ?? sampler(opts.sample);
   // What the trees hold unpacked is known up front only in format 1; format 2 counts their packed size.
@@ -158,8 +172,7 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
   };
   emit({ phase: 'started', backupId: id, bytesTotal: total, message: `verifying ${artifacts.length} files${opts.quick ? ' (quick: artifacts only)' : ` and the entries of ${trees.length} archives`}` });
   if (!isSealed(m)) emit({ phase: 'info', backupId: id, message: UNSEALED_NOTE });
-  const bad: string[] = [];
-  if (encrypted) {
+  if (encrypted && !opts.identity) {
     const keyId = m.encryption!.keyId;
     if (opts.backupKey?.keyId === keyId) await readManifestKeyed(target, id, opts.backupKey.idKey).catch((err: unknown) => void bad.push(messageOf(err)));
     else emit({ phase: 'info', backupId: id, message: `encrypted with key ${keyId.slice(0, 16)}…, not the coordinator's: its MAC is checked by a restore with the identity, not here; pieces are checked to exist, not read` });
@@ -175,7 +188,7 @@ export async function verifySet(target: string, id: string, emit: (ev: ProgressE
       if (bad.some((b) => b.startsWith(`${z.path}: `) || (list && b.startsWith(`${list.path}: `)))) continue;
       const file = path.join(dir, z.path);
       if (z.kind === 'pieces') bad.push(...(await checkPiecesExist(storeOfTarget(target), dir, z.path, verdicts, opts.badPieces)));
-      else if (z.kind === 'tree') bad.push(...(await checkStoreTree(storeOfTarget(target), z.path, partEntries(dir, part, z.path), verdicts, { sample, onBytes, badPieces: opts.badPieces })));
+      else if (z.kind === 'tree') bad.push(...(await checkStoreTree(storeOfTarget(target, opening?.codec), z.path, partEntries(dir, part, z.path, opening?.opener), verdicts, { sample, onBytes, badPieces: opts.badPieces })));
       else if (z.kind === 'tar') bad.push(...(await checkTree(file, z.path, partEntries(dir, part, z.path), onBytes)));
       else bad.push(...(await checkArchive(file, z.path, (part.entries ?? []).filter((e) => e.archive === z.path), onBytes)));
     }

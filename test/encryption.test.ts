@@ -175,6 +175,8 @@ test('format 4: encrypted round trip with either recipient, nothing readable in 
   // 8. Verify without the identity: MAC, artifacts, pieces exist.
   const ok = await verifySet(target, first.id, () => undefined, { backupKey: key });
   assert.equal(ok.status, 'ok', (ok.reasons ?? []).join('; '));
+  const deep = await verifySet(target, first.id, () => undefined, { identity: identityA });
+  assert.equal(deep.status, 'ok', (deep.reasons ?? []).join('; '));
 
   // 9. Tampering. (a) A changed byte in a piece: age's tag refuses it.
   const pieceBytes = await fsp.readFile(pieceFile);
@@ -188,6 +190,10 @@ test('format 4: encrypted round trip with either recipient, nothing readable in 
     assert.deepEqual(await snapshotTree(conf), before, 'a refused part replaces nothing');
   };
   await failedWith(/pgpass.*(changed or damaged|fails its authentication)/);
+  // verify with the identity reads the piece and names it with the file; without, it can only see the piece is there.
+  const named = await verifySet(target, first.id, () => undefined, { identity: identityA });
+  assert.equal(named.status, 'failed');
+  assert.match((named.reasons ?? []).join('\n'), /pgpass: piece [0-9a-f]{64} was changed or damaged/);
   // (b) A piece forged with the public recipients (a valid age file, other content): its keyed id refuses it.
   await fsp.writeFile(pieceFile, new AgeSealer(key.recipients).seal(gzipSync(Buffer.from(`*:5432:*:postgres:${'A'.repeat(PASSWORD.length)}\n`))));
   await failedWith(/pgpass.*does not hash to its name/);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../../common/errors.js';
 import { absTarget, followStream, print } from '../command-support.js';
+import { identityHelp, readIdentityOption } from '../identity.js';
 
 /** `5%`, `5` or `0.5%`: the share of pieces `--sample` reads, as a fraction. */
 function parseShare(text: string): number {
@@ -18,9 +19,11 @@ export function registerVerify(program: Command): void {
     .requiredOption('-t, --target <path>', 'shared backup location')
     .option('--quick', 'check the artifacts only, not the entries inside the archives')
     .option('--sample <share>', 'format 3: read this share of the stored pieces, chosen at random (e.g. 5%); the others are only looked up')
-    .action(async (id: string | undefined, o: { target: string; quick?: boolean; sample?: string }, cmd: Command) => {
+    .option('--identity <file>', `encrypted sets: read and check every piece too (without it: the MAC, the files of the set, and that every piece exists); ${identityHelp}`)
+    .action(async (id: string | undefined, o: { target: string; quick?: boolean; sample?: string; identity?: string }, cmd: Command) => {
       const sample = o.sample === undefined ? 0 : parseShare(o.sample);
-      const s = await followStream(cmd, (c) => c.Verify({ target: absTarget(o.target), backupId: id ?? '', quick: Boolean(o.quick), sample }) as never);
+      const identity = await readIdentityOption(o.identity);
+      const s = await followStream(cmd, (c) => c.Verify({ target: absTarget(o.target), backupId: id ?? '', quick: Boolean(o.quick), sample, identity }) as never);
       const what = id ? `backup ${id}` : `every backup in ${o.target}`;
       print(cmd, s, () =>
         s.status === 'ok'

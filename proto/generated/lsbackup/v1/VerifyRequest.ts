@@ -6,6 +6,8 @@ export interface VerifyRequest {
   'backupId'?: (string);
   'quick'?: (boolean);
   'sample'?: (number | string);
+  'identity'?: (string);
+  'keyIds'?: (string)[];
 }
 
 export interface VerifyRequest__Output {
@@ -13,4 +15,6 @@ export interface VerifyRequest__Output {
   'backupId': (string);
   'quick': (boolean);
   'sample': (number);
+  'identity': (string);
+  'keyIds': (string)[];
 }
