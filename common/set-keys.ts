@@ -23,7 +23,7 @@ export function pieceCodec(idKey: Buffer, sealer?: AgeSealer, opener?: AgeOpener
       if (!sealer) throw new IntegrityError('this store was opened to read: it writes no piece');
       return sealer.seal(packed);
     },
-    ...(opener ? { open: (stored: Buffer, what: string) => opener.open(stored, what) } : {}),
+    ...(opener ? { open: (stored: Buffer, what: string) => opener.openChunks(stored, what) } : {}),
   };
 }
 

@@ -36,7 +36,8 @@ export const pieceId = (data: Buffer): string => createHash('sha256').update(dat
 export interface PieceCodec {
   idOf(data: Buffer): string;
   seal(packed: Buffer): Buffer;
-  open?(stored: Buffer, what: string): Promise<Buffer>;
+  /** The gzip member inside a stored piece, in the chunks it was decrypted in. */
+  open?(stored: Buffer, what: string): Promise<Buffer[]>;
 }
 
 /** The store beside a set directory (`<target>/<id>` -> `<target>/store`). */
@@ -144,13 +145,13 @@ export class Store {
     if (!file) throw new IntegrityError(`piece ${id} is missing from the store`);
     let data: Buffer;
     const stored = await fsp.readFile(file);
-    let packed: Buffer = stored;
+    let packed: Buffer[] | undefined;
     if (this.codec) {
       if (!this.codec.open) throw new IntegrityError(`piece ${id} is encrypted, and no identity was given to read it`);
       packed = await this.codec.open(stored, `piece ${id}`);
     }
     try {
-      data = await gunzip(packed);
+      data = packed ? await gunzipChunks(packed) : await gunzip(stored);
     } catch (err) {
       throw new IntegrityError(`piece ${id} is damaged: ${messageOf(err)}`);
     }
@@ -176,6 +177,19 @@ export class Store {
     if (this.idOf(data) !== id) throw new IntegrityError(`piece ${id} is damaged: its content does not hash to its name${this.codec ? ' (under the set\'s key)' : ''}`);
     return data;
   }
+}
+
+/** gunzip of a buffer given in chunks, in the thread pool as zlib.gunzip is, without joining the input first. */
+function gunzipChunks(chunks: Buffer[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const z = zlib.createGunzip({ chunkSize: 1 << 20 });
+    const out: Buffer[] = [];
+    z.on('data', (b: Buffer) => out.push(b));
+    z.on('end', () => resolve(out.length === 1 ? out[0]! : Buffer.concat(out)));
+    z.on('error', reject);
+    for (const c of chunks) z.write(c);
+    z.end();
+  });
 }
 
 /** Deflating costs CPU for nothing on data that is compressed already: its first 64 KiB at level 1 tell. */
