@@ -1,6 +1,4 @@
-import { createReadStream, promises as fsp } from 'node:fs';
-import { createInterface } from 'node:readline';
-import zlib from 'node:zlib';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import type { RunSummary } from '../proto/generated/lsbackup/v1/RunSummary.js';
@@ -17,6 +15,7 @@ import { checkTree } from '../common/tar-tree.js';
 import { partEntries } from '../common/entries-file.js';
 import { checkStoreTree, type PieceVerdicts } from '../common/store-tree.js';
 import { storeOfTarget, type Store } from '../common/store.js';
+import { forEachPieceId } from './store-live.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { shown } from '../common/quote.js';
 
@@ -232,23 +231,17 @@ export async function verifyAllSets(target: string, emit: (ev: ProgressEvent) =>
 async function checkPiecesExist(store: Store, dir: string, rel: string, verdicts: PieceVerdicts, badPieces?: Set<string>): Promise<string[]> {
   const problems: string[] = [];
   try {
-    const lines = createInterface({ input: createReadStream(path.join(dir, rel)).pipe(zlib.createGunzip()), crlfDelay: Infinity });
-    let n = 0;
-    for await (const id of lines) {
-      n++;
-      if (!/^[0-9a-f]{64}$/.test(id)) {
-        problems.push(`${rel} line ${n} is not a piece id`);
-        break;
-      }
+    // The reader prune's mark uses: a line that is not a piece id, or a damaged gzip, ends it with one line.
+    await forEachPieceId(path.join(dir, rel), rel, (id) => {
       if (!verdicts.has(id)) verdicts.set(id, store.locate(id) ? undefined : `piece ${id} is missing from the store`);
       const v = verdicts.get(id);
       if (v) {
         problems.push(`${rel}: ${v}`);
         badPieces?.add(id);
       }
-    }
+    }, true);
   } catch (err) {
-    problems.push(`${rel}: not readable: ${messageOf(err)}`);
+    problems.push(messageOf(err));
   }
   return problems;
 }

@@ -78,7 +78,7 @@ export async function lastWriteOf(target: string, id: string): Promise<number> {
 export async function addPiecesOf(target: string, set: StayingSet, live: Set<string>): Promise<void> {
   const dir = setDir(target, set.id);
   if (!set.manifest) {
-    for (const file of await listingsIn(dir)) await addPiecesOfListing(file, path.relative(dir, file), live, false, file.includes(PIECES_SUFFIX));
+    for (const file of await listingsIn(dir)) await forEachPieceId(file, path.relative(dir, file), (id) => live.add(id), false);
     return;
   }
   for (const part of set.manifest.parts) {
@@ -87,7 +87,7 @@ export async function addPiecesOf(target: string, set: StayingSet, live: Set<str
       try {
         for (const a of lists) {
           await checkListing(dir, a);
-          await addPiecesOfListing(path.join(dir, a.path), a.path, live, true, true);
+          await forEachPieceId(path.join(dir, a.path), a.path, (id) => live.add(id), true);
         }
       } catch (err) {
         throw new IntegrityError(`set ${set.id}: ${messageOf(err)}; it might name any piece`);
@@ -100,7 +100,7 @@ export async function addPiecesOf(target: string, set: StayingSet, live: Set<str
       let lines = 0;
       for (const a of trees) {
         await checkListing(dir, a);
-        lines += await addPiecesOfListing(path.join(dir, a.path), a.path, live, true, false);
+        lines += await forEachPieceId(path.join(dir, a.path), a.path, (id) => live.add(id), true);
       }
       if (lines !== part.entryCount) throw new IntegrityError(`the tree artifacts of ${part.node}/${part.component} hold ${lines} entries, its part record says ${part.entryCount}`);
     } catch (err) {
@@ -133,7 +133,8 @@ async function listingsIn(dir: string): Promise<string[]> {
 }
 
 /**
- * Adds the pieces one listing names; gives its number of lines. `strict`, for a committed
+ * Gives `onId` every piece one listing names, or (format 4) every line of a clear piece list,
+ * `<name>.pieces.gz`, told apart by `rel`; gives its number of lines. `strict`, for a committed
  * listing: a damaged gzip, a line that is not JSON or `pieces` that are not piece ids is an
  * IntegrityError naming `rel` (and the line). Not strict, for a listing nobody committed: what can
  * be read counts. Z_SYNC_FLUSH lets gunzip give what it has of a file that ends mid-stream, and a
@@ -141,7 +142,8 @@ async function listingsIn(dir: string): Promise<string[]> {
  * piece's space until the next prune; stopping the collection for it would stop it until the
  * crashed set is pruned.
  */
-async function addPiecesOfListing(file: string, rel: string, live: Set<string>, strict: boolean, idsOnly: boolean): Promise<number> {
+export async function forEachPieceId(file: string, rel: string, onId: (id: string) => void, strict: boolean): Promise<number> {
+  const idsOnly = path.basename(rel).includes(PIECES_SUFFIX);
   const text = new PassThrough();
   const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024, ...(strict ? {} : { finishFlush: zlib.constants.Z_SYNC_FLUSH }) });
   // The pipeline hands its error to readline's input too: the loop below ends with it.
@@ -153,7 +155,7 @@ async function addPiecesOfListing(file: string, rel: string, live: Set<string>, 
       n++;
       if (idsOnly) {
         // A format-4 piece list: one id per line.
-        if (HEX64.test(line)) live.add(line);
+        if (HEX64.test(line)) onId(line);
         else if (strict) throw new IntegrityError(`${rel} line ${n} is not a piece id`);
         continue;
       }
@@ -167,7 +169,7 @@ async function addPiecesOfListing(file: string, rel: string, live: Set<string>, 
       if (pieces === undefined) continue;
       const ids = Array.isArray(pieces) ? pieces.filter((id): id is string => typeof id === 'string' && HEX64.test(id)) : [];
       if (strict && ids.length !== (pieces as unknown[]).length) throw new IntegrityError(`${rel} line ${n}: key 'pieces': expected a list of piece ids`);
-      for (const id of ids) live.add(id);
+      for (const id of ids) onId(id);
     }
   } catch (err) {
     if (err instanceof IntegrityError) throw err;

@@ -198,6 +198,12 @@ test('format 4: encrypted round trip with either recipient, nothing readable in 
   await fsp.writeFile(pieceFile, new AgeSealer(key.recipients).seal(gzipSync(Buffer.from(`*:5432:*:postgres:${'A'.repeat(PASSWORD.length)}\n`))));
   await failedWith(/pgpass.*does not hash to its name/);
   await fsp.writeFile(pieceFile, pieceBytes);
+  // Without the identity, verify reads the clear piece lists: a piece gone from the store is named.
+  await fsp.rename(pieceFile, `${pieceFile}.away`);
+  const gone = await verifySet(target, first.id, () => undefined, { backupKey: key });
+  assert.equal(gone.status, 'failed');
+  assert.match((gone.reasons ?? []).join('\n'), new RegExp(`files\\.pieces\\.gz: piece ${pgpassLine.pieces![0]} is missing from the store`));
+  await fsp.rename(`${pieceFile}.away`, pieceFile);
   // (c) A manifest changed and its SHA-256 recomputed (here: a part's reason): the MAC refuses it, in restore and verify.
   const manifestFile = path.join(setDir(target, first.id), MANIFEST);
   const original = await fsp.readFile(manifestFile, 'utf8');
