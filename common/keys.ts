@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { AgeOpener, AgeSealer, parseIdentities, recipientKey } from './age.js';
 import { InputError, IntegrityError, messageOf } from './errors.js';
-import { FILE_MODE, writeFileAtomic } from './fsutil.js';
-import { checked } from './manifest.js';
+import { FILE_MODE, exists, writeFileAtomic } from './fsutil.js';
+import { checked, recipientSchema } from './manifest.js';
 import { shown } from './quote.js';
 
 /*
@@ -20,7 +20,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 export const backupKeySchema = z.object({
   format: z.literal(BACKUP_KEY_FORMAT),
-  recipients: z.array(z.string().regex(/^age1[0-9a-z]+$/, 'expected an age X25519 recipient (age1...)')).min(1),
+  recipients: z.array(recipientSchema).min(1),
   idKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected 32 bytes in base64'),
   keyId: z.string().regex(HEX64, 'expected 64 lower-case hex digits'),
 });
@@ -92,7 +92,7 @@ export const keyFileOf = (storeDir: string, keyId: string): string => path.join(
 /** Puts the backup key's idKey in the store, encrypted to its recipients, once (every backup with that key needs it there). */
 export async function publishKey(storeDir: string, key: BackupKey): Promise<void> {
   const file = keyFileOf(storeDir, key.keyId);
-  if (await fsp.stat(file).then(() => true, () => false)) return;
+  if (await exists(file)) return;
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const body = JSON.stringify({ idKey: key.idKey.toString('base64'), recipients: key.recipients });
   await writeFileAtomic(file, new AgeSealer(key.recipients).seal(Buffer.from(body)), FILE_MODE);

@@ -226,7 +226,8 @@ export function entryProblem(e: Entry, trees: Set<string>): { key: string; messa
 export const integritySchema = z.object({ sha256: z.string().regex(HEX64, 'expected 64 lower-case hex digits'), mac: z.string().regex(HEX64, 'expected 64 lower-case hex digits').optional() });
 
 /** Format 4: whom a set is encrypted to, and which key's ids and MAC it carries. */
-export const encryptionSchema = z.object({ recipients: z.array(z.string().regex(/^age1[0-9a-z]+$/, 'expected an age recipient')).min(1), keyId: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });
+export const recipientSchema = z.string().regex(/^age1[0-9a-z]+$/, 'expected an age X25519 recipient (age1...)');
+export const encryptionSchema = z.object({ recipients: z.array(recipientSchema).min(1), keyId: z.string().regex(HEX64, 'expected 64 lower-case hex digits') });
 
 const manifestFields = {
   id: z.string().regex(ID_RE, 'expected an id of the form YYYYMMDDTHHMMSSZ'),

@@ -27,22 +27,20 @@ export function pieceCodec(idKey: Buffer, sealer?: AgeSealer, opener?: AgeOpener
   };
 }
 
-/** What an agent's backup of a format-4 set holds: the recipients' sealer and the key's idKey, never an identity. */
+/** What an agent's backup of a format-4 set holds: the recipients' sealer and a codec keyed with the idKey, never an identity. */
 export interface SetSealing {
   sealer: AgeSealer;
-  idKey: Buffer;
   codec: PieceCodec;
 }
 
 export function setSealing(recipients: string[], idKey: Buffer): SetSealing {
   const sealer = new AgeSealer(recipients);
-  return { sealer, idKey, codec: pieceCodec(idKey, sealer) };
+  return { sealer, codec: pieceCodec(idKey, sealer) };
 }
 
 /** What a reader of one encrypted set holds, once the identity has opened its key. */
 export interface SetOpening {
   opener: AgeOpener;
-  idKey: Buffer;
   codec: PieceCodec;
 }
 
@@ -59,7 +57,7 @@ export async function openSet(target: string, manifest: Manifest, identityText: 
   const opener = new AgeOpener(ids.secretKeys);
   const idKey = await idKeyFromStore(path.join(target, STORE_DIR), manifest.encryption!.keyId, opener, [...ids.keyIds, ...keyIds]);
   const keyed = await readManifestKeyed(target, manifest.id, idKey);
-  return { manifest: keyed, opening: { opener, idKey, codec: pieceCodec(idKey, undefined, opener) } };
+  return { manifest: keyed, opening: { opener, codec: pieceCodec(idKey, undefined, opener) } };
 }
 
 /** The meta of a format-4 part, from its encrypted meta artifact; other formats' parts carry it. */

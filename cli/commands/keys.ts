@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import type { Command } from 'commander';
 import { backupKeyText, makeKeys } from '../../common/keys.js';
 import { messageOf } from '../../common/errors.js';
-import { FILE_MODE, writeFileAtomic } from '../../common/fsutil.js';
+import { FILE_MODE, exists, writeFileAtomic } from '../../common/fsutil.js';
 import { shown } from '../../common/quote.js';
 import { inputError, print, repeat } from '../command-support.js';
 import { readIdentityOption } from '../identity.js';
@@ -43,11 +43,4 @@ export function registerKeys(program: Command): void {
         ].join('\n'),
       );
     });
-}
-
-async function exists(file: string): Promise<boolean> {
-  return fsp.stat(file).then(
-    () => true,
-    () => false,
-  );
 }

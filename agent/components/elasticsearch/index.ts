@@ -43,6 +43,16 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
     ctx.declareExternal({ key: JSON.stringify([location, snapshot]), what: `Elasticsearch snapshot ${snapshot} in repository ${repository} (${location})`, byHand: `DELETE /_snapshot/${repository}/${snapshot}` });
   }
 
+  /** recordSnapshot's outside-data key read back: [location, snapshot], or nothing when it is not one. */
+  function snapshotOfKey(key: string | undefined): [string?, string?] {
+    try {
+      const k = JSON.parse(key ?? '') as unknown;
+      return Array.isArray(k) && k.length === 2 && k.every((x) => typeof x === 'string') ? [k[0] as string, k[1] as string] : [];
+    } catch {
+      return [];
+    }
+  }
+
   async function backup(ctx: BackupContext) {
     const place = placeOf(ctx.facts);
     const { repository, location } = repositoryOf(cfg, ctx.setDir, place.key);
@@ -145,14 +155,7 @@ export function elasticsearch(cfg: Config, env: NodeEnv = {}): Component {
   async function release(ctx: ReleaseContext): Promise<string> {
     // An encrypted set (format 4) keeps the meta encrypted: its clear outside-data key names the
     // snapshot and its location, `<target>/_elasticsearch/<cluster>/`, as recordSnapshot wrote it.
-    const [outLocation, outSnap] = ((): [string?, string?] => {
-      try {
-        const k = JSON.parse(ctx.external?.key ?? '') as unknown;
-        return Array.isArray(k) && k.length === 2 && k.every((x) => typeof x === 'string') ? [k[0] as string, k[1] as string] : [];
-      } catch {
-        return [];
-      }
-    })();
+    const [outLocation, outSnap] = snapshotOfKey(ctx.external?.key);
     const snap = ctx.meta.snapshot ?? outSnap ?? '';
     // The API takes comma lists and wildcards: a manifest naming '*' must not delete every snapshot.
     if (!/^[a-z0-9][a-z0-9._-]*$/.test(snap)) throw new InputError(`the elasticsearch part of backup ${ctx.backupId} names no single snapshot ('${snap}')`);
