@@ -72,6 +72,17 @@ async function addSilence(url: string, comment: string): Promise<string> {
   return r.silenceID;
 }
 
+/** What the restores below must undo: the data directory wiped (the silences with it) and a template changed, the server up again. */
+async function wipe(am: Am): Promise<void> {
+  await am.svc.stop();
+  await fsp.rm(am.data, { recursive: true });
+  await fsp.mkdir(am.data);
+  await fsp.writeFile(path.join(am.templates, 'mail.tmpl'), 'changed\n');
+  await am.svc.start();
+  await waitHttp(`${am.url}/-/ready`, 30_000, am.svc);
+  assert.equal((await silences(am.url)).length, 0, 'the wipe took the silences');
+}
+
 const silences = (url: string) => getJson<Silence[]>(`${url}/api/v2/silences`);
 const activeByComment = async (url: string) => new Map((await silences(url)).filter((s) => s.status.state === 'active').map((s) => [s.comment, s]));
 
@@ -112,13 +123,7 @@ describe('alertmanager', () => {
     assert.ok(part.entries.some((e) => e.path === path.join(am.data, 'silences')));
     assert.ok(part.entries.some((e) => e.path === path.join(am.templates, 'mail.tmpl')));
 
-    await am.svc.stop();
-    await fsp.rm(am.data, { recursive: true });
-    await fsp.mkdir(am.data);
-    await fsp.writeFile(path.join(am.templates, 'mail.tmpl'), 'changed\n');
-    await am.svc.start();
-    await waitHttp(`${am.url}/-/ready`, 30_000, am.svc);
-    assert.equal((await silences(am.url)).length, 0, 'the wipe took the silences');
+    await wipe(am);
 
     const r = await restoreLocal(rt, target, id);
     assert.deepEqual(r.results.map((x) => x.status), ['ok'], JSON.stringify(r.results));
@@ -179,13 +184,7 @@ describe('alertmanager', () => {
     const { id, manifest } = await backupLocal(rt, target, [], { key });
     assert.equal(manifest.status, 'complete', manifest.reasons.join('; '));
     assert.deepEqual(manifest.parts[0]!.artifacts.map((a) => path.basename(a.path)).sort(), ['config.pieces.gz', 'config.tree.jsonl.gz.age', 'data.pieces.gz', 'data.tree.jsonl.gz.age', 'meta.json.age', 'silences.json.age']);
-    await am.svc.stop();
-    await fsp.rm(am.data, { recursive: true });
-    await fsp.mkdir(am.data);
-    await fsp.writeFile(path.join(am.templates, 'mail.tmpl'), 'changed\n');
-    await am.svc.start();
-    await waitHttp(`${am.url}/-/ready`, 30_000, am.svc);
-    assert.equal((await silences(am.url)).length, 0, 'the wipe took the silences');
+    await wipe(am);
     const r = await restoreLocal(rt, target, id, { identity });
     assert.deepEqual(r.results.map((x) => [x.status, x.reason]), [['ok', '']]);
     assert.deepEqual([...(await activeByComment(am.url)).keys()], ['sealed']);
