@@ -32,7 +32,11 @@ const gunzipOptions = (size: number | undefined): zlib.ZlibOptions => {
   const out = (size ?? PIECE_SIZE) + 64;
   return { chunkSize: out, maxOutputLength: Math.max(out, PIECE_SIZE + 64) };
 };
-const gzipOptions = (size: number, level: number): zlib.ZlibOptions => ({ level, chunkSize: Math.max(64, size + (size >> 10) + 1024) });
+/*
+ * Z_FINISH on the one write: by default the data is deflated with Z_NO_FLUSH and its end by a second
+ * call, two output buffers joined by a copy; in one call at level 0 gzip runs at 4 GB/s, not 0.6.
+ */
+const gzipOptions = (size: number, level: number): zlib.ZlibOptions => ({ level, chunkSize: Math.max(64, size + (size >> 10) + 1024), flush: zlib.constants.Z_FINISH });
 /** A stored piece is at most a piece plus gzip's and age's framing; a larger file is not one. */
 const MAX_STORED = PIECE_SIZE * 2;
 
@@ -250,7 +254,11 @@ const SMALL_PIECE = 256 * 1024;
  * piece is never written twice, by this writer or anyone before it.
  */
 export class PieceWriter {
-  private readonly pending = new Map<string, string>();
+  /** Pieces written under their temp names, not yet in a batch being made durable. */
+  private pending = new Map<string, string>();
+  /** The batch whose syncfs and renames run while the next batch is written (at most one). */
+  private syncing = new Map<string, string>();
+  private syncDone: Promise<void> | undefined;
   /** Directories (`<ab>`) pieces were renamed into since the last finish(). */
   private readonly renamedIn = new Set<string>();
   private pendingBytes = 0;
@@ -266,9 +274,9 @@ export class PieceWriter {
     this.rounds = store.trashRounds();
   }
 
-  /** Whether piece `id` is in the store (or this batch): back from the trash if a prune has just put it there. */
+  /** Whether piece `id` is in the store (or this writer's batches): back from the trash if a prune has just put it there. */
   has(id: string): boolean {
-    if (this.pending.has(id)) return true;
+    if (this.pending.has(id) || this.syncing.has(id)) return true;
     return this.store.keep(id, this.rounds);
   }
 
@@ -282,47 +290,84 @@ export class PieceWriter {
     const lvl = levelFor(data, level);
     const gz = data.length <= SMALL_PIECE ? zlib.gzipSync(data, gzipOptions(data.length, lvl)) : await gzip(data, gzipOptions(data.length, lvl));
     const packed = this.store.codec ? this.store.codec.seal(gz) : gz;
-    const fd = openSync(tmp, 'w', FILE_MODE);
-    try {
-      for (let at = 0; at < packed.length; ) at += writeSync(fd, packed, at);
-    } finally {
-      closeSync(fd);
-    }
+    if (data.length <= SMALL_PIECE) writeWholeSync(tmp, packed);
+    else await writeWhole(tmp, packed); // in the thread pool: the agent's thread hashes the next piece meanwhile
     this.pending.set(id, tmp);
     this.pendingBytes += packed.length;
     this.newBytes += packed.length;
     this.newPieces++;
-    if (this.pending.size >= BATCH_PIECES || this.pendingBytes >= BATCH_BYTES) await this.flush();
+    if (this.pending.size >= BATCH_PIECES || this.pendingBytes >= BATCH_BYTES) await this.startSync();
   }
 
   /**
-   * The batch's content made durable, then named: a piece under its name is always whole. A few
+   * Hands the pending batch to a syncfs and its renames, which run while the next batch is
+   * written: waiting for the disk stalled the backup for a third of its time (bench item 13). The
+   * previous batch is waited for first, so at most two batches are not yet durable.
+   */
+  private async startSync(): Promise<void> {
+    await this.syncDone;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.syncing = batch;
+    this.pending = new Map();
+    this.pendingBytes = 0;
+    const done = this.makeDurable(batch).finally(() => {
+      if (this.syncing === batch) this.syncing = new Map();
+    });
+    // Awaited by the next startSync or finish; until then a failure must not be an unhandled rejection.
+    done.catch(() => undefined);
+    this.syncDone = done;
+  }
+
+  /**
+   * A batch's content made durable, then named: a piece under its name is always whole. A few
    * pieces are fsynced one by one: syncfs also flushes whatever else is dirty on that file system.
    */
-  private async flush(): Promise<void> {
-    if (this.pending.size === 0) return;
-    if (this.pending.size <= FSYNC_EACH) for (const tmp of this.pending.values()) fsyncFile(tmp);
+  private async makeDurable(batch: Map<string, string>): Promise<void> {
+    if (batch.size <= FSYNC_EACH) for (const tmp of batch.values()) fsyncFile(tmp);
     else await syncStore(this.store.dir);
-    for (const [id, tmp] of this.pending) {
+    for (const [id, tmp] of batch) {
       renameSync(tmp, this.store.pieceFile(id));
       this.renamedIn.add(id.slice(0, 2));
     }
-    this.pending.clear();
-    this.pendingBytes = 0;
   }
 
   /** Every piece written is named and durable: the part's record may be written after this. */
   async finish(): Promise<void> {
-    await this.flush();
+    await this.startSync();
+    await this.syncDone;
+    this.syncDone = undefined;
     if (this.renamedIn.size <= FSYNC_EACH) for (const ab of this.renamedIn) fsyncFile(path.join(this.store.dataDir, ab));
     else await syncStore(this.store.dir);
     this.renamedIn.clear();
   }
 
-  /** A failed part's temp pieces go; pieces already named stay for the next backup (or a prune). */
+  /**
+   * A failed part's temp pieces go; pieces already named stay for the next backup (or a prune).
+   * A batch being made durable is left to finish its renames: its pieces are whole once named.
+   */
   abort(): void {
     for (const tmp of this.pending.values()) rmSync(tmp, { force: true });
     this.pending.clear();
+  }
+}
+
+/** One write call where it can (fs.writeFile writes in 512 KiB steps, a round trip each). */
+async function writeWhole(file: string, data: Buffer): Promise<void> {
+  const fh = await fsp.open(file, 'w', FILE_MODE);
+  try {
+    for (let at = 0; at < data.length; ) at += (await fh.write(data, at, data.length - at)).bytesWritten;
+  } finally {
+    await fh.close();
+  }
+}
+
+function writeWholeSync(file: string, data: Buffer): void {
+  const fd = openSync(file, 'w', FILE_MODE);
+  try {
+    for (let at = 0; at < data.length; ) at += writeSync(fd, data, at);
+  } finally {
+    closeSync(fd);
   }
 }
 
