@@ -144,11 +144,16 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
     const pieces: string[] = [];
     const fh = await fsp.open(abs, 'r');
     let storing: Promise<void> | undefined;
+    // Two piece buffers in turn: one is read into while the other is being stored (storing is
+    // awaited before the next read reuses its buffer). A fresh 8 MiB buffer per piece made the
+    // agent's thread spend a tenth of a backup in the garbage collector (bench item 13).
+    const ring: Buffer[] = [];
     try {
       for (let i = 0; i < pieceCount(size); i++) {
         if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
         const want = pieceSizeAt(size, i);
-        const buf = Buffer.allocUnsafe(want);
+        const slot = (ring[i % 2] ??= Buffer.allocUnsafe(Math.min(size, PIECE_SIZE)));
+        const buf = want === slot.length ? slot : slot.subarray(0, want);
         let got = 0;
         while (got < want) {
           const { bytesRead } = await fh.read(buf, got, want - got, i * PIECE_SIZE + got);
