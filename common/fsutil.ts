@@ -35,6 +35,17 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
   await fsyncPath(path.dirname(file));
 }
 
+/** Reads into all of `buf` from `position`, in as few calls as the kernel allows; fewer bytes only at the file's end. */
+export async function readFully(fh: fsp.FileHandle, buf: Buffer, position: number): Promise<number> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
 export async function exists(p: string): Promise<boolean> {
   try {
     await fsp.lstat(p);

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { IntegrityError, messageOf } from './errors.js';
-import { DIR_MODE, FILE_MODE } from './fsutil.js';
+import { DIR_MODE, FILE_MODE, readFully } from './fsutil.js';
 import { run } from './exec.js';
 
 /*
@@ -207,12 +207,7 @@ async function readStored(file: string, id: string): Promise<Buffer> {
     const { size } = await fh.stat();
     if (size > MAX_STORED) throw new IntegrityError(`piece ${id} is damaged: its file holds ${size} bytes, more than a piece is stored in`);
     const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await fh.read(buf, got, size - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
+    const got = await readFully(fh, buf, 0);
     return got === size ? buf : buf.subarray(0, got);
   } finally {
     await fh.close();
@@ -287,11 +282,13 @@ export class PieceWriter {
       return;
     }
     const tmp = path.join(this.store.dataDir, id.slice(0, 2), `.${id}.${this.suffix}`);
-    const lvl = levelFor(data, level);
-    const gz = data.length <= SMALL_PIECE ? zlib.gzipSync(data, gzipOptions(data.length, lvl)) : await gzip(data, gzipOptions(data.length, lvl));
+    const options = gzipOptions(data.length, levelFor(data, level));
+    const small = data.length <= SMALL_PIECE;
+    const gz = small ? zlib.gzipSync(data, options) : await gzip(data, options);
     const packed = this.store.codec ? this.store.codec.seal(gz) : gz;
-    if (data.length <= SMALL_PIECE) writeWholeSync(tmp, packed);
-    else await writeWhole(tmp, packed); // in the thread pool: the agent's thread hashes the next piece meanwhile
+    // A large piece is deflated and written in the thread pool: the agent's thread hashes the next piece meanwhile.
+    if (small) writeWholeSync(tmp, packed);
+    else await writeWhole(tmp, packed);
     this.pending.set(id, tmp);
     this.pendingBytes += packed.length;
     this.newBytes += packed.length;
