@@ -67,6 +67,9 @@ export const entrySchema = z.object({
   pieces: z.array(z.string().regex(HEX64, 'expected 64 lower-case hex digits')).optional(),
   inode: z.string().regex(/^\d{1,30}:\d{1,30}$/, 'expected <device>:<inode> in decimal').optional(),
   ctimeNs: z.string().regex(/^\d{1,30}$/, 'expected nanoseconds as decimal digits').optional(),
+  // Since 3.1 (FORMAT.md "Packs"): the pack a small file's one piece is in, and where in it.
+  pack: z.string().regex(HEX64, 'expected 64 lower-case hex digits').optional(),
+  packAt: count.optional(),
 });
 
 /** Data a part keeps outside its set directory, as its component declared it (FORMAT.md 1.3). */
@@ -218,6 +221,9 @@ function metadataKeyProblem(e: Entry, firstOfLink: Map<string, Entry>): { key: s
 export function entryProblem(e: Entry, trees: Set<string>): { key: string; message: string } | undefined {
   if (!trees.has(e.archive)) return { key: 'archive', message: 'expected one of the tree artifacts of its part' };
   if (e.pieces !== undefined && (e.type !== 'file' || e.linkOf !== undefined)) return { key: 'pieces', message: 'only a file entry that is not a hard link has pieces' };
+  if (e.pack !== undefined && e.packAt === undefined) return { key: 'packAt', message: 'expected with pack: where the piece lies in the pack' };
+  if (e.packAt !== undefined && e.pack === undefined) return { key: 'pack', message: 'expected with packAt: the pack the piece lies in' };
+  if (e.pack !== undefined && e.pieces?.length !== 1) return { key: 'pack', message: 'only a line of one piece names a pack' };
   if (e.linkOf !== undefined && e.type !== 'file') return { key: 'linkOf', message: 'only a file entry can be a hard link' };
   return metadataKeyProblem({ ...e, linkOf: undefined }, new Map());
 }

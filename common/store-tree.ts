@@ -10,7 +10,7 @@ import { ExtentFinder, SparseFileWriter, mayBeSparse } from './sparse.js';
 import type { Xattrs } from './xattrs.js';
 import { timeSlicer } from './parallel.js';
 import { SMALL, isSmall, readSmall, walkSources, type Found } from './tree-walk.js';
-import { PIECE_SIZE, type PieceWriter, pieceCount, pieceId, pieceSizeAt, type Store } from './store.js';
+import { PACKED_MAX, PIECE_SIZE, type PackPlace, type PieceWriter, packName, pieceCount, pieceId, pieceSizeAt, type Store } from './store.js';
 
 /*
  * Format 3's trees (FORMAT.md "Format 3"): a listing in the set, the data as pieces in the store.
@@ -112,6 +112,9 @@ class ParentCursor {
   }
 }
 
+/** What a file line says of the file's content. */
+type Content = Pick<Entry, 'size' | 'sha256' | 'pieces' | 'dataExtents' | 'pack' | 'packAt'>;
+
 /** Whether a parent line stands for the file as lstat sees it now. */
 function unchanged(p: Entry, st: BigIntStats, linked: boolean): boolean {
   return p.type === 'file' && !p.linkOf && p.pieces !== undefined && p.size === Number(st.size) && p.mtimeNs === st.mtimeNs.toString() && p.inode === `${st.dev}:${st.ino}` && (linked || p.ctimeNs === st.ctimeNs.toString());
@@ -127,7 +130,7 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
   const firstOfInode = new Map<string, Entry>();
 
   /** Reads a file and stores its pieces; a large one is hashed while the previous piece is compressed. */
-  const readFile = async (abs: string, st: BigIntStats): Promise<Pick<Entry, 'size' | 'sha256' | 'pieces' | 'dataExtents'>> => {
+  const readFile = async (abs: string, st: BigIntStats): Promise<Content> => {
     if (isSmall(st)) {
       const data = readSmall(abs, Number(st.size));
       opts.onBytes?.(data.length);
@@ -135,13 +138,20 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
       const sha256 = pieceId(data);
       // Unkeyed, the piece's id is the file's SHA-256: one hash serves both.
       const id = opts.writer.store.codec ? opts.writer.store.idOf(data) : sha256;
-      if (data.length > 0) await opts.writer.put(id, data, opts.level);
-      return { size: data.length, sha256, pieces: data.length > 0 ? [id] : [] };
+      if (data.length === 0) return { size: 0, sha256, pieces: [] };
+      // lstat's size may be older than the bytes read: what was read decides. An encrypted
+      // backup reads every file and finds what is stored by its id: it packs nothing (FORMAT.md "Packs").
+      if (data.length <= PACKED_MAX && !opts.writer.store.codec) return { size: data.length, sha256, pieces: [id], ...(await opts.writer.putPacked(id, data, opts.level)) };
+      await opts.writer.put(id, data, opts.level);
+      return { size: data.length, sha256, pieces: [id] };
     }
     const size = Number(st.size);
     const whole = createHash('sha256');
     const extents = mayBeSparse(st) ? new ExtentFinder(Number(st.blksize) || 4096) : undefined;
     const pieces: string[] = [];
+    // A small file that isSmall passes over (a hard link's first name, a sparse file) is packed too.
+    const packable = size <= PACKED_MAX && !opts.writer.store.codec;
+    let place: PackPlace | undefined;
     const fh = await fsp.open(abs, 'r');
     let storing: Promise<void> | undefined;
     // Two piece buffers in turn: one is read into while the other is being stored (storing is
@@ -161,7 +171,9 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
         const id = opts.writer.store.idOf(buf);
         pieces.push(id);
         await storing;
-        storing = opts.writer.put(id, buf, opts.level);
+        // The file is this one piece: the ring's buffer is the pack's from here on.
+        if (packable) place = await opts.writer.putPacked(id, buf, opts.level);
+        else storing = opts.writer.put(id, buf, opts.level);
         opts.onBytes?.(want);
         counts.bytesRead += want;
       }
@@ -172,7 +184,7 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
     }
     // What lstat said is stored, as GNU tar does with a file that grows while it is read.
     const dataExtents = extents?.sparseExtents(size);
-    return { size, sha256: whole.digest('hex'), pieces, ...(dataExtents ? { dataExtents } : {}) };
+    return { size, sha256: whole.digest('hex'), pieces, ...(dataExtents ? { dataExtents } : {}), ...place };
   };
 
   const add = async ({ abs, st, data, xattrs }: Found & { xattrs?: Xattrs }): Promise<void> => {
@@ -198,10 +210,10 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
     if (first) return opts.listing.add({ ...base, type: 'file', size: first.size, sha256: first.sha256, linkOf: first.path });
     counts.files++;
     const before = await parent?.lineFor(abs);
-    let content: Pick<Entry, 'size' | 'sha256' | 'pieces' | 'dataExtents'> | undefined;
+    let content: Content | undefined;
     // A piece that left the store (a prune between the parent and now) is read from the file again.
-    if (before && unchanged(before, st, Boolean(opts.linked)) && before.pieces!.every((id) => opts.writer.has(id))) {
-      content = { size: before.size, sha256: before.sha256, pieces: before.pieces, ...(before.dataExtents ? { dataExtents: before.dataExtents } : {}) };
+    if (before && unchanged(before, st, Boolean(opts.linked)) && (before.pack !== undefined ? opts.writer.hasPack(before.pack) : before.pieces!.every((id) => opts.writer.has(id)))) {
+      content = { size: before.size, sha256: before.sha256, pieces: before.pieces, ...(before.dataExtents ? { dataExtents: before.dataExtents } : {}), ...(before.pack !== undefined ? { pack: before.pack, packAt: before.packAt } : {}) };
       counts.unchanged++;
       opts.onBytes?.(before.size);
     } else {
@@ -230,7 +242,20 @@ function piecesOf(e: Entry): string[] {
   const pieces = e.pieces;
   if (!pieces) throw new IntegrityError(`${e.path}: its line names no pieces`);
   if (pieces.length !== pieceCount(e.size)) throw new IntegrityError(`${e.path}: ${pieces.length} pieces for ${e.size} bytes, expected ${pieceCount(e.size)}`);
+  if ((e.pack !== undefined || e.packAt !== undefined) && (e.pack === undefined || e.packAt === undefined || pieces.length !== 1)) throw new IntegrityError(`${e.path}: its line names a pack without its place, or for ${pieces.length} pieces`);
   return pieces;
+}
+
+/** Piece `i` of a file line, from its own store file or from the line's pack; checked against its id and size. */
+function readPiece(store: Store, e: Entry, pieces: string[], i: number): Promise<Buffer> {
+  if (e.pack !== undefined) return store.readPacked({ pack: e.pack, packAt: e.packAt! }, pieces[0]!, e.size);
+  return store.read(pieces[i]!, pieceSizeAt(e.size, i));
+}
+
+/** As readPiece, synchronously: a small file of an unencrypted store. */
+function readPieceSync(store: Store, e: Entry, pieces: string[]): Buffer {
+  if (e.pack !== undefined) return store.readPackedSync({ pack: e.pack, packAt: e.packAt! }, pieces[0]!, e.size);
+  return store.readSync(pieces[0]!, e.size);
 }
 
 /** Pieces read ahead of the writer: the next ones are read and checked while one is written. */
@@ -242,7 +267,7 @@ async function* contentOf(store: Store, e: Entry, pieces: string[], onBytes?: (n
   const more = () => {
     while (reads.length < READ_AHEAD && next < pieces.length) {
       const i = next++;
-      const r = store.read(pieces[i]!, pieceSizeAt(e.size, i));
+      const r = readPiece(store, e, pieces, i);
       r.catch(() => undefined); // awaited below, in order
       reads.push(r);
     }
@@ -277,7 +302,7 @@ export async function extractStoreTree(store: Store, entries: Iterable<Entry> | 
       if (!store.codec && pieces.length <= 1 && (pieces[0] ?? EMPTY_SHA256) !== e.sha256) throw new IntegrityError(`its line's sha256 is not that of its piece`);
       if (e.size <= SMALL && !e.dataExtents) {
         // One synchronous read and write: for a file of a few KiB, a third of the CPU of the promise forms (timeSlicer).
-        const data = pieces.length ? (store.codec ? await store.read(pieces[0]!, e.size) : store.readSync(pieces[0]!, e.size)) : Buffer.alloc(0);
+        const data = pieces.length ? (store.codec ? await readPiece(store, e, pieces, 0) : readPieceSync(store, e, pieces)) : Buffer.alloc(0);
         onBytes?.(data.length);
         writeFileSync(dest, data, { mode: FILE_MODE });
         return;
@@ -317,6 +342,52 @@ const FILES_AT_ONCE = 3;
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
+/**
+ * Verify of a packed file's piece: its pack once per run (missing, or not a gzip: every file in
+ * it is bad, and the pack is what is named), then the piece itself if `sample` picks its pack. The
+ * verdicts' keys are `<pack>.pack` and `<id>@<pack>+<packAt>`: the same bytes may lie in
+ * several packs, and one copy's damage is not another's.
+ */
+async function checkPacked(store: Store, e: Entry, id: string, verdicts: PieceVerdicts, opts: { sample?: (id: string) => boolean; onBytes?: (n: number) => void }): Promise<{ key: string; problem: string } | undefined> {
+  const pack = e.pack!;
+  const packKey = packName(pack);
+  if (!verdicts.has(packKey)) verdicts.set(packKey, store.locate(packKey) ? undefined : `pack ${pack} is missing from the store`);
+  if (verdicts.get(packKey)) return { key: packKey, problem: verdicts.get(packKey)! };
+  // Sampled by pack: a pack is read whole for any piece of it, so a share of pieces would read nearly every pack.
+  if (opts.sample && !opts.sample(pack)) return undefined;
+  const key = `${id}@${pack}+${e.packAt}`;
+  if (!verdicts.has(key)) {
+    let verdict: string | undefined;
+    try {
+      // The store holds the last packs read, gunzipped: a pack's files come one after another.
+      const data = await store.readPacked({ pack, packAt: e.packAt! }, id, e.size);
+      opts.onBytes?.(data.length);
+      // Keyed (format 4), the id is not the SHA-256: the line's sha256 is compared here.
+      if (store.codec && pieceId(data) !== e.sha256) verdict = `sha256 mismatch (its piece is good, the whole file's sha256 is not its line's)`;
+      if (!store.codec && id !== e.sha256) verdict = `sha256 mismatch (its line's sha256 is not its content's)`;
+    } catch (err) {
+      const problem = messageOf(err);
+      // The pack as a whole (damaged, gone since): named once, for every file in it.
+      if (problem.startsWith(`pack ${pack} `)) {
+        verdicts.set(packKey, problem);
+        return { key: packKey, problem };
+      }
+      verdict = problem;
+    }
+    verdicts.set(key, verdict);
+  }
+  const bad = verdicts.get(key);
+  return bad ? { key, problem: bad } : undefined;
+}
+
+/** What a verdict's key names, for the line that says which sets use it. */
+export function badPieceName(key: string): string {
+  const at = key.indexOf('@');
+  if (at > 0) return `piece ${key.slice(0, at)} in pack ${key.slice(at + 1, key.indexOf('+'))}`;
+  if (key.endsWith('.pack')) return `pack ${key.slice(0, -'.pack'.length)}`;
+  return `piece ${key}`;
+}
+
 /** What verify found of each piece it read: undefined when good, else the problem. Shared by every tree and set of one run. */
 export type PieceVerdicts = Map<string, string | undefined>;
 
@@ -337,6 +408,14 @@ export async function checkStoreTree(store: Store, artifactPath: string, entries
         problems.push(`${artifactPath}: ${messageOf(err)}`);
         continue;
       }
+      if (e.pack !== undefined) {
+        const bad = await checkPacked(store, e, pieces[0]!, verdicts, opts);
+        if (bad) {
+          problems.push(`${artifactPath}: ${e.path}: ${bad.problem}`);
+          opts.badPieces?.add(bad.key);
+        }
+        continue;
+      }
       // The whole file's sha256 is compared when its content is at hand: one piece is the file,
       // and a file whose every piece is read in this pass is hashed on the way.
       // Keyed ids (format 4) are not the content's SHA-256: there one piece is hashed as many are.
@@ -350,7 +429,7 @@ export async function checkStoreTree(store: Store, artifactPath: string, entries
           if (opts.sample && !opts.sample(id)) verdict = store.locate(id) ? undefined : `piece ${id} is missing from the store`;
           else {
             try {
-              const data = await store.read(id, pieceSizeAt(e.size, i));
+              const data = await readPiece(store, e, pieces, i);
               whole?.update(data);
               opts.onBytes?.(data.length);
             } catch (err) {

@@ -13,7 +13,7 @@ import { PROGRESS_EVERY_MS, throttle } from '../common/throttle.js';
 import { checkArchive } from '../common/archive.js';
 import { checkTree } from '../common/tar-tree.js';
 import { partEntries } from '../common/entries-file.js';
-import { checkStoreTree, type PieceVerdicts } from '../common/store-tree.js';
+import { badPieceName, checkStoreTree, type PieceVerdicts } from '../common/store-tree.js';
 import { storeOfTarget, type Store } from '../common/store.js';
 import { forEachPieceId } from './store-live.js';
 import { createHash, randomBytes } from 'node:crypto';
@@ -220,7 +220,7 @@ export async function verifyAllSets(target: string, emit: (ev: ProgressEvent) =>
     reasons.push(...(r.reasons ?? []).map((x) => `${id}: ${x}`));
     for (const p of badPieces) usedBy.set(p, [...(usedBy.get(p) ?? []), id]);
   }
-  for (const [piece, ids] of usedBy) reasons.push(`piece ${piece}: ${verdicts.get(piece)}; used by ${ids.length === 1 ? 'set' : 'sets'} ${ids.join(', ')}`);
+  for (const [piece, ids] of usedBy) reasons.push(`${badPieceName(piece)}: ${verdicts.get(piece)}; used by ${ids.length === 1 ? 'set' : 'sets'} ${ids.join(', ')}`);
   return { backupId: '', status: reasons.length ? 'failed' : 'ok', reasons, parts: [], notCovered: [], setDir: target };
 }
 
@@ -233,7 +233,7 @@ async function checkPiecesExist(store: Store, dir: string, rel: string, verdicts
   try {
     // The reader prune's mark uses: a line that is not a piece id, or a damaged gzip, ends it with one line.
     await forEachPieceId(path.join(dir, rel), rel, (id) => {
-      if (!verdicts.has(id)) verdicts.set(id, store.locate(id) ? undefined : `piece ${id} is missing from the store`);
+      if (!verdicts.has(id)) verdicts.set(id, store.locate(id) ? undefined : `${badPieceName(id)} is missing from the store`);
       const v = verdicts.get(id);
       if (v) {
         problems.push(`${rel}: ${v}`);

@@ -18,7 +18,8 @@ import { addPiecesOf, lastWriteOf, readStayingSets, type StayingSet } from './st
  * set still names costs no system call at all.
  */
 
-const HEX64 = /^[0-9a-f]{64}$/;
+/** A store file: a piece (its id) or a pack (FORMAT.md "Packs"); both are live by their file name. */
+const STORED = /^[0-9a-f]{64}(\.pack)?$/;
 const AB = /^[0-9a-f]{2}$/;
 /** PieceWriter's temp names: `.<id>.<pid>.<random>.tmp`. */
 const TMP = /^\.[0-9a-f]{64}\..+\.tmp$/;
@@ -147,7 +148,7 @@ async function markDir(store: Store, ab: string, round: string, live: Set<string
   let made: Promise<unknown> | undefined;
   for (const name of await dirNames(dir)) {
     const file = path.join(dir, name);
-    if (HEX64.test(name) && !live.has(name)) {
+    if (STORED.test(name) && !live.has(name)) {
       await work.add(async () => {
         const st = await fileAt(file);
         if (!st) return;
@@ -174,7 +175,7 @@ async function sweepRound(store: Store, round: string, live: Set<string>, dryRun
   const roundDir = path.join(store.trashDir, round);
   const abs = await dirNames(roundDir, AB);
   for (const ab of abs) {
-    for (const name of await dirNames(path.join(roundDir, ab), HEX64)) {
+    for (const name of await dirNames(path.join(roundDir, ab), STORED)) {
       const file = path.join(roundDir, ab, name);
       await work.add(async () => {
         const st = await fileAt(file);

@@ -160,10 +160,17 @@ export async function forEachPieceId(file: string, rel: string, onId: (id: strin
         continue;
       }
       let pieces: unknown;
+      let pack: unknown;
       try {
-        pieces = (JSON.parse(line) as { pieces?: unknown }).pieces;
+        ({ pieces, pack } = JSON.parse(line) as { pieces?: unknown; pack?: unknown });
       } catch {
         if (strict) throw new IntegrityError(`${rel} line ${n} is not valid JSON`);
+        continue;
+      }
+      // A packed file's data is its pack's file (FORMAT.md "Packs"); its piece has no file of its own.
+      if (pack !== undefined) {
+        if (typeof pack === 'string' && HEX64.test(pack)) onId(`${pack}.pack`);
+        else if (strict) throw new IntegrityError(`${rel} line ${n}: key 'pack': expected 64 lower-case hex digits`);
         continue;
       }
       if (pieces === undefined) continue;

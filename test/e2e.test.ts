@@ -177,10 +177,12 @@ describe('three nodes through the CLI', () => {
     // The listing mended, a flipped byte in the stored data itself: verify names the piece and the file, restore refuses.
     await flip(listing, 40);
     const files = await c.cli(['--json', 'show', bad, '-t', c.target, '--files', '--node', 'node2', '--component', 'haproxy']);
-    const line = files.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; pieces?: string[] }).find((e) => e.path.endsWith('etc/haproxy/haproxy.cfg'))!;
-    const piece = path.join(c.target, 'store/data', line.pieces![0]!.slice(0, 2), line.pieces![0]!);
+    const line = files.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; pieces?: string[]; pack?: string; packAt?: number }).find((e) => e.path.endsWith('etc/haproxy/haproxy.cfg'))!;
+    // A small file is in a pack (FORMAT.md "Packs"): its first byte there is flipped.
+    assert.ok(line.pack, 'haproxy.cfg is packed');
+    const piece = path.join(c.target, 'store/data', line.pack.slice(0, 2), `${line.pack}.pack`);
     const packed = gunzipSync(await fsp.readFile(piece));
-    packed[0]! ^= 0x01;
+    packed[line.packAt!]! ^= 0x01;
     await fsp.writeFile(piece, gzipSync(packed));
     r = await c.cli(['verify', bad, '-t', c.target]);
     assert.equal(r.code, 1);
@@ -189,7 +191,7 @@ describe('three nodes through the CLI', () => {
     assert.equal(r.code, 1);
     assert.match(r.stdout + r.stderr, /haproxy\.cfg: piece [0-9a-f]{64} is damaged/);
     assert.equal(await fsp.readFile(cfg, 'utf8'), 'changed\n', 'nothing was written');
-    packed[0]! ^= 0x01;
+    packed[line.packAt!]! ^= 0x01;
     await fsp.writeFile(piece, gzipSync(packed));
   });
 

@@ -18,7 +18,7 @@ import { treeState as snapshotTree } from './helpers/tree-state.js';
 import { AgeOpener, AgeSealer, parseIdentities } from '../common/age.js';
 import { makeKeys } from '../common/keys.js';
 import { MANIFEST, manifestDigest, setDir } from '../common/manifest.js';
-import { storeOfTarget, storedPieces, PIECE_SIZE } from '../common/store.js';
+import { storeOfTarget, storedFiles, PIECE_SIZE } from '../common/store.js';
 import { verifySet } from '../coordinator/sets.js';
 import { collectGarbage } from '../coordinator/store-gc.js';
 
@@ -65,7 +65,7 @@ async function readableText(dir: string): Promise<string> {
   return out.join('\n');
 }
 
-const pieceCount = (target: string) => [...storedPieces(storeOfTarget(target))].length;
+const pieceCount = (target: string) => [...storedFiles(storeOfTarget(target))].length;
 
 test('format 4: encrypted round trip with either recipient, nothing readable in the target, wrong identity and tampering refused, rotation and prune', async () => {
   requireAge();

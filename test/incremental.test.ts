@@ -14,7 +14,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { filesComponent } from '../agent/components/files.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
-import { PIECE_SIZE, storeOfTarget, storedPieces } from '../common/store.js';
+import { PIECE_SIZE, storeFilesOf, storeOfTarget, storedFiles } from '../common/store.js';
 import { verifyAllSets } from '../coordinator/sets.js';
 import { prune } from '../coordinator/prune.js';
 import { AgentPool } from '../coordinator/agents.js';
@@ -120,10 +120,10 @@ test('thirty incremental sets with random changes: each one restores exactly as 
     const expect = await state(root);
     const { id, manifest } = await backupLocal(rt, target, [], { format: 3, parentId: sets.at(-1)?.id ?? '' });
     assert.equal(manifest.status, 'complete', `round ${round} (seed ${seed}): ${manifest.reasons.join('; ')}`);
-    sets.push({ id, expect, pieces: new Set(manifest.parts.flatMap((p) => p.entries.flatMap((e) => e.pieces ?? []))) });
+    sets.push({ id, expect, pieces: new Set(manifest.parts.flatMap((p) => p.entries.flatMap((e) => storeFilesOf(e)))) });
   }
   // The tree is mostly unchanged night to night: the store holds far less than thirty copies.
-  const stored = [...storedPieces(storeOfTarget(target))].length;
+  const stored = [...storedFiles(storeOfTarget(target))].length;
   assert.ok(stored < 2 * 160, `${stored} pieces for thirty sets of about 150 files`);
   const v = await verifyAllSets(target, () => undefined);
   assert.equal(v.status, 'ok', (v.reasons ?? []).join('\n'));
@@ -149,7 +149,7 @@ test('thirty incremental sets with random changes: each one restores exactly as 
   await prune(request, pool, { storeGraceMs: grace, now: new Date(later + grace + 1000) });
   const kept = sets.slice(-3);
   const named = new Set(kept.flatMap((k) => [...k.pieces]));
-  assert.deepEqual([...storedPieces(storeOfTarget(target))].sort(), [...named].sort(), 'the store holds exactly the pieces the remaining sets name');
+  assert.deepEqual([...storedFiles(storeOfTarget(target))].sort(), [...named].sort(), 'the store holds exactly the pieces the remaining sets name');
   for (const s of kept) {
     await fsp.rm(root, { recursive: true, force: true });
     const r = await restoreLocal(rt, target, s.id);

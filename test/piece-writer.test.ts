@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { PieceWriter, Store, pieceId, storedPieces } from '../common/store.js';
+import { PieceWriter, Store, pieceId, storedFiles } from '../common/store.js';
 import { tempDir } from './helpers/harness.js';
 
 /** One more piece than a batch holds (BATCH_PIECES in common/store.ts): the put of the last hands the first 4,096 to a syncfs. */
@@ -43,7 +43,7 @@ test('a batch made durable while the next is written: its pieces are not written
   await w.finish();
   assert.equal(w.newPieces, BATCH + 1);
   assert.deepEqual(tempFiles(store), [], 'no temp file is left');
-  const named = [...storedPieces(store)];
+  const named = [...storedFiles(store)];
   assert.equal(named.length, BATCH + 1);
   for (const i of [0, 7, BATCH - 1, BATCH]) {
     const id = pieceId(pieceOf(i));

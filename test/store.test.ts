@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { promises as fsp, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import { filesComponent } from '../agent/components/files.js';
 import { backupLocal, restoreLocal, runtimeOf, tempDir } from './helpers/harness.js';
-import { storeOfTarget, storedPieces, PIECE_SIZE } from '../common/store.js';
+import { storeOfTarget, storedFiles, storeFilesOf, PACKED_MAX, PIECE_SIZE } from '../common/store.js';
+import { rewriteStored } from './helpers/store-sets.js';
 import { verifyAllSets, verifySet } from '../coordinator/sets.js';
 
 /** Everything restore promises to bring back, per path: type, mode, owner, ns mtime, content, link target, inode sharing. */
@@ -38,7 +39,7 @@ async function snapshot(root: string): Promise<Record<string, string>> {
   return out;
 }
 
-const pieceCountOf = (target: string) => [...storedPieces(storeOfTarget(target))].length;
+const pieceCountOf = (target: string) => [...storedFiles(storeOfTarget(target))].length;
 const noEvents = () => undefined;
 
 test('format 3: exact round trip from pieces, unchanged files not read, only new pieces written, damaged pieces named with their sets', async () => {
@@ -70,7 +71,9 @@ test('format 3: exact round trip from pieces, unchanged files not read, only new
   assert.deepEqual(part.artifacts.map((a) => [path.basename(a.path), a.kind]), [['files.tree.jsonl.gz', 'tree']]);
   const files = part.entries.filter((e) => e.type === 'file' && !e.linkOf);
   const distinct = new Set(files.flatMap((e) => e.pieces ?? []));
-  assert.equal(pieceCountOf(target), distinct.size, 'one piece file per distinct piece');
+  assert.equal(pieceCountOf(target), new Set(files.flatMap(storeFilesOf)).size, 'one store file per distinct large piece, one pack for the small files');
+  assert.equal(new Set(files.filter((e) => e.pack).map((e) => e.pack)).size, 1, 'the small files share one pack');
+  assert.ok(files.every((e) => (e.pack !== undefined) === (e.size > 0 && e.size <= PACKED_MAX)), 'files of 1 byte to 64 KiB are packed, others not');
   assert.ok(distinct.size < files.flatMap((e) => e.pieces ?? []).length, 'same-a.txt and same-b.txt share their piece');
   assert.equal(part.entries.find((e) => e.path.endsWith('big.bin'))!.pieces!.length, 3);
   assert.ok(part.entries.find((e) => e.path.endsWith('sparse.img'))!.dataExtents, 'the sparse file has its extents');
@@ -90,14 +93,14 @@ test('format 3: exact round trip from pieces, unchanged files not read, only new
   assert.equal(pieceCountOf(target), piecesBefore);
   const listing = second.manifest.parts[0]!.artifacts[0]!.size;
   assert.equal(second.manifest.parts[0]!.newBytes, listing, 'the listing is all a backup of an unchanged tree adds');
-  assert.deepEqual(second.manifest.parts[0]!.entries.map((e) => [e.path, e.sha256, e.pieces]), part.entries.map((e) => [e.path, e.sha256, e.pieces]));
+  assert.deepEqual(second.manifest.parts[0]!.entries.map((e) => [e.path, e.sha256, e.pieces, e.pack, e.packAt]), part.entries.map((e) => [e.path, e.sha256, e.pieces, e.pack, e.packAt]));
 
   // 3. A file grows at its end and one small file changes: only their new pieces are written.
   await fsp.appendFile(path.join(conf, 'sub/deeper/big.bin'), randomBytes(1000));
   await fsp.writeFile(path.join(conf, 'sub/f010.cfg'), 'changed\n');
   const third = await backupLocal(rt, target, [], { format: 3, parentId: second.id });
   assert.equal(third.manifest.status, 'complete', third.manifest.reasons.join('; '));
-  assert.equal(pieceCountOf(target), piecesBefore + 2, 'the last piece of big.bin and the new f010.cfg');
+  assert.equal(pieceCountOf(target), piecesBefore + 2, 'the last piece of big.bin and a pack for the new f010.cfg');
   const bigNow = third.manifest.parts[0]!.entries.find((e) => e.path.endsWith('big.bin'))!;
   assert.deepEqual(bigNow.pieces!.slice(0, 2), part.entries.find((e) => e.path.endsWith('big.bin'))!.pieces!.slice(0, 2));
 
@@ -112,11 +115,14 @@ test('format 3: exact round trip from pieces, unchanged files not read, only new
   for (const k of Object.keys(expected)) if (k !== '.' ) assert.equal(got[k], expected[k], k);
 
   // 5. A damaged piece that every set uses (f001.cfg never changed): verify names it with all three sets.
-  const shared = part.entries.find((e) => e.path.endsWith('sub/f001.cfg'))!.pieces![0]!;
-  await fsp.writeFile(storeOfTarget(target).pieceFile(shared), gzipSync('setting_1 = y\n')); // same size, other bytes
+  // f001.cfg is in the pack with the other small files: only its bytes there change.
+  const f001 = part.entries.find((e) => e.path.endsWith('sub/f001.cfg'))!;
+  const shared = f001.pieces![0]!;
+  await rewriteStored(storeOfTarget(target), f001, Buffer.from('setting_1 = y\n')); // same size, other bytes
   const all = await verifyAllSets(target, noEvents);
   assert.equal(all.status, 'failed');
-  const line = all.reasons!.find((r) => r.startsWith(`piece ${shared}`));
+  assert.equal(all.reasons!.filter((r) => r.includes('used by')).length, 1, `only f001.cfg's piece is bad: ${all.reasons!.join('\n')}`);
+  const line = all.reasons!.find((r) => r.startsWith(`piece ${shared} in pack ${f001.pack}`));
   assert.ok(line?.includes(`used by sets ${[first.id, second.id, third.id].join(', ')}`), all.reasons!.join('\n'));
   for (const id of [first.id, third.id]) {
     const r = await restoreLocal(rt, target, id);
@@ -124,7 +130,7 @@ test('format 3: exact round trip from pieces, unchanged files not read, only new
     assert.match(r.results[0]!.reason, /f001\.cfg: piece [0-9a-f]{64} is damaged/);
   }
   // A piece only the third set uses (the new tail of big.bin): the first set does not use it and restores.
-  await fsp.writeFile(storeOfTarget(target).pieceFile(shared), gzipSync(`setting_1 = x\n`));
+  await rewriteStored(storeOfTarget(target), f001, Buffer.from('setting_1 = x\n'));
   const tail = bigNow.pieces![2]!;
   await fsp.rm(storeOfTarget(target).pieceFile(tail));
   assert.equal((await verifySet(target, first.id, noEvents)).status, 'ok');

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { EntriesWriter, treeListingName } from '../../common/entries-file.js';
 import { FORMAT, writeManifest, type Manifest } from '../../common/manifest.js';
 import { writePartRecord } from '../../common/part-record.js';
-import { PieceWriter, pieceId, storeOfTarget, storedPieces, type Store } from '../../common/store.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Entry } from '../../common/manifest.js';
+import { PieceWriter, packName, pieceId, storeOfTarget, storedFiles, type Store } from '../../common/store.js';
 
 export const LISTING = `node1/haproxy/${treeListingName('files')}`;
 
@@ -82,8 +84,20 @@ export async function storeFiles(store: Store): Promise<string[]> {
   return out.sort();
 }
 
+/**
+ * Puts `bytes` where a small file line's data is stored: its piece file, or its place in its pack
+ * (FORMAT.md "Packs"), the pack gunzipped and gzipped again, so that only that piece differs.
+ */
+export async function rewriteStored(store: Store, e: Entry, bytes: Buffer): Promise<void> {
+  if (e.pack === undefined) return fsp.writeFile(store.pieceFile(e.pieces![0]!), gzipSync(bytes));
+  const file = store.pieceFile(packName(e.pack));
+  const content = gunzipSync(await fsp.readFile(file));
+  bytes.copy(content, e.packAt!);
+  await fsp.writeFile(file, gzipSync(content));
+}
+
 /** The ids in data/. */
-export const inData = (store: Store): Set<string> => new Set(storedPieces(store));
+export const inData = (store: Store): Set<string> => new Set(storedFiles(store));
 
 /** The ids in one trash round. */
 export async function inTrash(store: Store, round: number): Promise<Set<string>> {
