@@ -10,7 +10,7 @@ import { ExtentFinder, SparseFileWriter, mayBeSparse } from './sparse.js';
 import type { Xattrs } from './xattrs.js';
 import { timeSlicer } from './parallel.js';
 import { SMALL, isSmall, readSmall, walkSources, type Found } from './tree-walk.js';
-import { PACKED_MAX, PIECE_SIZE, type PackPlace, type PieceWriter, packName, pieceCount, pieceId, pieceSizeAt, type Store } from './store.js';
+import { PACKED_MAX, PACK_SUFFIX, PIECE_SIZE, type PackPlace, type PieceWriter, packName, pieceCount, pieceId, pieceSizeAt, type Store } from './store.js';
 
 /*
  * Format 3's trees (FORMAT.md "Format 3"): a listing in the set, the data as pieces in the store.
@@ -242,11 +242,13 @@ function piecesOf(e: Entry): string[] {
   const pieces = e.pieces;
   if (!pieces) throw new IntegrityError(`${e.path}: its line names no pieces`);
   if (pieces.length !== pieceCount(e.size)) throw new IntegrityError(`${e.path}: ${pieces.length} pieces for ${e.size} bytes, expected ${pieceCount(e.size)}`);
-  if ((e.pack !== undefined || e.packAt !== undefined) && (e.pack === undefined || e.packAt === undefined || pieces.length !== 1)) throw new IntegrityError(`${e.path}: its line names a pack without its place, or for ${pieces.length} pieces`);
   return pieces;
 }
 
-/** Piece `i` of a file line, from its own store file or from the line's pack; checked against its id and size. */
+/**
+ * Piece `i` of a file line, from its own store file or from the line's pack; checked against its
+ * id and size. That `pack` comes with `packAt` on a line of one piece, entryProblem checked as the line was read.
+ */
 function readPiece(store: Store, e: Entry, pieces: string[], i: number): Promise<Buffer> {
   if (e.pack !== undefined) return store.readPacked({ pack: e.pack, packAt: e.packAt! }, pieces[0]!, e.size);
   return store.read(pieces[i]!, pieceSizeAt(e.size, i));
@@ -357,22 +359,23 @@ async function checkPacked(store: Store, e: Entry, id: string, verdicts: PieceVe
   if (opts.sample && !opts.sample(pack)) return undefined;
   const key = `${id}@${pack}+${e.packAt}`;
   if (!verdicts.has(key)) {
-    let verdict: string | undefined;
+    let content: Buffer;
     try {
       // The store holds the last packs read, gunzipped: a pack's files come one after another.
-      const data = await store.readPacked({ pack, packAt: e.packAt! }, id, e.size);
-      opts.onBytes?.(data.length);
-      // Keyed (format 4), the id is not the SHA-256: the line's sha256 is compared here.
-      if (store.codec && pieceId(data) !== e.sha256) verdict = `sha256 mismatch (its piece is good, the whole file's sha256 is not its line's)`;
-      if (!store.codec && id !== e.sha256) verdict = `sha256 mismatch (its line's sha256 is not its content's)`;
+      content = await store.packContent(pack);
     } catch (err) {
-      const problem = messageOf(err);
       // The pack as a whole (damaged, gone since): named once, for every file in it.
-      if (problem.startsWith(`pack ${pack} `)) {
-        verdicts.set(packKey, problem);
-        return { key: packKey, problem };
-      }
-      verdict = problem;
+      verdicts.set(packKey, messageOf(err));
+      return { key: packKey, problem: messageOf(err) };
+    }
+    let verdict: string | undefined;
+    try {
+      const data = store.pieceOfPack({ pack, packAt: e.packAt! }, content, id, e.size);
+      opts.onBytes?.(data.length);
+      // Packs are unencrypted (packContent refuses one in an encrypted store): the piece's id is the file's SHA-256.
+      if (id !== e.sha256) verdict = `sha256 mismatch (its line's sha256 is not its content's)`;
+    } catch (err) {
+      verdict = messageOf(err);
     }
     verdicts.set(key, verdict);
   }
@@ -384,7 +387,7 @@ async function checkPacked(store: Store, e: Entry, id: string, verdicts: PieceVe
 export function badPieceName(key: string): string {
   const at = key.indexOf('@');
   if (at > 0) return `piece ${key.slice(0, at)} in pack ${key.slice(at + 1, key.indexOf('+'))}`;
-  if (key.endsWith('.pack')) return `pack ${key.slice(0, -'.pack'.length)}`;
+  if (key.endsWith(PACK_SUFFIX)) return `pack ${key.slice(0, -PACK_SUFFIX.length)}`;
   return `piece ${key}`;
 }
 

@@ -17,8 +17,10 @@ export const STORE_DIR = 'store';
 export const STORE_FORMAT = 'lsbackup-store/1';
 /** Files are cut into pieces of this size; FORMAT.md says why fixed pieces. */
 export const PIECE_SIZE = 8 << 20;
-/** A store file's name: a piece's id, or a pack's digits and `.pack`. */
-const STORE_NAME = /^[0-9a-f]{64}(\.pack)?$/;
+/** A pack's file name is its 64 digits and this. */
+export const PACK_SUFFIX = '.pack';
+/** A store file's name: a piece's id, or a pack's digits and PACK_SUFFIX. */
+export const STORE_NAME = /^[0-9a-f]{64}(\.pack)?$/;
 
 /** Files of at most this many bytes are stored in packs (FORMAT.md "Packs"). */
 export const PACKED_MAX = 64 * 1024;
@@ -27,7 +29,7 @@ export const PACK_SIZE = 1 << 20;
 /** What a pack holds at most: PACK_SIZE less a byte, plus a last piece. */
 const PACK_MAX = PACK_SIZE + PACKED_MAX;
 /** The file name of pack `pack` (its 64 digits) in data/<ab>/. */
-export const packName = (pack: string): string => `${pack}.pack`;
+export const packName = (pack: string): string => `${pack}${PACK_SUFFIX}`;
 /** Where a packed file's piece is: the pack's digits and the offset among its gunzipped bytes. */
 export interface PackPlace {
   pack: string;
@@ -208,23 +210,38 @@ export class Store {
 
   /** A packed file's piece, checked as read() checks a piece: `size` long and hashing to `id`. */
   async readPacked(place: PackPlace, id: string, size: number): Promise<Buffer> {
-    let content = this.packs.get(place.pack);
-    if (content === undefined) content = this.remember(place.pack, await this.loadPack(place.pack).catch((err: unknown) => (err instanceof IntegrityError ? err : new IntegrityError(`pack ${place.pack} cannot be read: ${messageOf(err)}`))));
-    return this.pieceInPack(place, content, id, size);
+    return this.pieceOfPack(place, await this.packContent(place.pack), id, size);
   }
 
-  /** As readPacked(), synchronously, for an unencrypted store. */
+  /** As readPacked(), synchronously. */
   readPackedSync(place: PackPlace, id: string, size: number): Buffer {
-    if (this.codec) throw new IntegrityError(`pack ${place.pack} is named by an encrypted set, and encrypted backups write no packs`);
-    let content = this.packs.get(place.pack);
+    return this.pieceOfPack(place, this.packContentSync(place.pack), id, size);
+  }
+
+  /** Pack `pack` gunzipped, or an IntegrityError naming the pack (missing, damaged, unreadable). */
+  async packContent(pack: string): Promise<Buffer> {
+    const content = this.packs.get(pack) ?? this.remember(pack, await readStored(this.packFile(pack), `pack ${pack}`).then((stored) => gunzipPack(pack, stored)).catch((err: unknown) => packError(pack, err)));
+    if (content instanceof IntegrityError) throw content;
+    return content;
+  }
+
+  private packContentSync(pack: string): Buffer {
+    let content = this.packs.get(pack);
     if (content === undefined) {
       try {
-        content = this.remember(place.pack, gunzipPack(place.pack, readFileSync(this.packFile(place.pack))));
+        content = this.remember(pack, gunzipPack(pack, readFileSync(this.packFile(pack))));
       } catch (err) {
-        content = this.remember(place.pack, err instanceof IntegrityError ? err : new IntegrityError(`pack ${place.pack} cannot be read: ${messageOf(err)}`));
+        content = this.remember(pack, packError(pack, err));
       }
     }
-    return this.pieceInPack(place, content, id, size);
+    if (content instanceof IntegrityError) throw content;
+    return content;
+  }
+
+  /** The piece at `place` of a pack's content, checked as read() checks a piece. */
+  pieceOfPack(place: PackPlace, content: Buffer, id: string, size: number): Buffer {
+    if (!Number.isSafeInteger(place.packAt) || place.packAt < 0 || place.packAt + size > content.length) throw new IntegrityError(`piece ${id} is said to lie at ${place.packAt}-${place.packAt + size} of pack ${place.pack}, which holds ${content.length} bytes`);
+    return this.checkPiece(id, content.subarray(place.packAt, place.packAt + size), size);
   }
 
   /**
@@ -239,20 +256,10 @@ export class Store {
   }
 
   private packFile(pack: string): string {
+    if (this.codec) throw new IntegrityError(`pack ${pack} is named by an encrypted set, and encrypted backups write no packs`);
     const file = this.locate(packName(pack));
     if (!file) throw new IntegrityError(`pack ${pack} is missing from the store`);
     return file;
-  }
-
-  private async loadPack(pack: string): Promise<Buffer> {
-    if (this.codec) throw new IntegrityError(`pack ${pack} is named by an encrypted set, and encrypted backups write no packs`);
-    return gunzipPack(pack, await readStored(this.packFile(pack), `pack ${pack}`));
-  }
-
-  private pieceInPack(place: PackPlace, content: Buffer | IntegrityError, id: string, size: number): Buffer {
-    if (content instanceof IntegrityError) throw content;
-    if (!Number.isSafeInteger(place.packAt) || place.packAt < 0 || place.packAt + size > content.length) throw new IntegrityError(`piece ${id} is said to lie at ${place.packAt}-${place.packAt + size} of pack ${place.pack}, which holds ${content.length} bytes`);
-    return this.checkPiece(id, content.subarray(place.packAt, place.packAt + size), size);
   }
 
   private checkPiece(id: string, data: Buffer, size?: number): Buffer {
@@ -264,6 +271,8 @@ export class Store {
 
 /** Packs held gunzipped by a reader: at most PACKS_HELD x 1.06 MiB. */
 const PACKS_HELD = 4;
+
+const packError = (pack: string, err: unknown): IntegrityError => (err instanceof IntegrityError ? err : new IntegrityError(`pack ${pack} cannot be read: ${messageOf(err)}`));
 
 function gunzipPack(pack: string, stored: Buffer): Buffer {
   try {
@@ -389,7 +398,7 @@ export class PieceWriter {
     if (this.packed.size >= RECENT_PACKED) this.packed.clear();
     this.packed.set(id, place);
     if (pack.bytes >= PACK_SIZE) await this.closePack();
-    if (this.pending.size >= BATCH_PIECES || this.pendingBytes >= BATCH_BYTES) await this.startSync();
+    await this.syncIfFull();
     return place;
   }
 
@@ -436,6 +445,11 @@ export class PieceWriter {
     this.pendingBytes += packed.length;
     this.newBytes += packed.length;
     this.newPieces++;
+    await this.syncIfFull();
+  }
+
+  /** A full batch of pending pieces goes to be made durable. */
+  private async syncIfFull(): Promise<void> {
     if (this.pending.size >= BATCH_PIECES || this.pendingBytes >= BATCH_BYTES) await this.startSync();
   }
 

@@ -4,7 +4,7 @@ import { IntegrityError } from '../common/errors.js';
 import { DIR_MODE } from '../common/fsutil.js';
 import { listSetIds } from '../common/manifest.js';
 import { forEachBounded } from '../common/parallel.js';
-import { storeOfTarget, type Store } from '../common/store.js';
+import { STORE_NAME, storeOfTarget, type Store } from '../common/store.js';
 import { humanBytes } from '../common/units.js';
 import { addPiecesOf, lastWriteOf, readStayingSets, type StayingSet } from './store-live.js';
 
@@ -18,10 +18,8 @@ import { addPiecesOf, lastWriteOf, readStayingSets, type StayingSet } from './st
  * set still names costs no system call at all.
  */
 
-/** A store file: a piece (its id) or a pack (FORMAT.md "Packs"); both are live by their file name. */
-const STORED = /^[0-9a-f]{64}(\.pack)?$/;
 const AB = /^[0-9a-f]{2}$/;
-/** PieceWriter's temp names: `.<id>.<pid>.<random>.tmp`. */
+/** PieceWriter's temp names: `.<id>.<pid>.<random>.tmp`, and a pack's `.<pack>.pack.<pid>.<random>.tmp`. */
 const TMP = /^\.[0-9a-f]{64}\..+\.tmp$/;
 
 export interface Tally {
@@ -148,7 +146,8 @@ async function markDir(store: Store, ab: string, round: string, live: Set<string
   let made: Promise<unknown> | undefined;
   for (const name of await dirNames(dir)) {
     const file = path.join(dir, name);
-    if (STORED.test(name) && !live.has(name)) {
+    // A piece or a pack (FORMAT.md "Packs"): both are live by their file name.
+    if (STORE_NAME.test(name) && !live.has(name)) {
       await work.add(async () => {
         const st = await fileAt(file);
         if (!st) return;
@@ -175,7 +174,7 @@ async function sweepRound(store: Store, round: string, live: Set<string>, dryRun
   const roundDir = path.join(store.trashDir, round);
   const abs = await dirNames(roundDir, AB);
   for (const ab of abs) {
-    for (const name of await dirNames(path.join(roundDir, ab), STORED)) {
+    for (const name of await dirNames(path.join(roundDir, ab), STORE_NAME)) {
       const file = path.join(roundDir, ab, name);
       await work.add(async () => {
         const st = await fileAt(file);

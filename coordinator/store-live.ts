@@ -7,6 +7,7 @@ import zlib from 'node:zlib';
 import { IntegrityError, NotFoundError, messageOf } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { PIECES_SUFFIX, readManifestIfAny, setDir, type Artifact, type Manifest } from '../common/manifest.js';
+import { packName } from '../common/store.js';
 import { timeOfId } from './set-time.js';
 
 /*
@@ -169,7 +170,7 @@ export async function forEachPieceId(file: string, rel: string, onId: (id: strin
       }
       // A packed file's data is its pack's file (FORMAT.md "Packs"); its piece has no file of its own.
       if (pack !== undefined) {
-        if (typeof pack === 'string' && HEX64.test(pack)) onId(`${pack}.pack`);
+        if (typeof pack === 'string' && HEX64.test(pack)) onId(packName(pack));
         else if (strict) throw new IntegrityError(`${rel} line ${n}: key 'pack': expected 64 lower-case hex digits`);
         continue;
       }
