@@ -1,16 +1,17 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { absTarget } from '../command-support.js';
-import { deploy, undeploy } from '../deploy.js';
 
+// The playbook code is loaded when one of these runs: it reads inventories and plans, which
+// every other CLI call would otherwise load at its start.
 const RUNS = [
-  ['deploy', 'install or upgrade lsbackup on every host of the inventory (agents), and the coordinator and daily timer here, with ansible-playbook', deploy],
-  ['undeploy', 'take lsbackup off the hosts of the inventory and this master; backups and the CA stay', undeploy],
+  ['deploy', 'install or upgrade lsbackup on every host of the inventory (agents), and the coordinator and daily timer here, with ansible-playbook', async () => (await import('../deploy.js')).deploy],
+  ['undeploy', 'take lsbackup off the hosts of the inventory and this master; backups and the CA stay', async () => (await import('../deploy.js')).undeploy],
 ] as const;
 
 /** deploy and undeploy: the same options, one playbook each. */
 export function registerDeploy(program: Command): void {
-  for (const [name, what, run] of RUNS) {
+  for (const [name, what, load] of RUNS) {
     program
       .command(name)
       .description(what)
@@ -22,6 +23,7 @@ export function registerDeploy(program: Command): void {
       .option('--unencrypted', 'deploy: back up in the clear (no --backup-key)')
       .action(async (o: { buildDir: string; target: string; pki: string; coordinatorAddress?: string; backupKey?: string; unencrypted?: boolean }) => {
         const log = (line: string) => process.stdout.write(`${line}\n`);
+        const run = await load();
         const r = await run({ buildDir: o.buildDir, target: absTarget(o.target), pki: path.resolve(o.pki), coordinatorAddress: o.coordinatorAddress, backupKey: o.backupKey, unencrypted: o.unencrypted, log });
         if (r.code !== 0) process.stderr.write(`${program.name()}: ${name} failed: ansible-playbook exited ${r.code} (its output is above)\n`);
         process.exitCode = r.code === 0 ? 0 : 1;

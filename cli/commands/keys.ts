@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import type { Command } from 'commander';
-import { backupKeyText, makeKeys } from '../../common/keys.js';
+import type { makeKeys } from '../../common/keys.js';
 import { messageOf } from '../../common/errors.js';
 import { FILE_MODE, exists, writeFileAtomic } from '../../common/fsutil.js';
 import { shown } from '../../common/quote.js';
@@ -25,9 +25,11 @@ export function registerKeys(program: Command): void {
       const keyFile = path.join(o.dir, BACKUP_KEY_FILE);
       const given = o.identity ? await readIdentityOption(o.identity) : undefined;
       if (!given && (await exists(identityFile))) throw inputError('keys', `${shown(identityFile)} exists already: pass --identity ${identityFile} to make a new backup key for it (rotation), or choose another --dir`);
+      // The key code (age, ML-KEM) is loaded for this command only, not at every CLI start.
+      const { backupKeyText, makeKeys: make } = await import('../../common/keys.js');
       let made: Awaited<ReturnType<typeof makeKeys>>;
       try {
-        made = await makeKeys({ identityText: given, extra: o.recipient });
+        made = await make({ identityText: given, extra: o.recipient });
       } catch (err) {
         throw inputError('keys', messageOf(err));
       }
