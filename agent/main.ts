@@ -9,6 +9,7 @@ import { createComponents } from './components/index.js';
 import { startAgentServer } from './server.js';
 import { recoverAtStart } from './recovery.js';
 import { pruneRollbacks } from './rollbacks.js';
+import { Estimates } from './estimates.js';
 
 const opts = daemonOptions('lsbackup-agent', 'lsbackup agent: backs up and restores the components of this node');
 
@@ -23,7 +24,7 @@ try {
   await recoverAtStart(cfg.state_dir, log);
   await pruneRollbacks(cfg.state_dir, cfg.rollback_keep_days, log);
   const { all, configured } = createComponents(cfg.components, cfg.detect);
-  const rt = { node: cfg.node, version: VERSION, stateDir: cfg.state_dir, compressionLevel: cfg.compression_level, rollbackKeepDays: cfg.rollback_keep_days, components: all, configured, log };
+  const rt = { node: cfg.node, version: VERSION, stateDir: cfg.state_dir, compressionLevel: cfg.compression_level, rollbackKeepDays: cfg.rollback_keep_days, estimates: new Estimates(), components: all, configured, log };
   const { server, port } = await startAgentServer(rt, cfg.listen, creds, insecure).catch((err: unknown) => {
     throw listenError(err, cfg.listen, opts.config);
   });

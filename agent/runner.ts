@@ -9,6 +9,7 @@ import type { AgentReleaseReply__Output as AgentReleaseReply } from '../proto/ge
 import type { ProgressEvent } from '../proto/generated/lsbackup/v1/ProgressEvent.js';
 import { loadEntries, treeArtifactOf } from '../common/entries-file.js';
 import { PartTrees, openStoreRun, type StoreRun } from './part-trees.js';
+import type { Estimates } from './estimates.js';
 import { openSet, partMeta, setSealing, type SetOpening } from '../common/set-keys.js';
 import { writePartRecord } from '../common/part-record.js';
 import { InputError, IntegrityError, PermissionError, PreconditionError, kindOf, messageOf } from '../common/errors.js';
@@ -36,6 +37,8 @@ export interface AgentRuntime {
   configured?: Set<ComponentName>;
   /** Rollback copies older than this are removed, except each component's newest (agent/rollbacks.ts). */
   rollbackKeepDays?: number;
+  /** Info's size estimates, handed to the backup that follows (agent/estimates.ts); absent: each backup measures. */
+  estimates?: Estimates;
   log: Logger;
 }
 
@@ -101,7 +104,7 @@ async function backupOne(rt: AgentRuntime, c: Component, plan: ComponentPlan | u
   let trees = new PartTrees(storeRun, setDir, outDir, { node, component: c.name });
   const meta: Record<string, string> = {};
   const external = new Map<string, ExternalData>();
-  const total = await c.estimateBytes().catch(() => 0);
+  const total = rt.estimates ? await rt.estimates.forBackup(c) : await c.estimateBytes().catch(() => 0);
   const progress = progressReporter(emit, node, c.name, total);
   emit({ node, component: c.name, phase: 'started', bytesTotal: total, backupId });
   const ctx: BackupContext = {

@@ -35,7 +35,7 @@ async function info(rt: AgentRuntime, req: InfoRequest): Promise<InfoReply> {
   const estimates = await Promise.all(
     wanted.filter((w) => served.includes(w as never)).map(async (name) => {
       const c = rt.components.get(name as never)!;
-      const [bytes, health] = await Promise.all([c.estimateBytes().catch(() => 0), c.health().catch((err) => ({ status: 'unknown' as const, detail: messageOf(err) }))]);
+      const [bytes, health] = await Promise.all([rt.estimates ? rt.estimates.measure(c) : c.estimateBytes().catch(() => 0), c.health().catch((err) => ({ status: 'unknown' as const, detail: messageOf(err) }))]);
       return { component: name, bytes, health: health.status, detail: health.detail };
     }),
   );
