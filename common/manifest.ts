@@ -202,13 +202,16 @@ function metadataKeyProblem(e: Entry, firstOfLink: Map<string, Entry>): { key: s
     if (!first || first.archive !== e.archive) return { key: 'linkOf', message: 'expected the path of an earlier file entry of the same archive' };
     if (first.size !== e.size || first.sha256 !== e.sha256) return { key: 'linkOf', message: 'size and sha256 differ from the entry it links to' };
   }
-  if (e.dataExtents !== undefined) {
-    if (e.type !== 'file') return { key: 'dataExtents', message: 'only a file entry has data extents' };
-    let end = 0;
-    for (const [offset, length] of e.dataExtents) {
-      if (offset < end || length === 0 || offset + length > e.size) return { key: 'dataExtents', message: 'expected ascending, non-empty, non-overlapping ranges inside the file' };
-      end = offset + length;
-    }
+  return e.dataExtents === undefined ? undefined : extentsProblem(e);
+}
+
+/** A sparse file's extents: ascending, non-empty ranges inside it. */
+function extentsProblem(e: Entry): { key: string; message: string } | undefined {
+  if (e.type !== 'file') return { key: 'dataExtents', message: 'only a file entry has data extents' };
+  let end = 0;
+  for (const [offset, length] of e.dataExtents ?? []) {
+    if (offset < end || length === 0 || offset + length > e.size) return { key: 'dataExtents', message: 'expected ascending, non-empty, non-overlapping ranges inside the file' };
+    end = offset + length;
   }
   return undefined;
 }
@@ -225,7 +228,7 @@ export function entryProblem(e: Entry, trees: Set<string>): { key: string; messa
   if (e.packAt !== undefined && e.pack === undefined) return { key: 'pack', message: 'expected with packAt: the pack the piece lies in' };
   if (e.pack !== undefined && e.pieces?.length !== 1) return { key: 'pack', message: 'only a line of one piece names a pack' };
   if (e.linkOf !== undefined && e.type !== 'file') return { key: 'linkOf', message: 'only a file entry can be a hard link' };
-  return metadataKeyProblem({ ...e, linkOf: undefined }, new Map());
+  return e.dataExtents === undefined ? undefined : extentsProblem(e);
 }
 
 /** The manifest's digest, and (format 4) its MAC with the key's idKey over the same canonical bytes (FORMAT.md). */

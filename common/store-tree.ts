@@ -189,38 +189,45 @@ export async function writeStoreTree(artifactPath: string, sources: string[], op
 
   const add = async ({ abs, st, data, xattrs }: Found & { xattrs?: Xattrs }): Promise<void> => {
     if (opts.signal?.aborted) throw new LsbackupError('backup cancelled');
-    const base = {
-      archive: artifactPath,
-      name: entryNameOf(abs),
-      path: abs,
-      mode: Number(st.mode),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtimeNs: st.mtimeNs.toString(),
-      linkTarget: '',
-      sha256: '',
-      size: 0,
-      ...(xattrs ? { xattrs } : {}),
+    // Every field is written in place, in the listing's key order: spreading a base line and
+    // then overriding its size and sha256 took V8's slow path, 12 µs a line, a tenth of a
+    // backup in which nothing changed (bench item 13).
+    const line = (type: Entry['type'], linkTarget: string, size: number, sha256: string): Entry => {
+      const e: Entry = { archive: artifactPath, name: entryNameOf(abs), path: abs, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString(), linkTarget, sha256, size, type };
+      if (xattrs) e.xattrs = xattrs;
+      return e;
     };
-    if (st.isSymbolicLink()) return opts.listing.add({ ...base, type: 'symlink', linkTarget: data as string });
-    if (st.isDirectory()) return opts.listing.add({ ...base, type: 'dir' });
+    if (st.isSymbolicLink()) return opts.listing.add(line('symlink', data as string, 0, ''));
+    if (st.isDirectory()) return opts.listing.add(line('dir', '', 0, ''));
     if (!st.isFile()) return; // sockets, fifos and devices are not configuration
     const inode = `${st.dev}:${st.ino}`;
     const first = st.nlink > 1n ? firstOfInode.get(inode) : undefined;
-    if (first) return opts.listing.add({ ...base, type: 'file', size: first.size, sha256: first.sha256, linkOf: first.path });
+    if (first) {
+      const link = line('file', '', first.size, first.sha256);
+      link.linkOf = first.path;
+      return opts.listing.add(link);
+    }
     counts.files++;
     const before = await parent?.lineFor(abs);
     let content: Content | undefined;
     // A piece that left the store (a prune between the parent and now) is read from the file again.
     if (before && unchanged(before, st, Boolean(opts.linked)) && (before.pack !== undefined ? opts.writer.hasPack(before.pack) : before.pieces!.every((id) => opts.writer.has(id)))) {
-      content = { size: before.size, sha256: before.sha256, pieces: before.pieces, ...(before.dataExtents ? { dataExtents: before.dataExtents } : {}), ...(before.pack !== undefined ? { pack: before.pack, packAt: before.packAt } : {}) };
+      content = before;
       counts.unchanged++;
       opts.onBytes?.(before.size);
     } else {
       content = await readFile(abs, st);
     }
     counts.bytes += content.size;
-    const entry: Entry = { ...base, type: 'file', ...content, inode, ctimeNs: st.ctimeNs.toString() };
+    const entry = line('file', '', content.size, content.sha256);
+    entry.pieces = content.pieces;
+    if (content.dataExtents) entry.dataExtents = content.dataExtents;
+    if (content.pack !== undefined) {
+      entry.pack = content.pack;
+      entry.packAt = content.packAt;
+    }
+    entry.inode = inode;
+    entry.ctimeNs = st.ctimeNs.toString();
     await opts.listing.add(entry);
     if (st.nlink > 1n) firstOfInode.set(inode, entry);
   };
