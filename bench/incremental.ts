@@ -242,5 +242,4 @@ function report(kit: BenchKit, d: NodeData, ours: Series[], theirs: Series[], ta
   kit.note(
     "13. each run is one series per contender: a fresh target (lsbackup) or a fresh `restic init` repository, 1st, 2nd and 3rd backup, restore; new bytes are `du -sb` of the target or repository before and after; lsbackup's CPU is its agent's and coordinator's (not the CLI's), restic's and tar's are the process's",
   );
-  kit.note('13e. not measured yet: prune after 30 nightly sets with 3% daily change (the garbage collection is on main and tested in test/store-gc.test.ts, not timed per 100 GiB)');
 }

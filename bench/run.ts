@@ -4,7 +4,7 @@
  *
  *   LSBACKUP_BENCH_SCALE=0.1   every data size times 0.1 (quick run); default 1
  *   LSBACKUP_BENCH_RUNS=5      timed runs per contender (median reported); default 3, minimum 3
- *   LSBACKUP_BENCH_ONLY=1,4    only these items (1-14); default all. The rows of the other items
+ *   LSBACKUP_BENCH_ONLY=1,4    only these items (1-15); default all. The rows of the other items
  *                              stay in RESULTS.md, marked with the run they came from
  *   LSBACKUP_BENCH_OUT=file    where to write the results; default bench/RESULTS.md
  *   LSBACKUP_BENCH_KEEP=1      leave the temp directory for inspection
@@ -29,10 +29,11 @@ import { scaleAgents } from './scale-agents.js';
 import { ScaleBench, type BenchKit } from './scale-files.js';
 import { incremental } from './incremental.js';
 import { encryptionCost } from './encryption.js';
+import { pruneCost } from './prune-gc.js';
 
 const scale = benchScale();
 const RUNS = Math.max(3, Number(process.env.LSBACKUP_BENCH_RUNS ?? 3));
-const ONLY = new Set((process.env.LSBACKUP_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,11,12,13,14').split(',').map((s) => Number(s.trim())));
+const ONLY = new Set((process.env.LSBACKUP_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15').split(',').map((s) => Number(s.trim())));
 const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench');
 const OUT = process.env.LSBACKUP_BENCH_OUT ?? path.join(benchDir, 'RESULTS.md');
 
@@ -533,6 +534,7 @@ async function main(): Promise<void> {
     [11, async () => scaleAgents(RUNS, log).then((r) => void (rows.push(...r.rows), notes.push(...r.notes)))],
     [13, () => incremental(kit, RUNS)],
     [14, () => encryptionCost(kit)],
+    [15, () => pruneCost(kit, RUNS)],
   ];
   try {
     for (const [n, fn] of items) {

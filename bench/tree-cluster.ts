@@ -3,7 +3,9 @@
  * files, and the CLI run against it as the backup timer runs it: the clusters of items 8-10, 12
  * and 13.
  */
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 import { DemoCluster, bin } from '../demo/cluster.js';
 import { LongestLine } from './longest-line.js';
 import { procKiB, q } from './measure.js';
@@ -33,10 +35,10 @@ export const lastLine = (s: string) => s.trim().split('\n').at(-1) ?? '';
 
 /**
  * A one-node cluster whose only component, haproxy, is the tree; its processes' log lines are
- * watched. With LSBACKUP_BENCH_CPU_PROF=<dir> the agent and coordinator run under
+ * watched; `coordinatorConfig` adds keys to the coordinator's config. With LSBACKUP_BENCH_CPU_PROF=<dir> the agent and coordinator run under
  * `node --cpu-prof` (Node refuses it in NODE_OPTIONS) and write their profiles there on exit.
  */
-export async function treeCluster(kit: Pick<BenchKit, 'agentEnv' | 'startCluster'>, tree: string): Promise<TreeCluster> {
+export async function treeCluster(kit: Pick<BenchKit, 'agentEnv' | 'startCluster'>, tree: string, coordinatorConfig: Record<string, unknown> = {}): Promise<TreeCluster> {
   const profDir = process.env.LSBACKUP_BENCH_CPU_PROF;
   const wrap = profDir ? ['bash', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${q(path.resolve(profDir))} "$@"`] : undefined;
   const c = await DemoCluster.create({
@@ -47,6 +49,10 @@ export async function treeCluster(kit: Pick<BenchKit, 'agentEnv' | 'startCluster
     agentConfig: { components: { haproxy: { paths: [tree], config_file: path.join(tree, 'haproxy.cfg') } } },
     nodeOverrides: [wrap ? { wrap } : undefined],
   });
+  if (Object.keys(coordinatorConfig).length) {
+    const conf = YAML.parse(await fsp.readFile(c.coordinatorConfigFile, 'utf8')) as Record<string, unknown>;
+    await fsp.writeFile(c.coordinatorConfigFile, YAML.stringify({ ...conf, ...coordinatorConfig }));
+  }
   if (wrap) {
     await c.startAgent(c.nodes[0]!);
     const priv = c as unknown as { startDaemon(file: string, config: string, label: string, wrap: string[]): Promise<DemoCluster['coordinator']> };
