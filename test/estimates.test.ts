@@ -33,6 +33,10 @@ test('estimates: an old estimate is not reused; a failed one counts 0; component
   assert.equal(await est.forBackup(a.c), 20, 'past maxAge the backup measures again');
   assert.equal(await est.measure(b.c), 0, 'a failing estimate is 0, not an error');
   const fresh = new Estimates();
-  await fresh.measure(a.c).catch(() => undefined);
-  assert.equal(await fresh.forBackup(b.c), 0, "grafana's backup does not take haproxy's estimate");
+  const h = counting('haproxy', [7]);
+  const g = counting('grafana', [9]);
+  assert.equal(await fresh.measure(h.c), 7);
+  assert.equal(await fresh.forBackup(g.c), 9, "grafana's backup measures its own tree, it does not take haproxy's estimate");
+  assert.equal(await fresh.forBackup(h.c), 7, "haproxy's estimate is still there for haproxy's backup");
+  assert.equal(h.calls() + g.calls(), 2);
 });
